@@ -1,0 +1,92 @@
+"""aiflow-nb: event-driven workflow orchestration that lives in Jupyter.
+
+Names are imported lazily so that a task process (which imports this
+package first) starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Engine": "aiflow_nb.engine",
+    "Event": "aiflow_nb.events",
+    "EventLog": "aiflow_nb.events",
+    "AllOf": "aiflow_nb.workflow",
+    "AnyOf": "aiflow_nb.workflow",
+    "BashTask": "aiflow_nb.workflow",
+    "Condition": "aiflow_nb.workflow",
+    "ConditionContext": "aiflow_nb.workflow",
+    "EventCondition": "aiflow_nb.workflow",
+    "EventKey": "aiflow_nb.workflow",
+    "NotebookTask": "aiflow_nb.workflow",
+    "PythonTask": "aiflow_nb.workflow",
+    "Schedule": "aiflow_nb.workflow",
+    "Task": "aiflow_nb.workflow",
+    "TaskAction": "aiflow_nb.workflow",
+    "TaskStatus": "aiflow_nb.workflow",
+    "TaskStatusCondition": "aiflow_nb.workflow",
+    "Workflow": "aiflow_nb.workflow",
+    "WorkflowStatus": "aiflow_nb.workflow",
+    "TaskExecution": "aiflow_nb.scheduler",
+    "WorkflowExecution": "aiflow_nb.scheduler",
+}
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "BashTask",
+    "Condition",
+    "ConditionContext",
+    "Engine",
+    "Event",
+    "EventCondition",
+    "EventKey",
+    "EventLog",
+    "NotebookTask",
+    "PythonTask",
+    "Schedule",
+    "Task",
+    "TaskAction",
+    "TaskExecution",
+    "TaskStatus",
+    "TaskStatusCondition",
+    "Workflow",
+    "WorkflowExecution",
+    "WorkflowStatus",
+]
+
+if TYPE_CHECKING:
+    from aiflow_nb.engine import Engine
+    from aiflow_nb.events import Event, EventLog
+    from aiflow_nb.scheduler import TaskExecution, WorkflowExecution
+    from aiflow_nb.workflow import (
+        AllOf,
+        AnyOf,
+        BashTask,
+        Condition,
+        ConditionContext,
+        EventCondition,
+        EventKey,
+        NotebookTask,
+        PythonTask,
+        Schedule,
+        Task,
+        TaskAction,
+        TaskStatus,
+        TaskStatusCondition,
+        Workflow,
+        WorkflowStatus,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiflow_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

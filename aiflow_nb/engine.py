@@ -1,0 +1,313 @@
+"""Engine: the event log, the scheduler and an executor, in one process.
+
+This is the in-process API for scripts and tests; the service hosts
+exactly this object.
+
+>>> from aiflow_nb import BashTask, Engine, Workflow
+>>> engine = Engine(home=tmp_home)                      # doctest: +SKIP
+>>> with Workflow("hello") as wf:                       # doctest: +SKIP
+...     BashTask("say", command="echo hello")
+>>> engine.submit(wf)                                   # doctest: +SKIP
+1
+>>> ex = engine.start_execution("hello")                # doctest: +SKIP
+>>> engine.wait_for(lambda: engine.execution(ex).status.finished)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from aiflow_nb.errors import AiflowError, NotFoundError
+from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
+from aiflow_nb.executors.base import Executor, executor_class, run_dir
+from aiflow_nb.home import database_path, default_home
+from aiflow_nb.scheduler import Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.storage import Database
+from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
+
+log = logging.getLogger("aiflow_nb.engine")
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Engine:
+    """Owns one home: its DuckDB file, scheduler and executor.
+
+    ``clock`` is injectable so tests can move time (schedules, retries)
+    without sleeping.
+    """
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        executor: str = "local",
+        executor_options: dict[str, Any] | None = None,
+        max_parallel: int = 16,
+        batch_size: int = 1000,
+        stop_grace: float = 10.0,
+        poll_interval: float = 0.05,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = Database(database_path(self.home))
+        except duckdb.IOException as exc:
+            raise AiflowError(
+                f"the aiflow-nb home {self.home} is in use by another process ({str(exc).splitlines()[0]})"
+            ) from None
+        self.clock = clock
+        self.max_parallel = max_parallel
+        self.batch_size = batch_size
+        self.stop_grace = stop_grace
+        self.poll_interval = poll_interval
+        self.log = EventLog(self.db)
+        self.scheduler = Scheduler(self.db, self.log, clock)
+        self.executor: Executor = executor_class(executor)(self.home, **(executor_options or {}))
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._recover()
+
+    # -- the loop --------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Watch again the runs an earlier process left running."""
+        with self.db.lock:
+            for te in list(self.scheduler.alive.values()):
+                if te.status in (TaskStatus.RUNNING, TaskStatus.STOPPING):
+                    self.executor.recover(te.id, te.attempt)
+                if te.status is TaskStatus.STOPPING:
+                    self.executor.stop(te.id, self.stop_grace)
+
+    def step(self) -> bool:
+        """One round: outcomes, timers, a batch of events, launches.  True if anything happened."""
+        with self.db.lock:
+            outcomes = self.executor.poll()
+            with self.db.transaction():
+                for outcome in outcomes:
+                    self.scheduler.finished(outcome)
+                now = self.clock()
+                self.scheduler.stop_late(now)
+                self.scheduler.fire_timers(now)
+                consumed = self.scheduler.consume(self.batch_size)
+                self.scheduler.commit()
+            launched = self._act()
+        return bool(outcomes or consumed or launched)
+
+    def _act(self) -> int:
+        """Send stops and launches the last commit queued; mark them."""
+        scheduler = self.scheduler
+        for te_id, _reason in scheduler.stop_queue:
+            self.executor.stop(te_id, self.stop_grace)
+        scheduler.stop_queue = []
+        running = sum(1 for te in scheduler.alive.values() if te.status in (TaskStatus.RUNNING, TaskStatus.STOPPING))
+        waiting: list[tuple[int, int]] = []
+        launched = 0
+        for te_id, attempt in scheduler.launch_queue:
+            request = scheduler.launch_request(te_id, attempt)
+            if request is None:
+                scheduler.changes.launched.append((te_id, attempt))
+            elif running < self.max_parallel:
+                self.executor.launch(request)
+                scheduler.mark_running(te_id, attempt)
+                running += 1
+                launched += 1
+            else:
+                waiting.append((te_id, attempt))
+        scheduler.launch_queue = waiting
+        if scheduler.changes:
+            with self.db.transaction():
+                scheduler.commit()
+        return launched
+
+    def run_forever(self) -> None:
+        """Run the loop in this thread until :meth:`close`."""
+        while not self._closing.is_set():
+            try:
+                busy = self.step()
+            except Exception:
+                log.exception("scheduler step failed; retrying")
+                busy = False
+                time.sleep(self.poll_interval)
+            if not busy:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    def start(self) -> Engine:
+        """Run the loop in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run_forever, name="aiflow-nb-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the loop and close the database; running tasks keep running."""
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self.db.lock:
+            self.executor.close()
+            self.db.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 60.0, what: str | None = None) -> T:
+        """Return ``predicate()`` once it is truthy, driving the loop if no thread does.
+
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.step() if self._thread is None else False
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+            if not busy:
+                time.sleep(0.02)
+
+    def _command(self, fn: Callable[[], T]) -> T:
+        with self.db.lock:
+            with self.db.transaction():
+                result = fn()
+                self.scheduler.commit()
+            self._act()
+        self._wake.set()
+        return result
+
+    # -- workflows ---------------------------------------------------------------
+
+    def submit(self, workflow: Workflow) -> int:
+        """Store a new version of ``workflow`` (unless it is unchanged) and return it."""
+        workflow.validate()
+        return self._command(lambda: self.scheduler.submit(workflow))
+
+    def workflows(self) -> list[WorkflowInfo]:
+        with self.db.lock:
+            return self.scheduler.store.workflows()
+
+    def workflow_info(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> WorkflowInfo:
+        with self.db.lock:
+            return self.scheduler.workflow_info(namespace, name)
+
+    def workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE, version: int | None = None) -> Workflow:
+        with self.db.lock:
+            if version is None:
+                version = self.scheduler.workflow_info(namespace, name).version
+            return self.scheduler.compiled((namespace, name, version)).workflow
+
+    def pause(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self._command(lambda: self.scheduler.set_paused(namespace, name, True))
+
+    def resume(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self._command(lambda: self.scheduler.set_paused(namespace, name, False))
+
+    def delete(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Stop its running executions and forget the workflow (history stays)."""
+        self._command(lambda: self.scheduler.delete(namespace, name))
+
+    # -- executions --------------------------------------------------------------
+
+    def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
+        return self._command(lambda: self.scheduler.start_execution(namespace, name))
+
+    def stop_execution(self, execution_id: int) -> None:
+        self._command(lambda: self.scheduler.stop_execution(execution_id))
+
+    def start_task(self, execution_id: int, task: str) -> None:
+        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.START))
+
+    def stop_task(self, execution_id: int, task: str) -> None:
+        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.STOP))
+
+    def restart_task(self, execution_id: int, task: str) -> None:
+        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.RESTART))
+
+    def execution(self, execution_id: int) -> WorkflowExecution:
+        with self.db.lock:
+            found = self.scheduler.store.executions("id = ?", [execution_id])
+        if not found:
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return found[0]
+
+    def executions(
+        self,
+        workflow: str | None = None,
+        namespace: str | None = None,
+        status: WorkflowStatus | str | None = None,
+        limit: int | None = None,
+    ) -> list[WorkflowExecution]:
+        clauses, params = ["TRUE"], []
+        for column, value in (("workflow", workflow), ("namespace", namespace)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(WorkflowStatus(status).value)
+        with self.db.lock:
+            return self.scheduler.store.executions(" AND ".join(clauses), params, limit)
+
+    def task_executions(self, execution_id: int) -> list[TaskExecution]:
+        """Every task execution of an execution, oldest first."""
+        with self.db.lock:
+            return self.scheduler.store.task_executions("execution_id = ?", [execution_id])
+
+    def task_execution(self, task_execution_id: int) -> TaskExecution:
+        with self.db.lock:
+            found = self.scheduler.store.task_executions("id = ?", [task_execution_id])
+        if not found:
+            raise NotFoundError(f"task execution {task_execution_id} does not exist")
+        return found[0]
+
+    def run_dir(self, task_execution_id: int) -> Path:
+        """The folder of the latest attempt: ``log.txt``, ``output.ipynb``, ``result.json``."""
+        te = self.task_execution(task_execution_id)
+        return run_dir(self.home, te.id, te.attempt)
+
+    # -- events ------------------------------------------------------------------
+
+    def send_event(
+        self,
+        key: str,
+        value: Any = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        sender: str | None = None,
+        context: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Append an event to the log and return its offset."""
+        offset = self.log.append(Event(key, value, namespace, sender, context), idempotency_key)
+        self._wake.set()
+        return offset
+
+    def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
+        offsets = self.log.append_many(events, idempotency_keys)
+        self._wake.set()
+        return offsets
+
+    def events(self, since: int = 0, limit: int | None = None, **filters: Any) -> list[Event]:
+        return self.log.read(since=since, limit=limit, **filters)
+
+
+__all__ = ["Engine", "utc_now"]

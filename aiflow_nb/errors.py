@@ -1,0 +1,80 @@
+"""Exceptions raised by aiflow-nb.
+
+Every user mistake raises a subclass of :class:`AiflowError` whose message
+names what was wrong, so callers (CLI, magics, HTTP API) can show it in one
+line.  The ``code`` attribute is a stable, machine-readable name.
+"""
+
+from __future__ import annotations
+
+
+class AiflowError(Exception):
+    """Base class of every error aiflow-nb raises on purpose."""
+
+    code = "aiflow_error"
+
+
+class SpecError(AiflowError, ValueError):
+    """A workflow spec is malformed (missing field, wrong type, bad name)."""
+
+    code = "invalid_spec"
+
+
+class UnknownTaskError(SpecError):
+    """A rule names a task that is not in the workflow."""
+
+    code = "unknown_task"
+
+
+class ConditionImportError(SpecError):
+    """A custom condition's import path cannot be imported."""
+
+    code = "unknown_condition"
+
+
+class NotebookNotFoundError(SpecError, FileNotFoundError):
+    """A notebook task names a file that does not exist."""
+
+    code = "notebook_not_found"
+
+
+class InvalidNotebookError(SpecError):
+    """A notebook task names a file that is not a valid notebook."""
+
+    code = "invalid_notebook"
+
+
+class InvalidScheduleError(SpecError):
+    """A cron expression, time zone or interval is not valid."""
+
+    code = "invalid_schedule"
+
+
+class InvalidEventError(AiflowError, ValueError):
+    """An event is malformed: empty key, value not JSON-able, bad field."""
+
+    code = "invalid_event"
+
+
+class EventTooLargeError(InvalidEventError):
+    """An event's encoded value is larger than the documented limit."""
+
+    code = "event_too_large"
+
+
+class NotFoundError(AiflowError, LookupError):
+    """A workflow, execution or task execution does not exist."""
+
+    code = "not_found"
+
+
+class IllegalTransitionError(AiflowError):
+    """A status change that the transition table does not allow."""
+
+    code = "illegal_transition"
+
+
+class ExecutorError(AiflowError):
+    """An executor is unknown or cannot launch a task."""
+
+    code = "executor_error"

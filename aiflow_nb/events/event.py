@@ -1,0 +1,112 @@
+"""The event: what rules react to, and the unit of the log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiflow_nb.errors import EventTooLargeError, InvalidEventError
+
+#: Largest encoded value (UTF-8 JSON) an event may carry: 1 MiB.
+MAX_VALUE_BYTES = 1024 * 1024
+#: Longest key, namespace, sender or idempotency key.
+MAX_NAME_LENGTH = 1024
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass
+class Event:
+    """An event, as AIFlow names it.
+
+    ``value`` is a string or anything JSON can encode.  ``offset`` and
+    ``create_time`` are assigned by the log when the event is appended.
+
+    >>> Event("hour_complete", {"hour": "2026-11-27T10:00"}).namespace
+    'default'
+    """
+
+    key: str
+    value: Any = None
+    namespace: str = DEFAULT_NAMESPACE
+    sender: str | None = None
+    context: dict[str, Any] | None = None
+    offset: int | None = field(default=None, compare=False)
+    create_time: datetime | None = field(default=None, compare=False)
+
+    @property
+    def execution_id(self) -> int | None:
+        """The workflow execution this event is scoped to, if any."""
+        if self.context:
+            value = self.context.get("execution_id")
+            return int(value) if value is not None else None
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "namespace": self.namespace,
+            "sender": self.sender,
+            "context": self.context,
+            "offset": self.offset,
+            "create_time": self.create_time.isoformat() if self.create_time else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        if not isinstance(data, dict):
+            raise InvalidEventError("an event must be a JSON object")
+        unknown = set(data) - {"key", "value", "namespace", "sender", "context", "offset", "create_time"}
+        if unknown:
+            raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(unknown))}")
+        created = data.get("create_time")
+        return cls(
+            key=data.get("key"),  # type: ignore[arg-type]  # validated below
+            value=data.get("value"),
+            namespace=data.get("namespace") or DEFAULT_NAMESPACE,
+            sender=data.get("sender"),
+            context=data.get("context"),
+            offset=data.get("offset"),
+            create_time=datetime.fromisoformat(created) if isinstance(created, str) else None,
+        )
+
+
+def check_name(what: str, value: object, *, optional: bool = False) -> None:
+    """Reject an empty, non-string or overlong key/namespace/sender."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEventError(f"event {what} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidEventError(f"event {what} is longer than {MAX_NAME_LENGTH} characters")
+
+
+def encode(event: Event) -> tuple[str, str | None]:
+    """Validate an event and return its (value, context) as JSON text.
+
+    Raises :class:`InvalidEventError` or :class:`EventTooLargeError`.
+    """
+    check_name("key", event.key)
+    check_name("namespace", event.namespace)
+    check_name("sender", event.sender, optional=True)
+    try:
+        value = json.dumps(event.value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event {event.key!r}: value is not JSON-able ({exc})") from None
+    if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
+        raise EventTooLargeError(
+            f"event {event.key!r}: value is {len(value.encode())} bytes, the limit is {MAX_VALUE_BYTES} bytes (1 MiB)"
+        )
+    if event.context is None:
+        return value, None
+    if not isinstance(event.context, dict):
+        raise InvalidEventError(f"event {event.key!r}: context must be a JSON object")
+    try:
+        context = json.dumps(event.context, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"event {event.key!r}: context is not JSON-able ({exc})") from None
+    if len(context.encode()) > MAX_VALUE_BYTES:
+        raise EventTooLargeError(f"event {event.key!r}: context is larger than 1 MiB")
+    return value, context

@@ -1,0 +1,235 @@
+"""EventLog: append-only events in DuckDB, with offsets and idempotency."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from aiflow_nb.errors import InvalidEventError
+from aiflow_nb.events.event import Event, check_name, encode
+from aiflow_nb.storage import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    "offset" BIGINT NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR,
+    namespace VARCHAR NOT NULL,
+    sender VARCHAR,
+    context VARCHAR,
+    create_time TIMESTAMP NOT NULL,
+    idempotency_key VARCHAR
+);
+CREATE TABLE IF NOT EXISTS event_idempotency (
+    idempotency_key VARCHAR PRIMARY KEY,
+    "offset" BIGINT NOT NULL
+);
+"""
+
+_COLUMNS = '"offset", key, value, namespace, sender, context, create_time'
+_ARROW_SCHEMA = pa.schema(
+    [
+        ("offset", pa.int64()),
+        ("key", pa.string()),
+        ("value", pa.string()),
+        ("namespace", pa.string()),
+        ("sender", pa.string()),
+        ("context", pa.string()),
+        ("create_time", pa.timestamp("us")),
+        ("idempotency_key", pa.string()),
+    ]
+)
+
+
+def _utc(dt: datetime) -> datetime:
+    """Naive UTC, as stored; a naive input is taken to be UTC already."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _row_to_event(row: tuple[Any, ...]) -> Event:
+    offset, key, value, namespace, sender, context, created = row
+    return Event(
+        key=key,
+        value=json.loads(value) if value is not None else None,
+        namespace=namespace,
+        sender=sender,
+        context=json.loads(context) if context is not None else None,
+        offset=offset,
+        create_time=created.replace(tzinfo=timezone.utc),
+    )
+
+
+class EventLog:
+    """Append-only event log in a DuckDB file.
+
+    Offsets start at 1, strictly increase and are never reused, also after
+    the file is reopened.  ``create_time`` is UTC and never goes backwards.
+
+    >>> log = EventLog(":memory:")
+    >>> log.append(Event("hour_complete", "10:00"), idempotency_key="h10")
+    1
+    >>> log.append(Event("hour_complete", "10:00"), idempotency_key="h10")
+    1
+    >>> [e.value for e in log.read(since=0)]
+    ['10:00']
+    """
+
+    def __init__(self, db: Database | str | Path) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        with self.db.transaction() as conn:
+            conn.execute(SCHEMA)
+        self._reload()
+        self.db.on_rollback(self._reload)
+
+    def _reload(self) -> None:
+        row = self.db.conn.execute('SELECT max("offset"), max(create_time) FROM events').fetchone()
+        assert row is not None
+        self._last_offset = int(row[0] or 0)
+        self._last_time: datetime = row[1] or datetime(1970, 1, 1)
+
+    def _now(self) -> datetime:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        if now < self._last_time:
+            now = self._last_time
+        self._last_time = now
+        return now
+
+    # -- writing ---------------------------------------------------------
+
+    def append(self, event: Event, idempotency_key: str | None = None) -> int:
+        """Append one event and return its offset.
+
+        If ``idempotency_key`` is already in the log, nothing is appended and
+        the offset of the original event is returned.
+        """
+        with self.db.transaction():
+            (offset,) = self.stage([event], [idempotency_key])
+        return offset
+
+    def append_many(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
+        """Append events in one transaction (through Arrow) and return offsets."""
+        with self.db.transaction():
+            return self.stage(events, idempotency_keys)
+
+    def stage(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
+        """Append inside the caller's open transaction.
+
+        The scheduler uses this to commit status events together with the
+        state changes that caused them.
+        """
+        if idempotency_keys is not None and len(idempotency_keys) != len(events):
+            raise InvalidEventError("idempotency_keys must have one entry per event")
+        encoded = [encode(e) for e in events]
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
+        for k in keys:
+            check_name("idempotency key", k, optional=True)
+        known = self._known_keys({k for k in keys if k is not None})
+        offsets: list[int] = []
+        rows: list[tuple[Any, ...]] = []
+        now = self._now()
+        for event, (value, context), key in zip(events, encoded, keys, strict=True):
+            if key is not None and key in known:
+                offsets.append(known[key])
+                continue
+            self._last_offset += 1
+            offset = self._last_offset
+            if key is not None:
+                known[key] = offset
+            offsets.append(offset)
+            rows.append((offset, event.key, value, event.namespace, event.sender, context, now, key))
+        if rows:
+            self._insert(rows)
+        return offsets
+
+    def _known_keys(self, keys: set[str]) -> dict[str, int]:
+        if not keys:
+            return {}
+        found = self.db.conn.execute(
+            'SELECT idempotency_key, "offset" FROM event_idempotency WHERE idempotency_key IN (SELECT unnest(?))',
+            [list(keys)],
+        ).fetchall()
+        return {k: int(o) for k, o in found}
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self.db.conn
+        if len(rows) < 8:
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        else:
+            table = pa.Table.from_arrays(
+                [pa.array(col, type=f.type) for col, f in zip(zip(*rows, strict=True), _ARROW_SCHEMA, strict=True)],
+                schema=_ARROW_SCHEMA,
+            )
+            conn.register("_aiflow_new_events", table)
+            try:
+                conn.execute("INSERT INTO events SELECT * FROM _aiflow_new_events")
+            finally:
+                conn.unregister("_aiflow_new_events")
+        keyed = [(r[7], r[0]) for r in rows if r[7] is not None]
+        if keyed:
+            conn.executemany("INSERT INTO event_idempotency VALUES (?, ?)", keyed)
+
+    # -- reading ---------------------------------------------------------
+
+    @staticmethod
+    def _where(since: int, key: str | None, namespace: str | None, sender: str | None) -> tuple[str, list[Any]]:
+        clauses = ['"offset" > ?']
+        params: list[Any] = [since]
+        for column, value in (("key", key), ("namespace", namespace), ("sender", sender)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+    def read(
+        self,
+        since: int = 0,
+        limit: int | None = None,
+        key: str | None = None,
+        namespace: str | None = None,
+        sender: str | None = None,
+    ) -> list[Event]:
+        """Events with an offset greater than ``since``, oldest first."""
+        where, params = self._where(since, key, namespace, sender)
+        sql = f'SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY "offset"'
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self.db.lock:
+            rows = self.db.conn.execute(sql, params).fetchall()
+        return [_row_to_event(r) for r in rows]
+
+    def count(
+        self,
+        since: int = 0,
+        key: str | None = None,
+        namespace: str | None = None,
+        sender: str | None = None,
+    ) -> int:
+        where, params = self._where(since, key, namespace, sender)
+        with self.db.lock:
+            row = self.db.conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def offset_at(self, time: datetime) -> int:
+        """The last offset created before ``time`` (0 if none).
+
+        ``read(since=log.offset_at(t))`` returns the events from ``t`` on.
+        """
+        with self.db.lock:
+            row = self.db.conn.execute(
+                'SELECT max("offset") FROM events WHERE create_time < ?', [_utc(time)]
+            ).fetchone()
+        assert row is not None
+        return int(row[0] or 0)
+
+    def latest_offset(self) -> int:
+        """The offset of the newest committed event (0 for an empty log)."""
+        return self._last_offset

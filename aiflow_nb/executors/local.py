@@ -1,0 +1,160 @@
+"""LocalExecutor: each task execution in its own process on this machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb.executors import process
+from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
+from aiflow_nb.executors.runner import task_environment, write_json
+from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.status import TaskStatus
+
+log = logging.getLogger("aiflow_nb.executors.local")
+
+#: How long a recovered run may take to claim its folder before it is lost.
+CLAIM_GRACE = 5.0
+
+
+@dataclass
+class _Run:
+    task_execution_id: int
+    attempt: int
+    dir: Path
+    popen: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    started: str | None = None
+    since: float = 0.0
+    stop_deadline: float | None = None
+    killed: bool = False
+
+
+class LocalExecutor(Executor):
+    """Runs ``python -m aiflow_nb.executors.runner`` per task execution.
+
+    Each run is the leader of its own session, so a stop reaches the whole
+    process group and the run survives a crash of the engine (it is
+    re-attached on restart).
+    """
+
+    name = "local"
+
+    def __init__(self, home: Path, *, python: str = sys.executable, **options: Any) -> None:
+        super().__init__(home)
+        self.python = python
+        self.runs: dict[int, _Run] = {}
+
+    def active(self) -> int:
+        return len(self.runs)
+
+    def launch(self, request: LaunchRequest) -> None:
+        te_id, attempt = request["task_execution_id"], request["attempt"]
+        folder = run_dir(self.home, te_id, attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "claim").exists():
+            self.recover(te_id, attempt)
+            return
+        write_json(folder / "task.json", request)
+        env = {**os.environ, **task_environment(request), "AIFLOW_NB_HOME": str(self.home)}
+        with open(folder / "log.txt", "ab") as out:
+            popen = subprocess.Popen(
+                [self.python, "-m", "aiflow_nb.executors.runner", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+                env=env,
+                start_new_session=True,
+            )
+        self.runs[te_id] = _Run(te_id, attempt, folder, popen=popen, pid=popen.pid, since=time.monotonic())
+        log.info("launched task execution %s attempt %s as pid %s", te_id, attempt, popen.pid)
+
+    def recover(self, task_execution_id: int, attempt: int) -> None:
+        folder = run_dir(self.home, task_execution_id, attempt)
+        run = _Run(task_execution_id, attempt, folder, since=time.monotonic())
+        self._read_claim(run)
+        self.runs[task_execution_id] = run
+        log.info("watching task execution %s again (pid %s)", task_execution_id, run.pid)
+
+    def stop(self, task_execution_id: int, grace: float) -> None:
+        run = self.runs.get(task_execution_id)
+        if run is None or run.stop_deadline is not None:
+            return
+        run.stop_deadline = time.monotonic() + grace
+        self._signal(run, signal.SIGTERM)
+
+    def poll(self) -> list[Outcome]:
+        ended = []
+        now = time.monotonic()
+        for run in list(self.runs.values()):
+            if run.stop_deadline is not None and now > run.stop_deadline and not run.killed:
+                run.killed = True
+                self._signal(run, signal.SIGKILL)
+            if self._running(run, now):
+                continue
+            del self.runs[run.task_execution_id]
+            ended.append(self._outcome(run))
+        return ended
+
+    def close(self) -> None:
+        # Kill nothing: the tasks live on and a later engine re-attaches them.
+        self.runs.clear()
+
+    # -- helpers -------------------------------------------------------------
+
+    def _read_claim(self, run: _Run) -> bool:
+        try:
+            parsed = process.parse_identity((run.dir / "claim").read_text())
+        except OSError:
+            return False
+        if parsed is None:
+            return False
+        run.pid, run.started = parsed
+        return True
+
+    def _running(self, run: _Run, now: float) -> bool:
+        if run.popen is not None:
+            if run.popen.poll() is None:
+                return True
+            # Our runner may have found the run claimed by an earlier one.
+            pid = run.popen.pid
+            if self._read_claim(run) and run.pid != pid and process.alive(run.pid, run.started):  # type: ignore[arg-type]
+                run.popen = None
+                return True
+            return False
+        if run.pid is None and not self._read_claim(run):
+            return now - run.since < CLAIM_GRACE
+        return process.alive(run.pid, run.started)  # type: ignore[arg-type]
+
+    def _signal(self, run: _Run, signum: int) -> None:
+        if run.pid is None:
+            return
+        try:
+            os.killpg(run.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _outcome(self, run: _Run) -> Outcome:
+        te, attempt = run.task_execution_id, run.attempt
+        try:
+            result = json.loads((run.dir / "result.json").read_text())
+        except (OSError, ValueError):
+            result = None
+        if result is not None:
+            return Outcome(te, attempt, TaskStatus(result["status"]), result.get("error"))
+        if run.stop_deadline is not None:
+            return Outcome(te, attempt, TaskStatus.STOPPED)
+        if run.popen is not None and run.popen.returncode is not None:
+            code = run.popen.returncode
+            why = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            return Outcome(te, attempt, TaskStatus.FAILED, f"the task process {why} without a result")
+        return Outcome(te, attempt, TaskStatus.FAILED, "the task process was lost")

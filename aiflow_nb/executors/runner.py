@@ -1,0 +1,168 @@
+"""Run one task execution in this process: ``python -m aiflow_nb.executors.runner DIR``.
+
+``DIR`` holds ``task.json`` (the launch request).  The runner first creates
+``DIR/claim`` exclusively, so a run started twice (after a crash at the
+wrong moment) still runs once, then runs the task and writes
+``DIR/result.json`` atomically.  stdout and stderr go to ``DIR/log.txt``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb.executors.process import identity
+
+#: Exit code of a runner that found the run already claimed.
+ALREADY_CLAIMED = 0
+
+
+class TaskFailed(Exception):
+    """The task ran and failed; the message is the error summary."""
+
+
+def claim(run_dir: Path) -> bool:
+    try:
+        fd = os.open(run_dir / "claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(identity())
+    return True
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def task_environment(request: dict[str, Any]) -> dict[str, str]:
+    """Environment variables that tell code in the task where it runs."""
+    return {
+        "AIFLOW_NB_EXECUTION_ID": str(request["execution_id"]),
+        "AIFLOW_NB_WORKFLOW": request["workflow"],
+        "AIFLOW_NB_NAMESPACE": request["namespace"],
+        "AIFLOW_NB_TASK": request["task"]["name"],
+        "AIFLOW_NB_SEQ": str(request["seq"]),
+        "AIFLOW_NB_TASK_EXECUTION_ID": str(request["task_execution_id"]),
+        "AIFLOW_NB_ATTEMPT": str(request["attempt"]),
+        "AIFLOW_NB_EVENT": json.dumps(request.get("event")),
+    }
+
+
+def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    task = request["task"]
+    source = run_dir / "input.ipynb"
+    nbformat.write(nbformat.from_dict(task["notebook"]), source)
+    parameters = {
+        **task.get("parameters", {}),
+        "aiflow_event": request.get("event"),
+        "aiflow_execution_id": request["execution_id"],
+        "aiflow_task_execution_id": request["task_execution_id"],
+        "aiflow_seq": request["seq"],
+    }
+    kernel = task.get("kernel_name")
+    if kernel is None and not task["notebook"].get("metadata", {}).get("kernelspec"):
+        kernel = "python3"
+    cwd = task.get("cwd")
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(run_dir / "output.ipynb"),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=cwd if cwd and os.path.isdir(cwd) else str(run_dir),
+            log_output=True,
+            progress_bar=False,
+            # Graceful shutdown stalls ~4 s under parallel load.
+            shutdown_kernel="immediate",
+        )
+    except PapermillExecutionError as exc:
+        where = f"cell {exc.exec_count}" if exc.exec_count else "a cell"
+        raise TaskFailed(f"{where} (index {exc.cell_index}) raised {exc.ename}: {exc.evalue}") from None
+
+
+def run_python(request: dict[str, Any], run_dir: Path) -> None:
+    task = request["task"]
+    module_name, _, func_name = task["callable"].partition(":")
+    sys.path.insert(0, os.getcwd())
+    func: Any = importlib.import_module(module_name)
+    for part in func_name.split("."):
+        func = getattr(func, part)
+    kwargs = dict(task.get("kwargs") or {})
+    params = inspect.signature(func).parameters
+    if "aiflow_event" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs["aiflow_event"] = request.get("event")
+    try:
+        func(**kwargs)
+    except Exception as exc:
+        traceback.print_exc()
+        raise TaskFailed(f"{type(exc).__name__}: {exc}") from None
+
+
+def run_bash(request: dict[str, Any], run_dir: Path) -> None:
+    task = request["task"]
+    shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+    sys.stdout.flush()
+    code = subprocess.call([shell, "-c", task["command"]], cwd=task.get("cwd") or None)
+    if code != 0:
+        raise TaskFailed(f"command exited with code {code}")
+
+
+RUNNERS = {"notebook": run_notebook, "python": run_python, "bash": run_bash}
+
+
+def run_task(request: dict[str, Any], run_dir: Path) -> None:
+    kind = request["task"]["kind"]
+    runner = RUNNERS.get(kind)
+    if runner is None:
+        from aiflow_nb.workflow.tasks import task_kinds
+
+        cls: Any = task_kinds().get(kind)
+        if cls is None or not hasattr(cls, "run"):
+            raise TaskFailed(f"no runner for task kind {kind!r}")
+        runner = cls.run
+    runner(request, run_dir)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Unwind normally so papermill shuts the kernel down.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0])
+    if not claim(run_dir):
+        return ALREADY_CLAIMED
+    signal.signal(signal.SIGTERM, _terminate)
+    request = json.loads((run_dir / "task.json").read_text())
+    os.environ.update(task_environment(request))
+    try:
+        run_task(request, run_dir)
+    except TaskFailed as exc:
+        write_json(run_dir / "result.json", {"status": "FAILED", "error": str(exc)})
+        print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        write_json(run_dir / "result.json", {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    write_json(run_dir / "result.json", {"status": "SUCCESS", "error": None})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

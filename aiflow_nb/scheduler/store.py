@@ -1,0 +1,305 @@
+"""The scheduler's tables, and batched writes to them.
+
+Writes are collected in a :class:`Changes` buffer and flushed inside the
+caller's transaction, many rows at a time through Arrow: DuckDB takes about
+1,400 single-row INSERTs a second but a million rows a second from Arrow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.storage import Database
+from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflow_versions (
+    namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, version INTEGER NOT NULL,
+    spec VARCHAR NOT NULL, digest VARCHAR NOT NULL, create_time TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workflows (
+    namespace VARCHAR NOT NULL, name VARCHAR NOT NULL, version INTEGER NOT NULL,
+    paused BOOLEAN NOT NULL, create_time TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id BIGINT NOT NULL, namespace VARCHAR NOT NULL, workflow VARCHAR NOT NULL,
+    version INTEGER NOT NULL, status VARCHAR NOT NULL, start_time TIMESTAMP NOT NULL,
+    end_time TIMESTAMP, event VARCHAR
+);
+CREATE TABLE IF NOT EXISTS task_executions (
+    id BIGINT NOT NULL, execution_id BIGINT NOT NULL, task VARCHAR NOT NULL,
+    seq INTEGER NOT NULL, status VARCHAR NOT NULL, attempt INTEGER NOT NULL,
+    create_time TIMESTAMP, start_time TIMESTAMP, end_time TIMESTAMP, error VARCHAR,
+    event VARCHAR, retry_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS condition_state (
+    execution_id BIGINT NOT NULL, rule VARCHAR NOT NULL, state VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS launches (
+    task_execution_id BIGINT NOT NULL, attempt INTEGER NOT NULL, launched BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_state (
+    namespace VARCHAR NOT NULL, workflow VARCHAR NOT NULL, task VARCHAR NOT NULL,
+    last_tick TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint (consumer VARCHAR NOT NULL, "offset" BIGINT NOT NULL);
+"""
+
+EXECUTION_COLUMNS = ("id", "namespace", "workflow", "version", "status", "start_time", "end_time", "event")
+TASK_COLUMNS = (
+    "id", "execution_id", "task", "seq", "status", "attempt",
+    "create_time", "start_time", "end_time", "error", "event", "retry_at",
+)  # fmt: skip
+
+
+def to_db_time(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def from_db_time(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def _json(value: Any) -> str | None:
+    return json.dumps(value, separators=(",", ":")) if value is not None else None
+
+
+def execution_row(e: WorkflowExecution) -> tuple[Any, ...]:
+    return (
+        e.id, e.namespace, e.workflow, e.version, e.status.value,
+        to_db_time(e.start_time), to_db_time(e.end_time), _json(e.event),
+    )  # fmt: skip
+
+
+def task_row(t: TaskExecution) -> tuple[Any, ...]:
+    return (
+        t.id, t.execution_id, t.task, t.seq, t.status.value, t.attempt,
+        to_db_time(t.create_time), to_db_time(t.start_time), to_db_time(t.end_time),
+        t.error, _json(t.event), to_db_time(t.retry_at),
+    )  # fmt: skip
+
+
+def execution_from_row(row: Sequence[Any]) -> WorkflowExecution:
+    id_, ns, wf, version, status, start, end, event = row
+    return WorkflowExecution(
+        id=id_, namespace=ns, workflow=wf, version=version, status=WorkflowStatus(status),
+        start_time=from_db_time(start),  # type: ignore[arg-type]
+        end_time=from_db_time(end), event=json.loads(event) if event else None,
+    )  # fmt: skip
+
+
+def task_from_row(row: Sequence[Any]) -> TaskExecution:
+    id_, ex, task, seq, status, attempt, created, start, end, error, event, retry_at = row
+    return TaskExecution(
+        id=id_, execution_id=ex, task=task, seq=seq, status=TaskStatus(status), attempt=attempt,
+        create_time=from_db_time(created), start_time=from_db_time(start),
+        end_time=from_db_time(end), error=error, event=json.loads(event) if event else None,
+        retry_at=from_db_time(retry_at),
+    )  # fmt: skip
+
+
+@dataclass
+class Changes:
+    """Everything one scheduler batch changes; flushed in one transaction."""
+
+    executions: dict[int, WorkflowExecution] = field(default_factory=dict)
+    new_executions: set[int] = field(default_factory=set)
+    tasks: dict[int, TaskExecution] = field(default_factory=dict)
+    new_tasks: set[int] = field(default_factory=set)
+    states: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    launches: list[tuple[int, int]] = field(default_factory=list)
+    launched: list[tuple[int, int]] = field(default_factory=list)
+    ticks: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    checkpoint: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.executions or self.tasks or self.states or self.launches
+            or self.launched or self.ticks or self.checkpoint is not None
+        )  # fmt: skip
+
+
+class Store:
+    """Reads and batched writes of the scheduler tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with db.transaction() as conn:
+            conn.execute(SCHEMA)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        conn = self.db.conn
+        if len(rows) < 8:
+            marks = ", ".join("?" * len(columns))
+            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            return
+        arrow = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])
+        conn.register("_aiflow_rows", arrow)
+        try:
+            conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _aiflow_rows")
+        finally:
+            conn.unregister("_aiflow_rows")
+
+    def _update(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Rewrite whole rows keyed by their first column (``id``)."""
+        if not rows:
+            return
+        conn = self.db.conn
+        if len(rows) < 8:
+            sets = ", ".join(f"{c} = ?" for c in columns[1:])
+            conn.executemany(f"UPDATE {table} SET {sets} WHERE {columns[0]} = ?", [(*r[1:], r[0]) for r in rows])
+            return
+        arrow = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])
+        conn.register("_aiflow_rows", arrow)
+        try:
+            sets = ", ".join(f"{c} = u.{c}" for c in columns[1:])
+            conn.execute(
+                f"UPDATE {table} SET {sets} FROM _aiflow_rows AS u WHERE {table}.{columns[0]} = u.{columns[0]}"
+            )
+        finally:
+            conn.unregister("_aiflow_rows")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.db.conn.execute(sql, list(params)).fetchone()
+        return row[0] if row else None
+
+    # -- reads -------------------------------------------------------------
+
+    def max_ids(self) -> tuple[int, int]:
+        return (
+            int(self._one("SELECT coalesce(max(id), 0) FROM executions")),
+            int(self._one("SELECT coalesce(max(id), 0) FROM task_executions")),
+        )
+
+    def checkpoint(self, consumer: str = "scheduler") -> int:
+        value = self._one('SELECT "offset" FROM checkpoint WHERE consumer = ?', [consumer])
+        return int(value) if value is not None else 0
+
+    def workflows(self) -> list[WorkflowInfo]:
+        rows = self.db.conn.execute(
+            "SELECT namespace, name, version, paused, create_time FROM workflows ORDER BY namespace, name"
+        ).fetchall()
+        return [WorkflowInfo(ns, n, v, p, from_db_time(t)) for ns, n, v, p, t in rows]  # type: ignore[arg-type]
+
+    def spec(self, namespace: str, name: str, version: int) -> tuple[str, str] | None:
+        row = self.db.conn.execute(
+            "SELECT spec, digest FROM workflow_versions WHERE namespace = ? AND name = ? AND version = ?",
+            [namespace, name, version],
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def latest_version(self, namespace: str, name: str) -> int:
+        value = self._one(
+            "SELECT max(version) FROM workflow_versions WHERE namespace = ? AND name = ?", [namespace, name]
+        )
+        return int(value or 0)
+
+    def executions(
+        self,
+        where: str = "TRUE",
+        params: Sequence[Any] = (),
+        limit: int | None = None,
+    ) -> list[WorkflowExecution]:
+        sql = f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions WHERE {where} ORDER BY id"
+        if limit is not None:
+            sql += f" DESC LIMIT {int(limit)}"
+        rows = self.db.conn.execute(sql, list(params)).fetchall()
+        result = [execution_from_row(r) for r in rows]
+        return sorted(result, key=lambda e: e.id) if limit is not None else result
+
+    def task_executions(self, where: str, params: Sequence[Any] = ()) -> list[TaskExecution]:
+        rows = self.db.conn.execute(
+            f"SELECT {', '.join(TASK_COLUMNS)} FROM task_executions WHERE {where} ORDER BY id", list(params)
+        ).fetchall()
+        return [task_from_row(r) for r in rows]
+
+    def condition_states(self, execution_ids: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
+        ids = list(execution_ids)
+        if not ids:
+            return {}
+        rows = self.db.conn.execute(
+            "SELECT execution_id, rule, state FROM condition_state WHERE execution_id IN (SELECT unnest(?))",
+            [ids],
+        ).fetchall()
+        return {(e, r): json.loads(s) for e, r, s in rows}
+
+    def pending_launches(self) -> list[tuple[int, int]]:
+        rows = self.db.conn.execute(
+            "SELECT task_execution_id, attempt FROM launches WHERE NOT launched ORDER BY task_execution_id"
+        ).fetchall()
+        return [(int(t), int(a)) for t, a in rows]
+
+    def last_ticks(self) -> dict[tuple[str, str, str], datetime]:
+        rows = self.db.conn.execute("SELECT namespace, workflow, task, last_tick FROM schedule_state").fetchall()
+        return {(ns, wf, t): from_db_time(tick) for ns, wf, t, tick in rows}  # type: ignore[misc]
+
+    # -- writes (inside the caller's transaction) ------------------------------
+
+    def add_version(self, namespace: str, name: str, version: int, spec: str, digest: str, now: datetime) -> None:
+        self.db.conn.execute(
+            "INSERT INTO workflow_versions VALUES (?, ?, ?, ?, ?, ?)",
+            [namespace, name, version, spec, digest, to_db_time(now)],
+        )
+
+    def put_workflow(self, info: WorkflowInfo) -> None:
+        conn = self.db.conn
+        conn.execute("DELETE FROM workflows WHERE namespace = ? AND name = ?", [info.namespace, info.name])
+        conn.execute(
+            "INSERT INTO workflows VALUES (?, ?, ?, ?, ?)",
+            [info.namespace, info.name, info.version, info.paused, to_db_time(info.create_time)],
+        )
+
+    def delete_workflow(self, namespace: str, name: str) -> None:
+        self.db.conn.execute("DELETE FROM workflows WHERE namespace = ? AND name = ?", [namespace, name])
+
+    def flush(self, changes: Changes) -> None:
+        conn = self.db.conn
+        ex_new = [execution_row(e) for i, e in changes.executions.items() if i in changes.new_executions]
+        ex_old = [execution_row(e) for i, e in changes.executions.items() if i not in changes.new_executions]
+        self._insert("executions", EXECUTION_COLUMNS, ex_new)
+        self._update("executions", EXECUTION_COLUMNS, ex_old)
+        te_new = [task_row(t) for i, t in changes.tasks.items() if i in changes.new_tasks]
+        te_old = [task_row(t) for i, t in changes.tasks.items() if i not in changes.new_tasks]
+        self._insert("task_executions", TASK_COLUMNS, te_new)
+        self._update("task_executions", TASK_COLUMNS, te_old)
+        if changes.states:
+            rows = [(e, r, json.dumps(s, separators=(",", ":"))) for (e, r), s in changes.states.items()]
+            keys = pa.table({"e": [r[0] for r in rows], "r": [r[1] for r in rows]})
+            conn.register("_aiflow_keys", keys)
+            try:
+                conn.execute(
+                    "DELETE FROM condition_state USING _aiflow_keys AS k "
+                    "WHERE condition_state.execution_id = k.e AND condition_state.rule = k.r"
+                )
+            finally:
+                conn.unregister("_aiflow_keys")
+            self._insert("condition_state", ("execution_id", "rule", "state"), rows)
+        self._insert(
+            "launches",
+            ("task_execution_id", "attempt", "launched"),
+            [(t, a, False) for t, a in changes.launches],
+        )
+        if changes.launched:
+            conn.execute(
+                "UPDATE launches SET launched = TRUE WHERE task_execution_id IN (SELECT unnest(?))",
+                [[t for t, _ in changes.launched]],
+            )
+        for (ns, wf, task), tick in changes.ticks.items():
+            conn.execute("DELETE FROM schedule_state WHERE namespace = ? AND workflow = ? AND task = ?", [ns, wf, task])
+            conn.execute("INSERT INTO schedule_state VALUES (?, ?, ?, ?)", [ns, wf, task, to_db_time(tick)])
+        if changes.checkpoint is not None:
+            conn.execute("DELETE FROM checkpoint WHERE consumer = 'scheduler'")
+            conn.execute("INSERT INTO checkpoint VALUES ('scheduler', ?)", [changes.checkpoint])

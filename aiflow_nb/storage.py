@@ -1,0 +1,70 @@
+"""The one DuckDB database of an aiflow-nb home: opening it and transactions.
+
+DuckDB allows a single writer process per file, so exactly one object (the
+engine) opens it; every other process goes through the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger("aiflow_nb.storage")
+
+
+class Database:
+    """A DuckDB connection plus the lock that serialises its users.
+
+    >>> db = Database(":memory:")
+    >>> with db.transaction() as conn:
+    ...     _ = conn.execute("select 1")
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = duckdb.connect(self.path)
+        # Re-entrant: a transaction may call helpers that take it again.
+        self.lock = threading.RLock()
+        self._depth = 0
+        # Called after a rollback so in-memory caches never keep what the
+        # database forgot (offset counters, scheduler state).
+        self._rollback_hooks: list[Callable[[], None]] = []
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        self._rollback_hooks.append(hook)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run the block in one transaction; nested blocks join the outer one."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN TRANSACTION")
+            self._depth = 1
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    self.conn.execute("ROLLBACK")
+                for hook in self._rollback_hooks:
+                    hook()
+                raise
+            finally:
+                self._depth = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()

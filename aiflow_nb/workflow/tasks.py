@@ -1,0 +1,351 @@
+"""Task kinds and the rules on them.
+
+A task made inside ``with Workflow(...)`` joins that workflow.  New kinds
+plug in through the ``aiflow_nb.task_kinds`` entry point group: a Task
+subclass with a unique ``kind``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import nbformat
+
+from aiflow_nb.errors import InvalidNotebookError, NotebookNotFoundError, SpecError
+from aiflow_nb.workflow import context
+from aiflow_nb.workflow.conditions import (
+    _UNSET,
+    Condition,
+    EventCondition,
+    TaskStatusCondition,
+    condition_from_spec,
+)
+from aiflow_nb.workflow.schedule import Schedule
+from aiflow_nb.workflow.status import TaskAction, TaskStatus
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def check_name(what: str, name: object) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise SpecError(
+            f"{what} name {name!r} is not valid: use letters, digits, '_', '.', '-' "
+            "(at most 128 characters, not starting with '.' or '-')"
+        )
+    return name
+
+
+def _seconds(what: str, value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise SpecError(f"{what} must be a non-negative number of seconds, got {value!r}")
+    return float(seconds)
+
+
+class Rule:
+    """``action`` on its task whenever ``condition`` is met."""
+
+    def __init__(self, action: TaskAction | str, condition: Condition) -> None:
+        try:
+            self.action = TaskAction(action)
+        except ValueError:
+            raise SpecError(f"{action!r} is not a task action (START, STOP, RESTART)") from None
+        if not isinstance(condition, Condition):
+            raise SpecError(f"a rule needs a Condition, got {condition!r}")
+        self.condition = condition
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"action": self.action.value, "condition": self.condition.to_spec()}
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Rule:
+        if not isinstance(spec, Mapping) or "action" not in spec or "condition" not in spec:
+            raise SpecError(f"a rule needs 'action' and 'condition', got {spec!r}")
+        return cls(spec["action"], condition_from_spec(spec["condition"]))
+
+
+class Task:
+    """Base of every task kind."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        streaming: bool = False,
+        max_retries: int = 0,
+        retry_delay: float | timedelta = 0,
+        timeout: float | timedelta | None = None,
+    ) -> None:
+        self.name = check_name("task", name)
+        self.streaming = bool(streaming)
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise SpecError(f"task {name!r}: max_retries must be a non-negative integer")
+        self.max_retries = max_retries
+        self.retry_delay = _seconds(f"task {name!r}: retry_delay", retry_delay) or 0.0
+        self.timeout = _seconds(f"task {name!r}: timeout", timeout)
+        if self.timeout == 0:
+            raise SpecError(f"task {name!r}: timeout must be positive")
+        self.rules: list[Rule] = []
+        self.schedule_: Schedule | None = None
+        workflow = context.current_workflow()
+        if workflow is not None:
+            workflow.add_task(self)
+
+    # -- rules (AIFlow's names) -----------------------------------------
+
+    def action_on_condition(self, action: TaskAction | str, condition: Condition) -> Task:
+        self.rules.append(Rule(action, condition))
+        return self
+
+    def action_on_event_received(
+        self,
+        action: TaskAction | str,
+        event_key: str,
+        namespace: str | None = None,
+        sender: str | None = None,
+        value: Any = _UNSET,
+    ) -> Task:
+        if not isinstance(event_key, str) or not event_key:
+            raise SpecError(f"task {self.name!r}: an event rule needs a non-empty event key")
+        return self.action_on_condition(action, EventCondition(event_key, namespace, sender, value))
+
+    def action_on_task_status(self, action: TaskAction | str, upstream: Mapping[Any, TaskStatus | str]) -> Task:
+        statuses = {getattr(t, "name", t): s for t, s in upstream.items()}
+        return self.action_on_condition(action, TaskStatusCondition(statuses))  # type: ignore[arg-type]
+
+    def start_after(self, tasks: Task | str | Iterable[Task | str]) -> Task:
+        """Start once every one of ``tasks`` has succeeded."""
+        items = [tasks] if isinstance(tasks, (Task, str)) else list(tasks)
+        return self.action_on_task_status(TaskAction.START, {getattr(t, "name", t): TaskStatus.SUCCESS for t in items})
+
+    def schedule(
+        self,
+        cron: str | None = None,
+        interval: timedelta | None = None,
+        timezone: str = "UTC",
+    ) -> Task:
+        """Start this task on a schedule in every running execution."""
+        self.schedule_ = Schedule(cron, interval, timezone)
+        return self
+
+    @property
+    def has_start_rule(self) -> bool:
+        return self.schedule_ is not None or any(r.action in (TaskAction.START, TaskAction.RESTART) for r in self.rules)
+
+    # -- spec ------------------------------------------------------------
+
+    def params_spec(self) -> dict[str, Any]:
+        """The kind-specific fields."""
+        raise NotImplementedError
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            **self.params_spec(),
+            "streaming": self.streaming,
+            "max_retries": self.max_retries,
+            "retry_delay": self.retry_delay,
+            "timeout": self.timeout,
+            "rules": [r.to_spec() for r in self.rules],
+            "schedule": self.schedule_.to_spec() if self.schedule_ else None,
+        }
+
+    @classmethod
+    def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
+        """Build from the kind-specific fields of a spec."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self.to_spec() == other.to_spec()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _load_notebook(task: str, notebook: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(notebook, Mapping):
+        node = nbformat.from_dict(copy.deepcopy(dict(notebook)))
+        where = "the embedded notebook"
+    else:
+        path = Path(notebook)
+        if not path.is_file():
+            raise NotebookNotFoundError(f"task {task!r}: notebook {str(path)!r} does not exist")
+        where = f"notebook {str(path)!r}"
+        try:
+            node = nbformat.read(path, as_version=4)
+        except Exception as exc:
+            raise InvalidNotebookError(f"task {task!r}: {where} is not a valid notebook ({exc})") from None
+    try:
+        nbformat.validate(node)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidNotebookError(f"task {task!r}: {where} is not a valid notebook ({first})") from None
+    return json.loads(nbformat.writes(node))  # type: ignore[no-any-return]
+
+
+class NotebookTask(Task):
+    """Run a notebook with papermill.
+
+    The notebook is read (and validated) when the task is made and embedded
+    in the spec, so a submitted workflow never depends on the file again.
+    ``cwd`` is where it runs; it defaults to the notebook's folder.
+    """
+
+    kind = "notebook"
+
+    def __init__(
+        self,
+        name: str,
+        notebook: str | Path | Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        kernel_name: str | None = None,
+        cwd: str | None = None,
+        path: str | None = None,
+        **common: Any,
+    ) -> None:
+        check_name("task", name)
+        self.notebook = _load_notebook(name, notebook)
+        self.path = path if path is not None else (None if isinstance(notebook, Mapping) else str(notebook))
+        if cwd is None and self.path is not None:
+            cwd = str(Path(self.path).resolve().parent)
+        self.cwd = cwd
+        self.parameters = dict(parameters or {})
+        try:
+            json.dumps(self.parameters)
+        except (TypeError, ValueError):
+            raise SpecError(f"task {name!r}: parameters must be JSON-able") from None
+        self.kernel_name = kernel_name
+        super().__init__(name, **common)
+
+    def params_spec(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "path": self.path,
+            "parameters": self.parameters,
+            "kernel_name": self.kernel_name,
+            "cwd": self.cwd,
+        }
+
+    @classmethod
+    def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
+        nb = params.get("notebook")
+        if not isinstance(nb, Mapping):
+            raise SpecError(f"task {name!r}: 'notebook' must be the notebook's JSON")
+        return cls(
+            name,
+            nb,
+            params.get("parameters") or {},
+            kernel_name=params.get("kernel_name"),
+            cwd=params.get("cwd"),
+            path=params.get("path"),
+            **common,
+        )
+
+
+class PythonTask(Task):
+    """Call ``module:function(**kwargs)`` in its own process.
+
+    If the function has an ``aiflow_event`` parameter it receives the
+    triggering event as a dict.
+    """
+
+    kind = "python"
+
+    def __init__(
+        self,
+        name: str,
+        callable: str,
+        kwargs: Mapping[str, Any] | None = None,
+        **common: Any,
+    ) -> None:
+        module, _, func = callable.partition(":") if isinstance(callable, str) else ("", "", "")
+        if not module or not func:
+            raise SpecError(f"task {name!r}: callable must be 'module:function', got {callable!r}")
+        self.callable = callable
+        self.kwargs = dict(kwargs or {})
+        try:
+            json.dumps(self.kwargs)
+        except (TypeError, ValueError):
+            raise SpecError(f"task {name!r}: kwargs must be JSON-able") from None
+        super().__init__(name, **common)
+
+    def params_spec(self) -> dict[str, Any]:
+        return {"callable": self.callable, "kwargs": self.kwargs}
+
+    @classmethod
+    def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
+        return cls(name, params.get("callable"), params.get("kwargs") or {}, **common)  # type: ignore[arg-type]
+
+
+class BashTask(Task):
+    """Run a shell command.  The triggering event is in ``$AIFLOW_NB_EVENT``."""
+
+    kind = "bash"
+
+    def __init__(self, name: str, command: str, *, cwd: str | None = None, **common: Any) -> None:
+        if not isinstance(command, str) or not command.strip():
+            raise SpecError(f"task {name!r}: command must be a non-empty string")
+        self.command = command
+        self.cwd = cwd
+        super().__init__(name, **common)
+
+    def params_spec(self) -> dict[str, Any]:
+        return {"command": self.command, "cwd": self.cwd}
+
+    @classmethod
+    def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
+        return cls(name, params.get("command"), cwd=params.get("cwd"), **common)  # type: ignore[arg-type]
+
+
+_BUILTIN: dict[str, type[Task]] = {t.kind: t for t in (NotebookTask, PythonTask, BashTask)}
+_COMMON = ("streaming", "max_retries", "retry_delay", "timeout")
+
+
+def task_kinds() -> dict[str, type[Task]]:
+    """Built-in kinds plus those of the ``aiflow_nb.task_kinds`` entry points."""
+    kinds = dict(_BUILTIN)
+    for ep in entry_points(group="aiflow_nb.task_kinds"):
+        if ep.name not in kinds:
+            kinds[ep.name] = ep.load()
+    return kinds
+
+
+def task_from_spec(spec: Any) -> Task:
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"a task must be an object, got {spec!r}")
+    name = check_name("task", spec.get("name"))
+    kind = spec.get("kind")
+    cls = _BUILTIN.get(kind) if isinstance(kind, str) else None  # type: ignore[arg-type]
+    if cls is None:
+        cls = task_kinds().get(kind) if isinstance(kind, str) else None  # type: ignore[arg-type]
+    if cls is None:
+        raise SpecError(f"task {name!r}: unknown kind {kind!r}")
+    common = {k: spec[k] for k in _COMMON if spec.get(k) is not None}
+    with context.detached():
+        task = cls.from_params(name, spec, **common)
+    rules = spec.get("rules") or []
+    if not isinstance(rules, list):
+        raise SpecError(f"task {name!r}: 'rules' must be a list")
+    for i, rule in enumerate(rules):
+        try:
+            task.rules.append(Rule.from_spec(rule))
+        except SpecError as exc:
+            raise type(exc)(f"task {name!r}, rule {i + 1}: {exc}") from None
+    if spec.get("schedule") is not None:
+        task.schedule_ = Schedule.from_spec(spec["schedule"])
+    return task
