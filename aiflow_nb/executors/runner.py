@@ -64,6 +64,14 @@ def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    import logging
+
+    # papermill logs each cell's output (log_output=True): keep it in log.txt.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # The injected aiflow_* parameters are expected not to be declared.
+    logging.getLogger("papermill").addFilter(
+        lambda r: not r.getMessage().startswith("Passed unknown parameter: aiflow_")
+    )
     task = request["task"]
     source = run_dir / "input.ipynb"
     nbformat.write(nbformat.from_dict(task["notebook"]), source)
