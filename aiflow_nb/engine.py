@@ -79,6 +79,8 @@ class Engine:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._notified = self.log.latest_offset()
         self._recover()
 
     # -- the loop --------------------------------------------------------------
@@ -105,6 +107,7 @@ class Engine:
                 consumed = self.scheduler.consume(self.batch_size)
                 self.scheduler.commit()
             launched = self._act()
+            self._notify()
         return bool(outcomes or consumed or launched)
 
     def _act(self) -> int:
@@ -113,20 +116,21 @@ class Engine:
         for te_id, _reason in scheduler.stop_queue:
             self.executor.stop(te_id, self.stop_grace)
         scheduler.stop_queue = []
-        running = sum(1 for te in scheduler.alive.values() if te.status in (TaskStatus.RUNNING, TaskStatus.STOPPING))
+        running = self.executor.active()
         waiting: list[tuple[int, int]] = []
         launched = 0
         for te_id, attempt in scheduler.launch_queue:
-            request = scheduler.launch_request(te_id, attempt)
-            if request is None:
-                scheduler.changes.launched.append((te_id, attempt))
-            elif running < self.max_parallel:
-                self.executor.launch(request)
-                scheduler.mark_running(te_id, attempt)
-                running += 1
-                launched += 1
-            else:
+            if running >= self.max_parallel:
                 waiting.append((te_id, attempt))
+                continue
+            request = scheduler.launch_request(te_id, attempt)
+            if request is None:  # stopped before it was launched
+                scheduler.changes.launched.append((te_id, attempt))
+                continue
+            self.executor.launch(request)
+            scheduler.mark_running(te_id, attempt)
+            running += 1
+            launched += 1
         scheduler.launch_queue = waiting
         if scheduler.changes:
             with self.db.transaction():
@@ -192,8 +196,20 @@ class Engine:
                 result = fn()
                 self.scheduler.commit()
             self._act()
+            self._notify()
         self._wake.set()
         return result
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(latest_offset)`` (from the engine's thread) after events were committed."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        latest = self.log.latest_offset()
+        if latest > self._notified:
+            self._notified = latest
+            for listener in self._listeners:
+                listener(latest)
 
     # -- workflows ---------------------------------------------------------------
 
@@ -297,12 +313,16 @@ class Engine:
         idempotency_key: str | None = None,
     ) -> int:
         """Append an event to the log and return its offset."""
-        offset = self.log.append(Event(key, value, namespace, sender, context), idempotency_key)
+        with self.db.lock:
+            offset = self.log.append(Event(key, value, namespace, sender, context), idempotency_key)
+            self._notify()
         self._wake.set()
         return offset
 
     def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
-        offsets = self.log.append_many(events, idempotency_keys)
+        with self.db.lock:
+            offsets = self.log.append_many(events, idempotency_keys)
+            self._notify()
         self._wake.set()
         return offsets
 

@@ -1,0 +1,1 @@
+"""The aiflow-nb service: the engine behind a tornado REST + WebSocket API."""

@@ -1,0 +1,84 @@
+"""Start, stop and ask about the service of a home from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from aiflow_nb.errors import AiflowError
+from aiflow_nb.executors import process
+from aiflow_nb.server import info
+from aiflow_nb.server.info import ServerInfo
+
+
+def healthy(server: ServerInfo, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(server.url + "/api/v1/health", timeout=timeout) as response:
+            return bool(json.loads(response.read()).get("status") == "ok")
+    except (OSError, ValueError):
+        return False
+
+
+def status(home: Path) -> ServerInfo | None:
+    """The running service of ``home``, or None."""
+    server = info.read(home)
+    if server is None or not server.alive:
+        return None
+    return server
+
+
+def start(home: Path, *, ip: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> tuple[ServerInfo, bool]:
+    """Start a detached service unless one runs; return it and whether it is new."""
+    home = home.expanduser().resolve()
+    running = status(home)
+    if running is not None:
+        return running, False
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    out = open(home / "logs" / "server.out", "ab")  # noqa: SIM115  (handed to the child)
+    with out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "aiflow_nb.server", "--home", str(home), "--ip", ip, "--port", str(port), "--quiet"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            tail = (home / "logs" / "server.out").read_text(errors="replace").strip().splitlines()
+            why = tail[-1] if tail else f"exit code {code}"
+            raise AiflowError(f"the service did not start: {why}")
+        server = info.read(home)
+        if server is not None and server.pid == child.pid and healthy(server):
+            return server, True
+        time.sleep(0.05)
+    child.kill()
+    raise AiflowError(f"the service did not answer within {timeout:g} s (see {home / 'logs' / 'server.log'})")
+
+
+def stop(home: Path, timeout: float = 30.0) -> ServerInfo | None:
+    """Stop the service gracefully; return what was stopped (None: nothing ran)."""
+    server = status(home)
+    if server is None:
+        stale = info.read(home)
+        if stale is not None:
+            info.remove(home, stale.pid)
+        return None
+    try:
+        os.kill(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return server
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive(server.pid, server.started):
+            return server
+        time.sleep(0.05)
+    raise AiflowError(f"the service (pid {server.pid}) did not stop within {timeout:g} s")

@@ -1,0 +1,1 @@
+"""Request handlers of the REST API v1, one module per resource."""

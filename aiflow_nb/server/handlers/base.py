@@ -1,0 +1,133 @@
+"""The base handler: token auth, JSON bodies, errors as JSON."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+import tornado.web
+
+from aiflow_nb import errors
+from aiflow_nb.server.service import Service
+
+log = logging.getLogger("aiflow_nb.server.api")
+
+#: HTTP status of each error class (the first match wins).
+STATUS_OF = (
+    (errors.NotFoundError, 404),
+    (errors.IllegalTransitionError, 409),
+    (errors.EventTooLargeError, 413),
+    (errors.AiflowError, 400),
+)
+
+
+def token_ok(expected: str, authorization: str | None, query_token: str | None) -> bool:
+    given = ""
+    if authorization and authorization.lower().startswith("token "):
+        given = authorization[6:].strip()
+    elif query_token:
+        given = query_token
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class ApiError(tornado.web.HTTPError):
+    """A client mistake found by a handler."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, reason=None)
+        self.code = code
+        self.message = message
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Every handler needs the token unless ``public`` is set."""
+
+    public = False
+    service: Service
+
+    def initialize(self, service: Service) -> None:
+        self.service = service
+
+    @property
+    def engine(self) -> Any:
+        return self.service.engine
+
+    def prepare(self) -> None:
+        if self.public:
+            return
+        if not token_ok(
+            self.service.token, self.request.headers.get("Authorization"), self.get_query_argument("token", None)
+        ):
+            raise ApiError(401, "unauthorized", "missing or wrong token (send 'Authorization: token <token>')")
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def send(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data, default=str))
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+
+    def int_argument(self, name: str, default: int | None = None) -> int | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ApiError(400, "invalid_argument", f"query argument {name!r} must be an integer, got {raw!r}") from None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        code, message = "http_error", self._reason
+        if isinstance(exc, ApiError):
+            code, message = exc.code, exc.message
+        elif isinstance(exc, errors.AiflowError):
+            code, message = exc.code, str(exc)
+        elif isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or self._reason
+        elif status_code >= 500:
+            code, message = "internal_error", "internal error; see the service log"
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"code": code, "message": message}}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, (ApiError, errors.AiflowError)):
+            log.info("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, errors.AiflowError) and not isinstance(e, tornado.web.HTTPError):
+            status = next(s for cls, s in STATUS_OF if isinstance(e, cls))
+            self.log_exception(type(e), e, e.__traceback__)
+            if not self._finished:
+                self.send_error(status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any path that is not in the API."""
+
+    public = True
+
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", f"no such endpoint: {self.request.method} {self.request.path}")
+
+
+class HealthHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        from aiflow_nb import __version__
+
+        self.send({"status": "ok", "version": __version__, "latest_offset": self.service.latest_offset})

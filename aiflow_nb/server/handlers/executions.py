@@ -1,0 +1,82 @@
+"""/api/v1/executions and /api/v1/task-executions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiflow_nb.errors import NotFoundError
+from aiflow_nb.server.handlers.base import ApiError, BaseHandler
+from aiflow_nb.workflow import WorkflowStatus
+
+
+class ExecutionsHandler(BaseHandler):
+    async def get(self) -> None:
+        status = self.get_query_argument("status", None)
+        if status is not None and status not in WorkflowStatus.__members__:
+            raise ApiError(400, "invalid_argument", f"status must be one of {', '.join(WorkflowStatus.__members__)}")
+        executions = await self.service.db(
+            self.engine.executions,
+            workflow=self.get_query_argument("workflow", None),
+            namespace=self.get_query_argument("namespace", None),
+            status=status,
+            limit=self.int_argument("limit"),
+        )
+        self.send({"executions": [e.to_dict() for e in executions]})
+
+
+class ExecutionHandler(BaseHandler):
+    async def get(self, execution_id: str) -> None:
+        execution = await self.service.db(self.engine.execution, int(execution_id))
+        self.send(execution.to_dict())
+
+
+class StopExecutionHandler(BaseHandler):
+    async def post(self, execution_id: str) -> None:
+        await self.service.db(self.engine.stop_execution, int(execution_id))
+        self.send((await self.service.db(self.engine.execution, int(execution_id))).to_dict())
+
+
+class TaskExecutionsHandler(BaseHandler):
+    async def get(self, execution_id: str) -> None:
+        def listing() -> list[dict[str, Any]]:
+            self.engine.execution(int(execution_id))  # 404 for an unknown execution
+            return [t.to_dict() for t in self.engine.task_executions(int(execution_id))]
+
+        self.send({"task_executions": await self.service.db(listing)})
+
+
+class TaskActionHandler(BaseHandler):
+    ACTIONS = ("start", "stop", "restart")
+
+    async def post(self, execution_id: str, task: str, action: str) -> None:
+        if action not in self.ACTIONS:
+            raise ApiError(404, "not_found", f"unknown task action {action!r}; use start, stop or restart")
+        method = getattr(self.engine, f"{action}_task")
+        await self.service.db(method, int(execution_id), task)
+        runs = await self.service.db(self.engine.task_executions, int(execution_id))
+        self.send({"task_executions": [t.to_dict() for t in runs if t.task == task]})
+
+
+class TaskExecutionHandler(BaseHandler):
+    async def get(self, te_id: str) -> None:
+        self.send((await self.service.db(self.engine.task_execution, int(te_id))).to_dict())
+
+
+class TaskLogHandler(BaseHandler):
+    async def get(self, te_id: str) -> None:
+        folder = await self.service.db(self.engine.run_dir, int(te_id))
+        path = folder / "log.txt"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(text)
+
+
+class TaskNotebookHandler(BaseHandler):
+    async def get(self, te_id: str) -> None:
+        folder = await self.service.db(self.engine.run_dir, int(te_id))
+        path = folder / "output.ipynb"
+        if not path.exists():
+            raise NotFoundError(f"task execution {te_id} has no executed notebook (not a notebook task, or not run yet)")
+        self.set_header("Content-Type", "application/x-ipynb+json")
+        self.finish(json.dumps(json.loads(path.read_text())))

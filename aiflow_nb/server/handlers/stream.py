@@ -1,0 +1,65 @@
+"""WS /api/v1/stream?since=OFFSET: every event after ``since``, then live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import tornado.websocket
+
+from aiflow_nb.server.handlers.base import token_ok
+from aiflow_nb.server.service import Service
+
+log = logging.getLogger("aiflow_nb.server.stream")
+CHUNK = 500
+
+
+class StreamHandler(tornado.websocket.WebSocketHandler):
+    def initialize(self, service: Service) -> None:
+        self.service = service
+        self.task: asyncio.Task[None] | None = None
+
+    def check_origin(self, origin: str) -> bool:
+        # The token is the guard; clients are local programs and the proxy.
+        return True
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if not token_ok(
+            self.service.token, self.request.headers.get("Authorization"), self.get_query_argument("token", None)
+        ):
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"error": {"code": "unauthorized", "message": "missing or wrong token"}}))
+            return
+        raw = self.get_query_argument("since", "0")
+        if not raw.isdigit():
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"error": {"code": "invalid_argument", "message": "since must be an offset"}}))
+            return
+        self.since = int(raw)
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        engine = self.service.engine
+        try:
+            while True:
+                events = await self.service.db(engine.events, since=self.since, limit=CHUNK)
+                for event in events:
+                    await self.write_message(json.dumps(event.to_dict(), default=str))
+                    self.since = event.offset or self.since
+                if len(events) < CHUNK:
+                    await self.service.wait_for_events(self.since, timeout=5.0)
+        except tornado.websocket.WebSocketClosedError:
+            pass
+        except asyncio.CancelledError:
+            raise
+
+    def on_close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()

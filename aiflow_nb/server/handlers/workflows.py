@@ -1,0 +1,82 @@
+"""/api/v1/workflows: submit, list, show, delete, pause, resume, graph, start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiflow_nb.errors import NotFoundError
+from aiflow_nb.graph import workflow_svg
+from aiflow_nb.server.handlers.base import BaseHandler
+from aiflow_nb.workflow import Workflow
+
+
+def workflow_dict(engine: Any, namespace: str, name: str, spec: bool = False) -> dict[str, Any]:
+    info = engine.workflow_info(name, namespace)
+    data: dict[str, Any] = info.to_dict()
+    latest = engine.executions(workflow=name, namespace=namespace, limit=1)
+    data["latest_execution"] = latest[-1].to_dict() if latest else None
+    if spec:
+        data["spec"] = engine.workflow(name, namespace).to_spec()
+    return data
+
+
+class WorkflowsHandler(BaseHandler):
+    async def post(self) -> None:
+        workflow = Workflow.from_spec(self.body())
+        version = await self.service.db(self.engine.submit, workflow)
+        self.send({"namespace": workflow.namespace, "name": workflow.name, "version": version})
+
+    async def get(self) -> None:
+        def listing() -> list[dict[str, Any]]:
+            return [workflow_dict(self.engine, w.namespace, w.name) for w in self.engine.workflows()]
+
+        self.send({"workflows": await self.service.db(listing)})
+
+
+class WorkflowHandler(BaseHandler):
+    async def get(self, namespace: str, name: str) -> None:
+        self.send(await self.service.db(workflow_dict, self.engine, namespace, name, True))
+
+    async def delete(self, namespace: str, name: str) -> None:
+        await self.service.db(self.engine.delete, name, namespace)
+        self.send({"deleted": True, "namespace": namespace, "name": name})
+
+
+class PauseHandler(BaseHandler):
+    paused = True
+
+    async def post(self, namespace: str, name: str) -> None:
+        action = self.engine.pause if self.paused else self.engine.resume
+        await self.service.db(action, name, namespace)
+        self.send(await self.service.db(workflow_dict, self.engine, namespace, name))
+
+
+class ResumeHandler(PauseHandler):
+    paused = False
+
+
+class GraphHandler(BaseHandler):
+    async def get(self, namespace: str, name: str) -> None:
+        execution = self.int_argument("execution")
+
+        def draw() -> str:
+            engine = self.engine
+            if execution is not None:
+                ex = engine.execution(execution)
+                if (ex.namespace, ex.workflow) != (namespace, name):
+                    raise NotFoundError(f"execution {execution} is not of workflow {namespace}/{name}")
+                return workflow_svg(engine.workflow(name, namespace, ex.version), engine.task_executions(ex.id))
+            workflow = engine.workflow(name, namespace)
+            latest = engine.executions(workflow=name, namespace=namespace, limit=1)
+            runs = engine.task_executions(latest[-1].id) if latest else []
+            return workflow_svg(workflow, runs)
+
+        svg = await self.service.db(draw)
+        self.set_header("Content-Type", "image/svg+xml")
+        self.finish(svg)
+
+
+class StartExecutionHandler(BaseHandler):
+    async def post(self, namespace: str, name: str) -> None:
+        execution_id = await self.service.db(self.engine.start_execution, name, namespace)
+        self.send({"id": execution_id})

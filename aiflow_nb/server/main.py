@@ -1,0 +1,113 @@
+"""Run the service in the foreground: ``python -m aiflow_nb.server``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import logging.handlers
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.netutil
+
+from aiflow_nb import __version__
+from aiflow_nb.engine import Engine
+from aiflow_nb.errors import AiflowError
+from aiflow_nb.executors import process
+from aiflow_nb.home import default_home
+from aiflow_nb.server import info
+from aiflow_nb.server.app import make_app
+from aiflow_nb.server.service import Service
+
+log = logging.getLogger("aiflow_nb.server")
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def configure_logging(home: Path, to_stderr: bool) -> None:
+    folder = home / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(folder / "server.log", maxBytes=10_000_000, backupCount=3)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(fmt)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    if to_stderr:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        root.addHandler(stream)
+    # One line per request is too much at thousands of events a second.
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
+    token = secrets.token_urlsafe(32)
+    service = Service(engine, token)
+    service.attach(asyncio.get_running_loop())
+    sockets = tornado.netutil.bind_sockets(port, ip)
+    server = tornado.httpserver.HTTPServer(make_app(service), xheaders=False)
+    server.add_sockets(sockets)
+    bound = sockets[0].getsockname()[1]
+    host = f"[{ip}]" if ":" in ip else ip
+    engine.start()
+    url = f"http://{host}:{bound}"
+    info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
+    log.info("aiflow-nb %s serving %s on %s (pid %s)", __version__, home, url, os.getpid())
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping: no new requests; letting the scheduler commit")
+    server.stop()
+    while service.group_commit.flushing or service.group_commit.pending:
+        await asyncio.sleep(0.01)
+    await server.close_all_connections()
+    await asyncio.get_running_loop().run_in_executor(None, engine.close)
+    service.close()
+    info.remove(home, os.getpid())
+    log.info("stopped; running tasks are left running and will be re-attached")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aiflow_nb.server", description="Run the aiflow-nb service.")
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--ip", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--quiet", action="store_true", help="log only to <home>/logs/server.log")
+    args = parser.parse_args(argv)
+    home = (args.home or default_home()).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    configure_logging(home, to_stderr=not args.quiet)
+    running = info.read(home)
+    if running is not None and running.alive and running.pid != os.getpid():
+        print(f"aiflow-nb: already running for {home} at {running.url} (pid {running.pid})", file=sys.stderr)
+        return 1
+    if not is_loopback(args.ip):
+        log.warning("binding to %s: the service is reachable from other machines (the token still guards it)", args.ip)
+    try:
+        engine = Engine(home)
+    except AiflowError as exc:
+        print(f"aiflow-nb: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(engine, home, args.ip, args.port))
+    except OSError as exc:
+        engine.close()
+        print(f"aiflow-nb: cannot listen on {args.ip}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

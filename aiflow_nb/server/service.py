@@ -1,0 +1,107 @@
+"""What the HTTP handlers share: the engine, a database thread, group commit.
+
+The engine's database is guarded by one lock, so every call into it runs
+on a small thread pool and the IOLoop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiflow_nb.engine import Engine
+from aiflow_nb.events import Event
+
+log = logging.getLogger("aiflow_nb.server")
+T = TypeVar("T")
+
+
+class GroupCommit:
+    """Appends the events of concurrent requests in one transaction.
+
+    A request is answered once its events are committed; while one
+    transaction runs, the next requests gather for the following one.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.pending: list[tuple[Sequence[Event], Sequence[str | None], asyncio.Future[list[int]]]] = []
+        self.flushing = False
+
+    async def append(self, events: Sequence[Event], keys: Sequence[str | None]) -> list[int]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self.pending.append((events, keys, future))
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                group, self.pending = self.pending, []
+                events = [e for batch, _, _ in group for e in batch]
+                keys = [k for _, batch, _ in group for k in batch]
+                try:
+                    offsets = await self.service.db(self.service.engine.send_events, events, keys)
+                except Exception as exc:
+                    for _, _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for batch, _, future in group:
+                    if not future.done():
+                        future.set_result(offsets[start : start + len(batch)])
+                    start += len(batch)
+        finally:
+            self.flushing = False
+
+
+class Service:
+    """The engine as the HTTP handlers see it."""
+
+    def __init__(self, engine: Engine, token: str) -> None:
+        self.engine = engine
+        self.token = token
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aiflow-nb-db")
+        self.group_commit = GroupCommit(self)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._new_events: asyncio.Event | None = None
+        self.latest_offset = engine.log.latest_offset()
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to the IOLoop; the engine then tells it about new events."""
+        self.loop = loop
+        self._new_events = asyncio.Event()
+        self.engine.add_listener(self._on_commit)
+
+    def _on_commit(self, latest: int) -> None:
+        # Called on the engine's thread.
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._wake, latest)
+
+    def _wake(self, latest: int) -> None:
+        self.latest_offset = max(self.latest_offset, latest)
+        assert self._new_events is not None
+        self._new_events.set()
+        self._new_events = asyncio.Event()
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        """Return once an event after ``after`` exists, or after ``timeout``."""
+        if self.latest_offset > after or self._new_events is None:
+            return
+        try:
+            await asyncio.wait_for(self._new_events.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
