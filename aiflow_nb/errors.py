@@ -78,3 +78,26 @@ class ExecutorError(AiflowError):
     """An executor is unknown or cannot launch a task."""
 
     code = "executor_error"
+
+
+class ServiceUnavailableError(AiflowError, ConnectionError):
+    """No service runs for the home, or it does not answer."""
+
+    code = "service_unavailable"
+
+
+class UnauthorizedError(AiflowError, PermissionError):
+    """The service refused the token."""
+
+    code = "unauthorized"
+
+
+def error_class(code: str) -> type[AiflowError]:
+    """The error class with this ``code`` (AiflowError if none has it)."""
+    stack: list[type[AiflowError]] = [AiflowError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return AiflowError

@@ -92,7 +92,7 @@ def encode(event: Event) -> tuple[str, str | None]:
     check_name("namespace", event.namespace)
     check_name("sender", event.sender, optional=True)
     try:
-        value = json.dumps(event.value, separators=(",", ":"), ensure_ascii=False)
+        value = json.dumps(event.value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"event {event.key!r}: value is not JSON-able ({exc})") from None
     if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
@@ -104,7 +104,7 @@ def encode(event: Event) -> tuple[str, str | None]:
     if not isinstance(event.context, dict):
         raise InvalidEventError(f"event {event.key!r}: context must be a JSON object")
     try:
-        context = json.dumps(event.context, separators=(",", ":"), ensure_ascii=False)
+        context = json.dumps(event.context, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"event {event.key!r}: context is not JSON-able ({exc})") from None
     if len(context.encode()) > MAX_VALUE_BYTES:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import task_environment, write_json
+from aiflow_nb.executors.runner import claim, task_environment, write_json
 from aiflow_nb.scheduler.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -38,6 +39,21 @@ class _Run:
     killed: bool = False
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        child.wait()
+
+
 class LocalExecutor(Executor):
     """Runs ``python -m aiflow_nb.executors.runner`` per task execution.
 
@@ -58,6 +74,9 @@ class LocalExecutor(Executor):
 
     def launch(self, request: LaunchRequest) -> None:
         te_id, attempt = request["task_execution_id"], request["attempt"]
+        watched = self.runs.get(te_id)
+        if watched is not None and watched.attempt == attempt:
+            return  # launched (or re-attached) already: never start it twice
         folder = run_dir(self.home, te_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "claim").exists():
@@ -107,6 +126,10 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         # Kill nothing: the tasks live on and a later engine re-attaches them.
+        # Our own children are still reaped when they end, so none is left a zombie.
+        children = [run.popen for run in self.runs.values() if run.popen is not None]
+        if children:
+            threading.Thread(target=_reap, args=(children,), name="aiflow-nb-reaper", daemon=True).start()
         self.runs.clear()
 
     # -- helpers -------------------------------------------------------------
@@ -122,6 +145,13 @@ class LocalExecutor(Executor):
         return True
 
     def _running(self, run: _Run, now: float) -> bool:
+        if self._runner_running(run, now):
+            return True
+        # A stopped run ends when its whole process group has: a command that
+        # outlives its runner is SIGKILLed with the group after the grace period.
+        return run.stop_deadline is not None and not run.killed and run.pid is not None and _group_alive(run.pid)
+
+    def _runner_running(self, run: _Run, now: float) -> bool:
         if run.popen is not None:
             if run.popen.poll() is None:
                 return True
@@ -132,7 +162,13 @@ class LocalExecutor(Executor):
                 return True
             return False
         if run.pid is None and not self._read_claim(run):
-            return now - run.since < CLAIM_GRACE
+            if now - run.since < CLAIM_GRACE:
+                return True
+            # Claim it ourselves, so that a runner starting this late can never
+            # run a task we report lost (and may retry: it would run twice).
+            if not claim(run.dir, "lost: never claimed by a runner\n") and self._read_claim(run):
+                return process.alive(run.pid, run.started)  # type: ignore[arg-type]
+            return False
         return process.alive(run.pid, run.started)  # type: ignore[arg-type]
 
     def _signal(self, run: _Run, signum: int) -> None:

@@ -29,13 +29,21 @@ class TaskFailed(Exception):
     """The task ran and failed; the message is the error summary."""
 
 
-def claim(run_dir: Path) -> bool:
+def claim(run_dir: Path, text: str | None = None) -> bool:
+    """Create ``run_dir/claim`` once; False if someone else did.
+
+    It holds ``text`` (by default this process's identity) from the moment
+    it exists (a hard link to a written file), so a reader never finds it
+    empty and mistakes a claimed run for a lost one.
+    """
+    tmp = run_dir / f"claim.{os.getpid()}.tmp"
+    tmp.write_text(identity() if text is None else text)
     try:
-        fd = os.open(run_dir / "claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, run_dir / "claim")
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(identity())
+    finally:
+        tmp.unlink()
     return True
 
 
@@ -60,11 +68,11 @@ def task_environment(request: dict[str, Any]) -> dict[str, str]:
 
 
 def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
+    import logging
+
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
-
-    import logging
 
     # papermill logs each cell's output (log_output=True): keep it in log.txt.
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -100,7 +108,21 @@ def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
         )
     except PapermillExecutionError as exc:
         where = f"cell {exc.exec_count}" if exc.exec_count else "a cell"
-        raise TaskFailed(f"{where} (index {exc.cell_index}) raised {exc.ename}: {exc.evalue}") from None
+        index = source_cell_index(task["notebook"], exc.cell_index)
+        raise TaskFailed(f"{where} (index {index}) raised {exc.ename}: {exc.evalue}") from None
+
+
+def source_cell_index(notebook: dict[str, Any], index: int) -> int:
+    """Where papermill's failing cell ``index`` is in the task's own notebook.
+
+    papermill counts the parameters cell it injected (after the cell tagged
+    "parameters", else first), which the user's notebook does not have.
+    """
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in notebook.get("cells", [])]
+    if any("injected-parameters" in t for t in tags):  # replaced in place
+        return index
+    injected_at = next((i + 1 for i, t in enumerate(tags) if "parameters" in t), 0)
+    return index - 1 if index > injected_at else index
 
 
 def run_python(request: dict[str, Any], run_dir: Path) -> None:
@@ -125,7 +147,12 @@ def run_bash(request: dict[str, Any], run_dir: Path) -> None:
     task = request["task"]
     shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
     sys.stdout.flush()
-    code = subprocess.call([shell, "-c", task["command"]], cwd=task.get("cwd") or None)
+    # A stop signals the whole process group, the command too: let it handle
+    # SIGTERM (clean up, or ignore it until the executor's SIGKILL) and wait.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    code = subprocess.Popen([shell, "-c", task["command"]], cwd=task.get("cwd") or None).wait()
+    if code < 0:
+        raise TaskFailed(f"command was killed by signal {-code}")
     if code != 0:
         raise TaskFailed(f"command exited with code {code}")
 

@@ -13,6 +13,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
 @dataclass
 class WorkflowInfo:
     """A submitted workflow: its latest version and whether it is paused."""
@@ -27,6 +31,10 @@ class WorkflowInfo:
         data = asdict(self)
         data["create_time"] = _iso(self.create_time)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowInfo:
+        return cls(data["namespace"], data["name"], data["version"], data["paused"], _time(data["create_time"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -47,6 +55,19 @@ class WorkflowExecution:
         data = asdict(self)
         data.update(status=self.status.value, start_time=_iso(self.start_time), end_time=_iso(self.end_time))
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowExecution:
+        return cls(
+            id=data["id"],
+            namespace=data["namespace"],
+            workflow=data["workflow"],
+            version=data["version"],
+            status=WorkflowStatus(data["status"]),
+            start_time=_time(data["start_time"]),  # type: ignore[arg-type]
+            end_time=_time(data.get("end_time")),
+            event=data.get("event"),
+        )
 
 
 @dataclass
@@ -92,6 +113,23 @@ class TaskExecution:
             duration=self.duration,
         )
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskExecution:
+        return cls(
+            id=data["id"],
+            execution_id=data["execution_id"],
+            task=data["task"],
+            seq=data["seq"],
+            status=TaskStatus(data["status"]),
+            attempt=data.get("attempt", 1),
+            create_time=_time(data.get("create_time")),
+            start_time=_time(data.get("start_time")),
+            end_time=_time(data.get("end_time")),
+            error=data.get("error"),
+            event=data.get("event"),
+            retry_at=_time(data.get("retry_at")),
+        )
 
 
 @dataclass

@@ -196,7 +196,17 @@ class Scheduler:
         state = self.states.get((execution_id, rule))
         before = None if state is None else copy.deepcopy(state)
         work = {} if state is None else state
-        met = bool(condition.is_met(event, ConditionContext(namespace, execution_id or None, work)))
+        try:
+            met = bool(condition.is_met(event, ConditionContext(namespace, execution_id or None, work)))
+        except Exception:
+            # A broken (custom) condition must not stall the scheduler on this event for ever.
+            log.exception(
+                "rule %s: %s raised on event %s; taken as not met", rule, type(condition).__name__, event.offset
+            )
+            if state is not None:
+                state.clear()
+                state.update(before or {})
+            return False
         if work != (before or {}):
             self.states[(execution_id, rule)] = work
             self.changes.states[(execution_id, rule)] = work
@@ -224,6 +234,8 @@ class Scheduler:
         elif action is TaskAction.STOP:
             if alive:
                 assert latest is not None
+                # A STOP after a RESTART whose stop is still under way cancels the restart.
+                self._take_restart(ex.record.id, task)
                 self._stop(latest)
         elif action is TaskAction.RESTART:
             if not alive:
@@ -575,9 +587,9 @@ class Scheduler:
     def fire_timers(self, now: datetime) -> None:
         for te in list(self.alive.values()):
             if te.status is TaskStatus.RETRYING and te.retry_at is not None and te.retry_at <= now:
-                self._set_status(te, TaskStatus.QUEUED)
-                te.attempt += 1
+                te.attempt += 1  # first, so the QUEUED status event names the new attempt
                 te.retry_at = None
+                self._set_status(te, TaskStatus.QUEUED)
                 self._queue_launch(te)
         for (ns, name), info in self.workflows.items():
             if info.paused:
@@ -630,4 +642,7 @@ class Scheduler:
         for ex in [
             e for e in self.running.values() if (e.record.namespace, e.record.workflow) == (event.namespace, name)
         ]:
-            self.apply(ex, task, TaskAction.START, event)
+            # Only executions whose pinned version schedules this task (it may not even exist there).
+            pinned = self.compiled((event.namespace, info.name, ex.record.version)).workflow.tasks.get(task)
+            if pinned is not None and pinned.schedule_ is not None:
+                self.apply(ex, task, TaskAction.START, event)

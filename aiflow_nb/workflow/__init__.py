@@ -1,18 +1,33 @@
-"""The workflow model, with AIFlow's names.  It knows nothing of storage."""
+"""The workflow model, with AIFlow's names.  It knows nothing of storage.
 
-from aiflow_nb.workflow.conditions import (
-    AllOf,
-    AnyOf,
-    Condition,
-    ConditionContext,
-    EventCondition,
-    EventKey,
-    TaskStatusCondition,
-)
-from aiflow_nb.workflow.schedule import Schedule
-from aiflow_nb.workflow.status import TaskAction, TaskStatus, WorkflowStatus
-from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Rule, Task
-from aiflow_nb.workflow.workflow import Workflow
+Names are imported on first use, so ``aiflow_nb.workflow.status`` (needed
+by clients) does not pull in nbformat and croniter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "AllOf": "conditions",
+    "AnyOf": "conditions",
+    "Condition": "conditions",
+    "ConditionContext": "conditions",
+    "EventCondition": "conditions",
+    "EventKey": "conditions",
+    "TaskStatusCondition": "conditions",
+    "Schedule": "schedule",
+    "TaskAction": "status",
+    "TaskStatus": "status",
+    "WorkflowStatus": "status",
+    "BashTask": "tasks",
+    "NotebookTask": "tasks",
+    "PythonTask": "tasks",
+    "Rule": "tasks",
+    "Task": "tasks",
+    "Workflow": "workflow",
+}
 
 __all__ = [
     "AllOf",
@@ -33,3 +48,27 @@ __all__ = [
     "Workflow",
     "WorkflowStatus",
 ]
+
+if TYPE_CHECKING:
+    from aiflow_nb.workflow.conditions import (
+        AllOf,
+        AnyOf,
+        Condition,
+        ConditionContext,
+        EventCondition,
+        EventKey,
+        TaskStatusCondition,
+    )
+    from aiflow_nb.workflow.schedule import Schedule
+    from aiflow_nb.workflow.status import TaskAction, TaskStatus, WorkflowStatus
+    from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Rule, Task
+    from aiflow_nb.workflow.workflow import Workflow
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiflow_nb.workflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"aiflow_nb.workflow.{module}"), name)
+    globals()[name] = value
+    return value

@@ -49,6 +49,10 @@ class EventKey:
     sender: str | None = None
     value: Any = field(default=_UNSET, compare=False, hash=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key.strip():
+            raise SpecError(f"an event condition needs a non-empty event key, got {self.key!r}")
+
     def resolve(self, namespace: str) -> tuple[str, str]:
         """The (namespace, key) this expects, for the rule index."""
         return (self.namespace or namespace, self.key)

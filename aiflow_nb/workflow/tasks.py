@@ -172,8 +172,33 @@ class Task:
             return NotImplemented
         return self.to_spec() == other.to_spec()
 
+    def __hash__(self) -> int:
+        # Hashable so tasks can key {task: status} maps; equal specs share kind and name.
+        return hash((self.kind, self.name))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+def _fill_cell_ids(node: Any) -> None:
+    """Give nbformat >= 4.5 cells without an id a stable one.
+
+    nbformat would add random ids (or, with warnings as errors, reject the
+    notebook), so the same file would give a new spec, hence a new version,
+    each time.
+    """
+    cells = node.get("cells") if isinstance(node, Mapping) else None
+    minor = node.get("nbformat_minor") if isinstance(node, Mapping) else None
+    if not isinstance(cells, list) or node.get("nbformat") != 4 or not isinstance(minor, int) or minor < 5:
+        return
+    taken = {c.get("id") for c in cells if isinstance(c, Mapping)}
+    for i, cell in enumerate(cells):
+        if isinstance(cell, dict) and "id" not in cell:
+            new = f"cell-{i}"
+            while new in taken:
+                new += "x"
+            cell["id"] = new
+            taken.add(new)
 
 
 def _load_notebook(task: str, notebook: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -186,9 +211,11 @@ def _load_notebook(task: str, notebook: str | Path | Mapping[str, Any]) -> dict[
             raise NotebookNotFoundError(f"task {task!r}: notebook {str(path)!r} does not exist")
         where = f"notebook {str(path)!r}"
         try:
-            node = nbformat.read(path, as_version=4)
+            # Not nbformat.read: it validates before the cell ids are filled in below.
+            node = nbformat.convert(nbformat.reader.reads(path.read_text(encoding="utf-8")), 4)
         except Exception as exc:
             raise InvalidNotebookError(f"task {task!r}: {where} is not a valid notebook ({exc})") from None
+    _fill_cell_ids(node)
     try:
         nbformat.validate(node)
     except Exception as exc:

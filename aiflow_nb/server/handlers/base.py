@@ -83,7 +83,9 @@ class BaseHandler(tornado.web.RequestHandler):
         try:
             return int(raw)
         except ValueError:
-            raise ApiError(400, "invalid_argument", f"query argument {name!r} must be an integer, got {raw!r}") from None
+            raise ApiError(
+                400, "invalid_argument", f"query argument {name!r} must be an integer, got {raw!r}"
+            ) from None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

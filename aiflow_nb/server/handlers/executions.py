@@ -77,6 +77,8 @@ class TaskNotebookHandler(BaseHandler):
         folder = await self.service.db(self.engine.run_dir, int(te_id))
         path = folder / "output.ipynb"
         if not path.exists():
-            raise NotFoundError(f"task execution {te_id} has no executed notebook (not a notebook task, or not run yet)")
+            raise NotFoundError(
+                f"task execution {te_id} has no executed notebook (not a notebook task, or not run yet)"
+            )
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.finish(json.dumps(json.loads(path.read_text())))

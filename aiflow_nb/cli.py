@@ -1,0 +1,335 @@
+"""The ``aiflow-nb`` command line.
+
+Every command but ``server`` goes through the service.  A user mistake
+exits non-zero with one line on stderr; ``-o json`` prints JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb import errors
+from aiflow_nb.client import Client
+from aiflow_nb.home import default_home
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class Output:
+    def __init__(self, fmt: str) -> None:
+        self.json = fmt == "json"
+
+    def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+        print(json.dumps(list(rows), default=str, indent=2) if self.json else _table(rows, columns))
+
+    def one(self, data: dict[str, Any], text: str | None = None) -> None:
+        if self.json:
+            print(json.dumps(data, default=str, indent=2))
+        else:
+            print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+def _value(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_workflows(path: Path) -> list[Any]:
+    """The workflows defined by a .py file, a .json spec or an .ipynb notebook."""
+    from aiflow_nb.workflow import Workflow
+
+    if not path.exists():
+        raise errors.SpecError(f"{path} does not exist")
+    if path.suffix == ".json":
+        try:
+            return [Workflow.from_spec(path.read_text())]
+        except errors.AiflowError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
+    if path.suffix == ".ipynb" and hasattr(Workflow, "from_notebook"):
+        return [Workflow.from_notebook(path)]
+    if path.suffix != ".py":
+        raise errors.SpecError(f"{path}: expected a .py, .json or .ipynb file")
+    try:
+        namespace = runpy.run_path(str(path), run_name="__aiflow_nb_submit__")
+    except errors.AiflowError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    except Exception as exc:
+        raise errors.SpecError(f"{path} failed: {type(exc).__name__}: {exc}") from None
+    found = [v for v in namespace.values() if isinstance(v, Workflow)]
+    if not found:
+        raise errors.SpecError(f"{path} defines no Workflow")
+    return found
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def server_cmd(args: argparse.Namespace, out: Output) -> int:
+    from aiflow_nb.server import control
+
+    home = (args.home or default_home()).expanduser().resolve()
+    if args.action == "start":
+        if args.foreground:
+            from aiflow_nb.server.main import main as serve
+
+            argv = ["--home", str(home), "--ip", args.ip, "--port", str(args.port)]
+            return serve(argv)
+        server, new = control.start(home, ip=args.ip, port=args.port)
+        out.one(
+            {"url": server.url, "pid": server.pid, "home": str(home), "started": new},
+            f"aiflow-nb {'started' if new else 'is already running'} at {server.url} (pid {server.pid}, home {home})",
+        )
+        return 0
+    if args.action == "stop":
+        stopped = control.stop(home)
+        if stopped is None:
+            out.one({"stopped": False, "home": str(home)}, f"no aiflow-nb service is running for {home}")
+            return 0
+        out.one({"stopped": True, "pid": stopped.pid}, f"stopped aiflow-nb (pid {stopped.pid})")
+        return 0
+    current = control.status(home)
+    if current is None:
+        out.one({"running": False, "home": str(home)}, f"no aiflow-nb service is running for {home}")
+        return 3
+    healthy = control.healthy(current)
+    out.one(
+        {"running": True, "healthy": healthy, "url": current.url, "pid": current.pid, "version": current.version},
+        f"running at {current.url} (pid {current.pid}, version {current.version})"
+        + ("" if healthy else ", NOT answering"),
+    )
+    return 0 if healthy else 1
+
+
+WORKFLOW_COLUMNS = ("namespace", "name", "version", "paused", "latest")
+
+
+def _workflow_row(w: dict[str, Any]) -> dict[str, Any]:
+    latest = w.get("latest_execution")
+    return {**w, "latest": f"#{latest['id']} {latest['status']}" if latest else None}
+
+
+def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
+    client = Client(home=args.home)
+    ns = args.namespace or "default"
+    if args.action == "submit":
+        rows = []
+        for wf in load_workflows(Path(args.target)):
+            version = client.submit(wf)
+            rows.append({"namespace": wf.namespace, "name": wf.name, "version": version})
+        out.rows(rows, ("namespace", "name", "version"))
+    elif args.action == "list":
+        out.rows([_workflow_row(w) for w in client.workflows()], WORKFLOW_COLUMNS)
+    elif args.action == "show":
+        data = client.workflow(args.target, ns)
+        spec = data.pop("spec", {})
+        text = "\n".join(f"{k}: {v}" for k, v in _workflow_row(data).items() if k != "latest_execution")
+        tasks = [
+            {"task": t["name"], "kind": t["kind"], "rules": len(t["rules"]), "streaming": t["streaming"]}
+            for t in spec.get("tasks", [])
+        ]
+        out.one({**data, "spec": spec}, text + "\n\n" + _table(tasks, ("task", "kind", "rules", "streaming")))
+    elif args.action == "delete":
+        client.delete_workflow(args.target, ns)
+        out.one({"deleted": True}, f"deleted {ns}/{args.target}")
+    elif args.action in ("pause", "resume"):
+        getattr(client, args.action)(args.target, ns)
+        out.one({args.action + "d": True}, f"{args.action}d {ns}/{args.target}")
+    elif args.action == "graph":
+        svg = client.graph_svg(args.target, ns)
+        if args.output_file:
+            Path(args.output_file).write_text(svg)
+            out.one({"written": args.output_file}, f"wrote {args.output_file}")
+        else:
+            sys.stdout.write(svg)
+    return 0
+
+
+EXECUTION_COLUMNS = ("id", "namespace", "workflow", "version", "status", "start_time", "end_time")
+TASK_COLUMNS = ("id", "task", "seq", "attempt", "status", "start_time", "duration", "error")
+
+
+def execution_cmd(args: argparse.Namespace, out: Output) -> int:
+    client = Client(home=args.home)
+    if args.action == "start":
+        ns = args.namespace or "default"
+        started = client.start_execution(args.target, ns)
+        out.one({"id": started}, f"started execution {started} of {ns}/{args.target}")
+    elif args.action == "stop":
+        stopped = client.stop_execution(_int(args.target, "execution id"))
+        out.one(stopped.to_dict(), f"execution {stopped.id} is {stopped.status.value}")
+    elif args.action == "list":
+        found = client.executions(workflow=args.target, namespace=args.namespace, status=args.status)
+        out.rows([e.to_dict() for e in found], EXECUTION_COLUMNS)
+    elif args.action == "show":
+        shown = client.execution(_int(args.target, "execution id"))
+        tasks = [t.to_dict() for t in client.task_executions(shown.id)]
+        text = "\n".join(f"{k}: {v}" for k, v in shown.to_dict().items() if k != "event")
+        out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + _table(tasks, TASK_COLUMNS))
+    return 0
+
+
+def task_cmd(args: argparse.Namespace, out: Output) -> int:
+    client = Client(home=args.home)
+    if args.action == "list":
+        out.rows([t.to_dict() for t in client.task_executions(_int(args.target, "execution id"))], TASK_COLUMNS)
+    elif args.action in ("start", "stop", "restart"):
+        if args.task is None:
+            raise errors.AiflowError(f"task {args.action} needs EXECUTION and TASK")
+        runs = getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task)
+        out.rows([t.to_dict() for t in runs], TASK_COLUMNS)
+    elif args.action == "log":
+        sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
+    elif args.action == "notebook":
+        nb = client.task_notebook(_int(args.target, "task execution id"))
+        text = json.dumps(nb, indent=1)
+        if args.output_file:
+            Path(args.output_file).write_text(text)
+            print(f"wrote {args.output_file}", file=sys.stderr)
+        else:
+            print(text)
+    return 0
+
+
+EVENT_COLUMNS = ("offset", "namespace", "key", "value", "sender", "create_time")
+
+
+def _event_row(e: Any) -> dict[str, Any]:
+    d: dict[str, Any] = e.to_dict()
+    d["value"] = json.dumps(e.value) if not isinstance(e.value, str) else e.value
+    return d
+
+
+def event_cmd(args: argparse.Namespace, out: Output) -> int:
+    client = Client(home=args.home)
+    if args.action == "send":
+        offset = client.send_event(args.key, _value(args.value), args.namespace or "default")
+        out.one({"offset": offset}, f"sent {args.key!r} at offset {offset}")
+    elif args.action == "list":
+        found = client.events(since=args.since or 0, limit=args.limit, key=args.key_filter, namespace=args.namespace)
+        out.rows([_event_row(e) for e in found], EVENT_COLUMNS)
+    elif args.action == "tail":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            for event in client.stream(
+                since=args.since if args.since is not None else client.health()["latest_offset"]
+            ):
+                if args.key_filter and event.key != args.key_filter:
+                    continue
+                if out.json:
+                    print(json.dumps(event.to_dict(), default=str), flush=True)
+                else:
+                    row = _event_row(event)
+                    print(f"{row['offset']:>8}  {row['namespace']}/{row['key']}  {row['value']}", flush=True)
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def _int(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise errors.AiflowError(f"{what} must be a number, got {raw!r}") from None
+
+
+# -- parser --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    def options(suppress: bool) -> argparse.ArgumentParser:
+        # Subcommands take the options too, without resetting what came before them.
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument(
+            "--home",
+            type=Path,
+            default=argparse.SUPPRESS if suppress else None,
+            help="aiflow-nb home (default: $AIFLOW_NB_HOME or ~/.aiflow_nb)",
+        )
+        p.add_argument("-o", "--output", choices=("table", "json"), default=argparse.SUPPRESS if suppress else "table")
+        return p
+
+    common = options(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="aiflow-nb", description="Event-driven workflows for Jupyter.", parents=[options(suppress=False)]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    server = sub.add_parser("server", parents=[common], help="start, stop or check the service")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--ip", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=0, help="default: a free port")
+    server.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
+    server.set_defaults(run=server_cmd)
+
+    wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")
+    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph"))
+    wf.add_argument("target", nargs="?", help="FILE (.py, .json, .ipynb) for submit, else the workflow name")
+    wf.add_argument("--namespace", default=None, help="default: 'default'")
+    wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
+    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph"))
+
+    ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
+    ex.add_argument("action", choices=("start", "stop", "list", "show"))
+    ex.add_argument("target", nargs="?", help="workflow name (start, list) or execution id (stop, show)")
+    ex.add_argument("--namespace", default=None, help="start: default 'default'; list: filter")
+    ex.add_argument("--status", default=None)
+    ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
+
+    task = sub.add_parser("task", parents=[common], help="task executions of an execution")
+    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook"))
+    task.add_argument("target", nargs="?", help="execution id (list, start, stop, restart) or task execution id")
+    task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
+    task.add_argument("--out", dest="output_file", help="notebook: write it here")
+    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook"))
+
+    ev = sub.add_parser("event", parents=[common], help="send, list and follow events")
+    ev.add_argument("action", choices=("send", "list", "tail"))
+    ev.add_argument("key", nargs="?", help="send: the event key")
+    ev.add_argument("value", nargs="?", help="send: the value (JSON, else a string)")
+    ev.add_argument("--namespace", default=None, help="send: default 'default'; list: filter")
+    ev.add_argument("--since", type=int, default=None)
+    ev.add_argument("--limit", type=int, default=100)
+    ev.add_argument("--key", dest="key_filter", default=None, help="list/tail: only this key")
+    ev.set_defaults(run=event_cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    needs: tuple[str, ...] = getattr(args, "needs_target", ())
+    if args.action in needs and not args.target:
+        parser.error(f"{args.command} {args.action} needs a {'FILE' if args.action == 'submit' else 'name or id'}")
+    if args.command == "event" and args.action == "send" and not args.key:
+        parser.error("event send needs a KEY")
+    run: Callable[[argparse.Namespace, Output], int] = args.run
+    try:
+        return run(args, Output(args.output))
+    except errors.AiflowError as exc:
+        print(f"aiflow-nb: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

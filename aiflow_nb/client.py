@@ -1,0 +1,307 @@
+"""Client of the aiflow-nb service: the one way in for every other process.
+
+It finds the service from ``url``/``token``, else ``AIFLOW_NB_URL`` /
+``AIFLOW_NB_TOKEN``, else ``server.json`` in the home (``AIFLOW_NB_HOME`` or
+``~/.aiflow_nb``), and raises the same :mod:`aiflow_nb.errors` types as the
+engine.
+
+>>> client = Client()                                       # doctest: +SKIP
+>>> client.send_event("hour_complete", {"hour": "10:00"})   # doctest: +SKIP
+42
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb import errors
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
+from aiflow_nb.home import default_home
+from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
+
+#: Connection failures worth retrying (the service may be restarting).
+_RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest, TimeoutError)
+
+
+class Client:
+    """Mirrors the engine's API over HTTP."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        home: str | Path | None = None,
+        timeout: float = 60.0,
+        retry_for: float = 30.0,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self._explicit = (url or os.environ.get("AIFLOW_NB_URL"), token or os.environ.get("AIFLOW_NB_TOKEN"))
+        self._local = threading.local()
+        self.url, self.token = self._discover()
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _discover(self) -> tuple[str, str]:
+        url, token = self._explicit
+        if url and token:
+            return url.rstrip("/"), token
+        from aiflow_nb.server import info  # light: json + os
+
+        server = info.read(self.home)
+        if server is None or not server.alive:
+            raise errors.ServiceUnavailableError(
+                f"no aiflow-nb service is running for {self.home}; start one with 'aiflow-nb server start'"
+            )
+        return server.url.rstrip("/"), token or server.token
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "url", None) != self.url:
+            parsed = urllib.parse.urlsplit(self.url)
+            conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=self.timeout)
+            self._local.conn, self._local.url = conn, self.url
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        *,
+        retry: bool = False,
+        raw: bool = False,
+    ) -> Any:
+        """Call the API; ``retry`` repeats on connection failures (only for safe calls)."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        target = "/api/v1" + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        payload = json.dumps(body).encode() if body is not None else None
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+            try:
+                conn = self._connection()
+                conn.request(method, target, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except _RETRYABLE as exc:
+                self._drop_connection()
+                if not retry or time.monotonic() > deadline:
+                    raise errors.ServiceUnavailableError(
+                        f"the aiflow-nb service at {self.url} does not answer ({exc})"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                try:  # a restarted service has a new port and token
+                    self.url, self.token = self._discover()
+                except errors.ServiceUnavailableError:
+                    pass
+        if response.status >= 400:
+            try:
+                error = json.loads(data)["error"]
+                code, message = error["code"], error["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = "http_error", f"HTTP {response.status}: {data[:200]!r}"
+            raise errors.error_class(code)(message)
+        if raw:
+            return data
+        return json.loads(data) if data else None
+
+    # -- events ----------------------------------------------------------------
+
+    def send_event(
+        self,
+        key: str,
+        value: Any = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        sender: str | None = None,
+        context: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Append an event; retried sends carry one idempotency key, so never double."""
+        body = {
+            "key": key,
+            "value": value,
+            "namespace": namespace,
+            "sender": sender,
+            "context": context,
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        }
+        return int(self.request("POST", "/events", body, retry=True)["offset"])
+
+    def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str] | None = None) -> list[int]:
+        keys = list(idempotency_keys) if idempotency_keys is not None else [uuid.uuid4().hex for _ in events]
+        items = []
+        for event, k in zip(events, keys, strict=True):
+            item = event.to_dict()
+            item.pop("offset"), item.pop("create_time")
+            items.append({**item, "idempotency_key": k})
+        return [int(o) for o in self.request("POST", "/events", {"events": items}, retry=True)["offsets"]]
+
+    def events(
+        self,
+        since: int = 0,
+        limit: int | None = None,
+        key: str | None = None,
+        namespace: str | None = None,
+        sender: str | None = None,
+    ) -> list[Event]:
+        params = {"since": since, "limit": limit, "key": key, "namespace": namespace, "sender": sender}
+        return [Event.from_dict(e) for e in self.request("GET", "/events", params=params, retry=True)["events"]]
+
+    def stream(self, since: int = 0, stop: threading.Event | None = None) -> Iterator[Event]:
+        """Every event after ``since``, then live; reconnects from the last offset seen.
+
+        Ends when ``stop`` is set (checked at least once a second).
+        """
+        from aiflow_nb.stream import follow
+
+        return follow(self, since, stop)
+
+    # -- workflows -------------------------------------------------------------
+
+    def submit(self, workflow: Any) -> int:
+        """Submit a Workflow (or its spec); returns the version."""
+        spec = workflow.to_spec() if hasattr(workflow, "to_spec") else workflow
+        return int(self.request("POST", "/workflows", spec)["version"])
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/workflows", retry=True)["workflows"])
+
+    def workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> dict[str, Any]:
+        return dict(self.request("GET", f"/workflows/{_q(namespace)}/{_q(name)}", retry=True))
+
+    def workflow_info(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> WorkflowInfo:
+        return WorkflowInfo.from_dict(self.workflow(name, namespace))
+
+    def delete_workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.request("DELETE", f"/workflows/{_q(namespace)}/{_q(name)}")
+
+    def pause(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.request("POST", f"/workflows/{_q(namespace)}/{_q(name)}/pause")
+
+    def resume(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.request("POST", f"/workflows/{_q(namespace)}/{_q(name)}/resume")
+
+    def graph_svg(self, name: str, namespace: str = DEFAULT_NAMESPACE, execution: int | None = None) -> str:
+        data = self.request(
+            "GET", f"/workflows/{_q(namespace)}/{_q(name)}/graph", params={"execution": execution}, raw=True, retry=True
+        )
+        return bytes(data).decode()
+
+    # -- executions --------------------------------------------------------------
+
+    def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
+        return int(self.request("POST", f"/workflows/{_q(namespace)}/{_q(name)}/executions")["id"])
+
+    def stop_execution(self, execution_id: int) -> WorkflowExecution:
+        return WorkflowExecution.from_dict(self.request("POST", f"/executions/{int(execution_id)}/stop"))
+
+    def execution(self, execution_id: int) -> WorkflowExecution:
+        return WorkflowExecution.from_dict(self.request("GET", f"/executions/{int(execution_id)}", retry=True))
+
+    def executions(
+        self,
+        workflow: str | None = None,
+        namespace: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[WorkflowExecution]:
+        params = {"workflow": workflow, "namespace": namespace, "status": status, "limit": limit}
+        data = self.request("GET", "/executions", params=params, retry=True)
+        return [WorkflowExecution.from_dict(e) for e in data["executions"]]
+
+    def task_executions(self, execution_id: int) -> list[TaskExecution]:
+        data = self.request("GET", f"/executions/{int(execution_id)}/tasks", retry=True)
+        return [TaskExecution.from_dict(t) for t in data["task_executions"]]
+
+    def _task_action(self, execution_id: int, task: str, action: str) -> list[TaskExecution]:
+        data = self.request("POST", f"/executions/{int(execution_id)}/tasks/{_q(task)}/{action}")
+        return [TaskExecution.from_dict(t) for t in data["task_executions"]]
+
+    def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, "start")
+
+    def stop_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, "stop")
+
+    def restart_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, "restart")
+
+    def task_execution(self, task_execution_id: int) -> TaskExecution:
+        return TaskExecution.from_dict(self.request("GET", f"/task-executions/{int(task_execution_id)}", retry=True))
+
+    def task_log(self, task_execution_id: int) -> str:
+        return bytes(
+            self.request("GET", f"/task-executions/{int(task_execution_id)}/log", raw=True, retry=True)
+        ).decode()
+
+    def task_notebook(self, task_execution_id: int) -> dict[str, Any]:
+        return dict(self.request("GET", f"/task-executions/{int(task_execution_id)}/notebook", retry=True))
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/health", retry=True))
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def task_scope() -> dict[str, Any] | None:
+    """Where this process runs, if it is a task run by aiflow-nb."""
+    execution = os.environ.get("AIFLOW_NB_EXECUTION_ID")
+    if not execution:
+        return None
+    return {
+        "execution_id": int(execution),
+        "namespace": os.environ.get("AIFLOW_NB_NAMESPACE", DEFAULT_NAMESPACE),
+        "sender": "{}/{}/{}".format(
+            execution, os.environ.get("AIFLOW_NB_TASK", ""), os.environ.get("AIFLOW_NB_SEQ", "")
+        ),
+    }
+
+
+_default: Client | None = None
+
+
+def send_event(key: str, value: Any = None, namespace: str | None = None, *, idempotency_key: str | None = None) -> int:
+    """Send an event from any process.
+
+    Inside a running task it is scoped to the task's execution: the
+    namespace defaults to the workflow's, the sender is
+    ``<execution>/<task>/<seq>`` and only that execution's rules see it.
+    """
+    global _default
+    if _default is None:
+        _default = Client()
+    scope = task_scope()
+    if scope is None:
+        return _default.send_event(key, value, namespace or DEFAULT_NAMESPACE, idempotency_key=idempotency_key)
+    return _default.send_event(
+        key,
+        value,
+        namespace or scope["namespace"],
+        sender=scope["sender"],
+        context={"execution_id": scope["execution_id"]},
+        idempotency_key=idempotency_key,
+    )
