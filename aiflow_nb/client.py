@@ -49,7 +49,23 @@ class Client:
         self.retry_for = retry_for
         self._explicit = (url or os.environ.get("AIFLOW_NB_URL"), token or os.environ.get("AIFLOW_NB_TOKEN"))
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
         self.url, self.token = self._discover()
+
+    def close(self) -> None:
+        """Close the keep-alive connections of every thread."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- plumbing --------------------------------------------------------------
 
@@ -72,12 +88,17 @@ class Client:
             parsed = urllib.parse.urlsplit(self.url)
             conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=self.timeout)
             self._local.conn, self._local.url = conn, self.url
+            with self._lock:
+                self._connections.append(conn)
         return conn
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
         self._local.conn = None
 
     def request(

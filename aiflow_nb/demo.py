@@ -1,23 +1,27 @@
-"""``make demo``: a small event-driven workflow, run in-process.
+"""``make demo``: a small event-driven workflow, run by a real service.
 
 It writes two notebooks to a temp folder, submits a workflow where
 ``prepare`` (a notebook) runs first, ``train`` (a notebook) starts on each
 ``data_ready`` event, and ``report`` (a shell command) runs after
-``train`` succeeds; then it sends the event and prints every status change
-as it happens.
+``train`` succeeds; then it starts the service on a temp home, sends the
+event and prints every status change as the stream reports it, and stops
+the service.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
 from nbformat import v4
 
-from aiflow_nb import BashTask, Engine, NotebookTask, TaskAction, Workflow
+from aiflow_nb import BashTask, NotebookTask, TaskAction, Workflow
+from aiflow_nb.client import Client
 from aiflow_nb.events import keys
+from aiflow_nb.server import control
 
 
 def _notebook(path: Path, *cells: str, parameters: str | None = None) -> Path:
@@ -45,52 +49,50 @@ def build(folder: Path) -> Workflow:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Run the aiflow-nb demo against a real service.")
     parser.add_argument("--home", type=Path, help="aiflow-nb home (default: a temp folder)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="aiflow-nb-demo-") as tmp:
-        home = args.home or Path(tmp) / "home"
-        folder = Path(tmp)
-        with Engine(home) as engine:
-            version = engine.submit(build(folder))
-            print(f"submitted workflow 'demo' version {version} to {home}")
-            seen = engine.log.latest_offset()
-            ex = engine.start_execution("demo")
-            print(f"started execution {ex}; status changes as they happen:")
+        home = (args.home or Path(tmp) / "home").resolve()
+        server, _ = control.start(home)
+        print(f"started the aiflow-nb service at {server.url} (pid {server.pid}, home {home})")
+        try:
+            with Client(home=home) as client:
+                return run(client, Path(tmp))
+        finally:
+            control.stop(home)
+            print("stopped the service")
 
-            def show() -> None:
-                nonlocal seen
-                for e in engine.events(since=seen):
-                    seen = e.offset or seen
-                    v = e.value
-                    if e.key == keys.TASK_STATUS:
-                        print(f"  [{e.offset:>3}] task {v['task']:<8} seq {v['seq']}  {v['status']}")
-                    elif e.key == keys.EXECUTION_STATUS:
-                        print(f"  [{e.offset:>3}] execution {v['execution_id']} {v['status']}")
-                    else:
-                        print(f"  [{e.offset:>3}] event {e.key!r} = {e.value!r}")
 
-            def prepared() -> bool:
-                show()
-                return any(t.task == "prepare" and t.status.finished for t in engine.task_executions(ex))
-
-            engine.wait_for(prepared, timeout=120, what="prepare to finish")
-            engine.send_event("data_ready", "2026-11-27T10:00")
-
-            def finished() -> bool:
-                show()
-                return engine.execution(ex).status.finished
-
-            engine.wait_for(finished, timeout=120, what="the execution to finish")
-            print(f"execution {ex}: {engine.execution(ex).status.value}")
-            for te in engine.task_executions(ex):
-                took = f"{te.duration:.2f} s" if te.duration is not None else "-"
-                print(f"  {te.task:<8} seq {te.seq} {te.status.value:<8} {took}")
-                out = engine.run_dir(te.id) / "log.txt"
-                for line in out.read_text().splitlines():
-                    if line.startswith(("prepared", "training", "report")):
-                        print(f"      | {line}")
-            return 0 if engine.execution(ex).status.value == "SUCCESS" else 1
+def run(client: Client, folder: Path) -> int:
+    version = client.submit(build(folder))
+    print(f"submitted workflow 'demo' version {version}")
+    since = client.health()["latest_offset"]
+    ex = client.start_execution("demo")
+    print(f"started execution {ex}; status changes as they happen (from the service's event stream):")
+    stop = threading.Event()
+    sent = False
+    for e in client.stream(since=since, stop=stop):
+        v = e.value
+        if e.key == keys.TASK_STATUS and v["execution_id"] == ex:
+            print(f"  [{e.offset:>3}] task {v['task']:<8} seq {v['seq']}  {v['status']}")
+            if v["task"] == "prepare" and v["status"] == "SUCCESS" and not sent:
+                sent = True
+                offset = client.send_event("data_ready", "2026-11-27T10:00")
+                print(f"  sent event 'data_ready' (offset {offset})")
+        elif e.key == keys.EXECUTION_STATUS and v["execution_id"] == ex:
+            print(f"  [{e.offset:>3}] execution {ex} {v['status']}")
+            if v["status"] != "RUNNING":
+                break
+    status = client.execution(ex).status.value
+    print(f"execution {ex}: {status}")
+    for te in client.task_executions(ex):
+        took = f"{te.duration:.2f} s" if te.duration is not None else "-"
+        print(f"  {te.task:<8} seq {te.seq} {te.status.value:<8} {took}")
+        for line in client.task_log(te.id).splitlines():
+            if line.startswith(("prepared", "training", "report")):
+                print(f"      | {line}")
+    return 0 if status == "SUCCESS" else 1
 
 
 if __name__ == "__main__":

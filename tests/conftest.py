@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aiflow_nb import Engine
+from aiflow_nb.client import Client
 from aiflow_nb.executors import process
 
 
@@ -55,3 +59,69 @@ def fail_on_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     ]
     if errors:
         pytest.fail("unexpected errors logged: " + "; ".join(r.getMessage() for r in errors))
+
+
+class RunningService:
+    """A real service process on a free loopback port, for one test."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.clients: list[Client] = []
+
+    def start(self, timeout: float = 60.0) -> RunningService:
+        from aiflow_nb.server import control, info
+
+        old = info.read(self.home)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aiflow_nb.server", "--home", str(self.home), "--port", "0", "--quiet"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = info.read(self.home)
+            if server is not None and server.pid == self.proc.pid and server != old and control.healthy(server):
+                self.info = server
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the service exited with code {self.proc.returncode}")
+            time.sleep(0.05)
+        raise TimeoutError("the service did not start")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def client(self) -> Client:
+        """A client of this service (closed when the test ends)."""
+        client = Client(self.info.url, self.info.token, home=self.home)
+        self.clients.append(client)
+        return client
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the service process (not its tasks) and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def service(home: Path) -> Iterator[RunningService]:
+    """A started service on the temp home; stopped (then killed) after the test."""
+    running = RunningService(home).start()
+    yield running
+    running.stop()

@@ -128,6 +128,9 @@ def source_cell_index(notebook: dict[str, Any], index: int) -> int:
 def run_python(request: dict[str, Any], run_dir: Path) -> None:
     task = request["task"]
     module_name, _, func_name = task["callable"].partition(":")
+    cwd = task.get("cwd")
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
     sys.path.insert(0, os.getcwd())
     func: Any = importlib.import_module(module_name)
     for part in func_name.split("."):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -288,7 +289,9 @@ class PythonTask(Task):
     """Call ``module:function(**kwargs)`` in its own process.
 
     If the function has an ``aiflow_event`` parameter it receives the
-    triggering event as a dict.
+    triggering event as a dict.  It runs in ``cwd`` (default: the current
+    folder when the task is made), which is also put first on ``sys.path`` so
+    a module beside the script imports.
     """
 
     kind = "python"
@@ -298,12 +301,15 @@ class PythonTask(Task):
         name: str,
         callable: str,
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        cwd: str | None = None,
         **common: Any,
     ) -> None:
         module, _, func = callable.partition(":") if isinstance(callable, str) else ("", "", "")
         if not module or not func:
             raise SpecError(f"task {name!r}: callable must be 'module:function', got {callable!r}")
         self.callable = callable
+        self.cwd = cwd if cwd is not None else os.getcwd()
         self.kwargs = dict(kwargs or {})
         try:
             json.dumps(self.kwargs)
@@ -312,11 +318,17 @@ class PythonTask(Task):
         super().__init__(name, **common)
 
     def params_spec(self) -> dict[str, Any]:
-        return {"callable": self.callable, "kwargs": self.kwargs}
+        return {"callable": self.callable, "kwargs": self.kwargs, "cwd": self.cwd}
 
     @classmethod
     def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
-        return cls(name, params.get("callable"), params.get("kwargs") or {}, **common)  # type: ignore[arg-type]
+        return cls(
+            name,
+            params.get("callable"),  # type: ignore[arg-type]
+            params.get("kwargs") or {},
+            cwd=params.get("cwd"),
+            **common,
+        )
 
 
 class BashTask(Task):
