@@ -29,7 +29,7 @@ from aiflow_nb.errors import AiflowError, NotFoundError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.executors.base import Executor, executor_class, run_dir
 from aiflow_nb.home import database_path, default_home
-from aiflow_nb.scheduler import Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.scheduler import Outcome, Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 
@@ -80,6 +80,7 @@ class Engine:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[int], None]] = []
+        self._outcomes: list[Outcome] = []
         self._notified = self.log.latest_offset()
         self._recover()
 
@@ -97,7 +98,9 @@ class Engine:
     def step(self) -> bool:
         """One round: outcomes, timers, a batch of events, launches.  True if anything happened."""
         with self.db.lock:
-            outcomes = self.executor.poll()
+            # Kept until committed: a failed step must not forget how runs ended.
+            self._outcomes.extend(self.executor.poll())
+            outcomes = self._outcomes
             with self.db.transaction():
                 for outcome in outcomes:
                     self.scheduler.finished(outcome)
@@ -106,6 +109,7 @@ class Engine:
                 self.scheduler.fire_timers(now)
                 consumed = self.scheduler.consume(self.batch_size)
                 self.scheduler.commit()
+            self._outcomes = []
             launched = self._act()
             self._notify()
         return bool(outcomes or consumed or launched)
