@@ -33,12 +33,15 @@ _EXPORTS = {
     "WorkflowStatus": "aiflow_nb.workflow",
     "TaskExecution": "aiflow_nb.scheduler",
     "WorkflowExecution": "aiflow_nb.scheduler",
+    "Client": "aiflow_nb.client",
+    "send_event": "aiflow_nb.client",
 }
 
 __all__ = [
     "AllOf",
     "AnyOf",
     "BashTask",
+    "Client",
     "Condition",
     "ConditionContext",
     "Engine",
@@ -57,9 +60,11 @@ __all__ = [
     "Workflow",
     "WorkflowExecution",
     "WorkflowStatus",
+    "send_event",
 ]
 
 if TYPE_CHECKING:
+    from aiflow_nb.client import Client, send_event
     from aiflow_nb.engine import Engine
     from aiflow_nb.events import Event, EventLog
     from aiflow_nb.scheduler import TaskExecution, WorkflowExecution

@@ -225,7 +225,7 @@ def event_cmd(args: argparse.Namespace, out: Output) -> int:
         out.one({"offset": offset}, f"sent {args.key!r} at offset {offset}")
     elif args.action == "list":
         found = client.events(since=args.since or 0, limit=args.limit, key=args.key_filter, namespace=args.namespace)
-        out.rows([_event_row(e) for e in found], EVENT_COLUMNS)
+        out.rows([e.to_dict() if out.json else _event_row(e) for e in found], EVENT_COLUMNS)  # JSON keeps types
     elif args.action == "tail":
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:

@@ -80,7 +80,8 @@ class Client:
             raise errors.ServiceUnavailableError(
                 f"no aiflow-nb service is running for {self.home}; start one with 'aiflow-nb server start'"
             )
-        return server.url.rstrip("/"), token or server.token
+        # A url given without a token still wins; only the token comes from the file.
+        return (url or server.url).rstrip("/"), token or server.token
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -166,7 +167,7 @@ class Client:
             "namespace": namespace,
             "sender": sender,
             "context": context,
-            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+            "idempotency_key": idempotency_key if idempotency_key is not None else uuid.uuid4().hex,
         }
         return int(self.request("POST", "/events", body, retry=True)["offset"])
 

@@ -50,7 +50,9 @@ def _leaves(condition: Condition) -> Iterable[Condition]:
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # The graphviz package quotes ids itself; quoting here too put the quotes into the ids, and an
+    # edge end with a ':' is read as "node:port". Task names (NAME_PATTERN) have neither ':' nor spaces.
+    return name
 
 
 def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] = ()) -> graphviz.Digraph:
@@ -73,7 +75,7 @@ def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] 
             attrs["fillcolor"] = STATUS_COLORS[run.status.value]
             label += f"\n{run.status.value} #{run.seq}"
         graph.node(_quote(name), label=label, tooltip=task.kind, **attrs)
-    events: set[str] = set()
+    events: dict[tuple[str, str], str] = {}  # (namespace, key) -> node id (a key may hold any character)
     for name, task in workflow.tasks.items():
         for rule in task.rules:
             prefix = _ACTION_LABEL[rule.action]
@@ -86,15 +88,14 @@ def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] 
                     if key.key == event_keys.TASK_STATUS:
                         continue
                     ns = key.namespace or workflow.namespace
-                    node = f"event:{ns}/{key.key}"
-                    if node not in events:
-                        events.add(node)
+                    if (ns, key.key) not in events:
+                        events[ns, key.key] = f"event {len(events) + 1}"
                         shown = key.key if ns == workflow.namespace else f"{key.key}@{ns}"
-                        graph.node(_quote(node), label=shown, shape="ellipse", style="dashed")
+                        graph.node(events[ns, key.key], label=shown, shape="ellipse", style="dashed")
                     label = prefix + ("" if isinstance(leaf, EventCondition) else type(leaf).__name__)
-                    graph.edge(_quote(node), _quote(name), label=label.strip(), style="dashed")
+                    graph.edge(events[ns, key.key], _quote(name), label=label.strip(), style="dashed")
         if task.schedule_ is not None:
-            node = f"schedule:{name}"
+            node = f"schedule {name}"
             spec = task.schedule_.cron or f"every {task.schedule_.interval}"
             graph.node(_quote(node), label=spec, shape="note", style="dashed")
             graph.edge(_quote(node), _quote(name), style="dashed")

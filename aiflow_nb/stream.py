@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from aiflow_nb.errors import AiflowError, ServiceUnavailableError
+from aiflow_nb.errors import ServiceUnavailableError, UnauthorizedError
 from aiflow_nb.events.event import Event
 
 if TYPE_CHECKING:
@@ -25,6 +26,18 @@ async def _connect(request: HTTPRequest) -> WebSocketClientConnection:
 
 async def _read(conn: WebSocketClientConnection) -> Any:
     return await conn.read_message()
+
+
+async def _close(conn: WebSocketClientConnection, timeout: float = 2.0) -> None:
+    """Close the connection and wait (briefly) until its socket is closed."""
+    stream = conn.protocol.stream if conn.protocol is not None else None
+    conn.close()
+    if stream is None:
+        return
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not stream.closed() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    stream.close()
 
 
 def follow(client: Client, since: int = 0, stop: threading.Event | None = None) -> Iterator[Event]:
@@ -42,12 +55,15 @@ def follow(client: Client, since: int = 0, stop: threading.Event | None = None) 
                 except Exception as exc:
                     if stop is not None and stop.wait(0.5):
                         return
+                    if stop is None:  # do not spin while the service restarts
+                        time.sleep(0.5)
+                    token = client.token
                     try:
                         client.url, client.token = client._discover()
                     except ServiceUnavailableError:
                         pass
-                    if "401" in str(exc):
-                        raise AiflowError(f"the service refused the stream: {exc}") from None
+                    if "401" in str(exc) and client.token == token:  # not just a restart with a new token
+                        raise UnauthorizedError(f"the service refused the stream: {exc}") from None
                     continue
             if pending is None:
                 # Not cancelled on a timeout: the same read is awaited again.
@@ -57,6 +73,7 @@ def follow(client: Client, since: int = 0, stop: threading.Event | None = None) 
                 continue
             message, pending = pending.result(), None
             if message is None:  # closed: reconnect from the last offset
+                loop.run_until_complete(_close(conn))
                 conn = None
                 continue
             event = Event.from_dict(json.loads(message))
@@ -64,5 +81,8 @@ def follow(client: Client, since: int = 0, stop: threading.Event | None = None) 
             yield event
     finally:
         if conn is not None:
-            conn.close()
+            loop.run_until_complete(_close(conn))
+        if pending is not None and not pending.done():
+            pending.cancel()
+            loop.run_until_complete(asyncio.wait({pending}))
         loop.close()

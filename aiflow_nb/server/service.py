@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,41 +23,67 @@ T = TypeVar("T")
 class GroupCommit:
     """Appends the events of concurrent requests in one transaction.
 
-    A request is answered once its events are committed; while one
-    transaction runs, the next requests gather for the following one.
+    A request is answered once its events are committed.  The group is taken
+    only once the database lock is held, so the requests that arrive while
+    the scheduler holds it (or the previous group commits) join the group
+    instead of waiting for the next one.  If a group fails, each of its
+    requests is committed on its own, so a bad request fails alone.
     """
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self.pending: list[tuple[Sequence[Event], Sequence[str | None], asyncio.Future[list[int]]]] = []
         self.flushing = False
+        self._mutex = threading.Lock()  # pending is swapped on a database thread
 
     async def append(self, events: Sequence[Event], keys: Sequence[str | None]) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self.pending.append((events, keys, future))
+        with self._mutex:
+            self.pending.append((events, keys, future))
         if not self.flushing:
             self.flushing = True
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
+    def _commit(self) -> list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]]:
+        """On a database thread: take what is pending and commit it; (future, offsets, error) each."""
+        engine = self.service.engine
+        with engine.db.lock:
+            with self._mutex:
+                group, self.pending = self.pending, []
+            if not group:
+                return []
+            try:
+                offsets = engine.send_events([e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b])
+            except Exception as exc:
+                if len(group) == 1:
+                    return [(group[0][2], None, exc)]
+            else:
+                results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]] = []
+                start = 0
+                for batch, _, future in group:
+                    results.append((future, offsets[start : start + len(batch)], None))
+                    start += len(batch)
+                return results
+            # Some request of the group is bad: find it by committing each alone.
+            results = []
+            for batch, keys, future in group:
+                try:
+                    results.append((future, engine.send_events(batch, keys), None))
+                except Exception as exc:
+                    results.append((future, None, exc))
+            return results
+
     async def _flush(self) -> None:
         try:
             while self.pending:
-                group, self.pending = self.pending, []
-                events = [e for batch, _, _ in group for e in batch]
-                keys = [k for _, batch, _ in group for k in batch]
-                try:
-                    offsets = await self.service.db(self.service.engine.send_events, events, keys)
-                except Exception as exc:
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                start = 0
-                for batch, _, future in group:
-                    if not future.done():
-                        future.set_result(offsets[start : start + len(batch)])
-                    start += len(batch)
+                for future, offsets, error in await self.service.db(self._commit):
+                    if future.done():  # the client went away
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(offsets)  # type: ignore[arg-type]
         finally:
             self.flushing = False
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import Event
-from aiflow_nb.events.event import encode
+from aiflow_nb.events.event import check_name, encode
 from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 
 MAX_READ = 10_000
@@ -17,6 +17,10 @@ def parse_event(data: Any) -> tuple[Event, str | None]:
         raise InvalidEventError("an event must be a JSON object with at least a 'key'")
     data = dict(data)
     key = data.pop("idempotency_key", None)
+    # Checked here too: a bad key would otherwise fail every request of its commit group.
+    check_name("idempotency key", key, optional=True)
+    if data.get("namespace") is not None:  # Event.from_dict would turn "" into the default namespace
+        check_name("namespace", data["namespace"])
     for field in ("offset", "create_time"):
         if field in data:
             raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")

@@ -15,12 +15,15 @@ class ExecutionsHandler(BaseHandler):
         status = self.get_query_argument("status", None)
         if status is not None and status not in WorkflowStatus.__members__:
             raise ApiError(400, "invalid_argument", f"status must be one of {', '.join(WorkflowStatus.__members__)}")
+        limit = self.int_argument("limit")
+        if limit is not None and limit < 1:
+            raise ApiError(400, "invalid_argument", "limit must be at least 1")
         executions = await self.service.db(
             self.engine.executions,
             workflow=self.get_query_argument("workflow", None),
             namespace=self.get_query_argument("namespace", None),
             status=status,
-            limit=self.int_argument("limit"),
+            limit=limit,
         )
         self.send({"executions": [e.to_dict() for e in executions]})
 

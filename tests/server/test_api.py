@@ -1,0 +1,450 @@
+"""REST API v1 through a real service: a round trip of each endpoint, bad input, batches and concurrency."""
+
+from __future__ import annotations
+
+import json
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from aiflow_nb import BashTask, NotebookTask, Workflow, errors
+from aiflow_nb.client import Client
+from aiflow_nb.events import MAX_VALUE_BYTES
+from aiflow_nb.graph import STATUS_COLORS
+from aiflow_nb.server.app import PREFIX
+from tests.conftest import RunningService
+from tests.server import (
+    call,
+    latest_runs,
+    stored_state,
+    wait_execution,
+    wait_for_file,
+    wait_task,
+    write_notebook,
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def node_fills(svg: str) -> dict[str, str]:
+    """Fill color of each filled node (the tasks) of a graphviz SVG, by the node's title."""
+    fills = {}
+    for group in ET.fromstring(svg).iter(SVG + "g"):
+        if group.get("class") != "node":
+            continue
+        title = group.find(SVG + "title")
+        assert title is not None and title.text
+        shapes = [el.get("fill", "") for el in group.iter() if el.tag in (SVG + "path", SVG + "polygon")]
+        fills[title.text] = shapes[0] if shapes else "none"
+    return fills
+
+
+# -- round trip ---------------------------------------------------------------------------
+
+
+def test_round_trip_of_each_endpoint(service: RunningService, tmp_path: Path) -> None:
+    client = service.client()
+    source = write_notebook(tmp_path / "greet.ipynb", "print(f'hello {who}')", parameters="who = 'nobody'")
+
+    def build(who: str) -> Workflow:
+        with Workflow("roundtrip") as wf:
+            NotebookTask("nb", notebook=source, parameters={"who": who})
+            waiter = BashTask("waiter", command=f"echo waiting-$AIFLOW_NB_SEQ; {wait_for_file(tmp_path / 'never')}")
+            waiter.action_on_event_received("START", "go")
+        return wf
+
+    # Submit: a new spec is a new version, the same spec is not.
+    assert client.submit(build("nobody")) == 1
+    assert client.submit(build("nobody")) == 1
+    assert client.submit(build("world")) == 2
+    with Workflow("other", namespace="team") as other:
+        BashTask("t", command="echo other")
+    assert client.submit(other) == 1
+
+    # List and show (with the spec, which rebuilds the same workflow).
+    listed = {(w["namespace"], w["name"]): w for w in client.workflows()}
+    assert set(listed) == {("default", "roundtrip"), ("team", "other")}
+    assert listed["default", "roundtrip"]["version"] == 2 and listed["default", "roundtrip"]["paused"] is False
+    assert listed["default", "roundtrip"]["latest_execution"] is None
+    shown = client.workflow("roundtrip")
+    assert shown["version"] == 2
+    assert Workflow.from_spec(shown["spec"]) == build("world")
+    assert client.workflow("other", "team")["spec"]["namespace"] == "team"
+
+    # Pause / resume.
+    client.pause("roundtrip")
+    assert client.workflow("roundtrip")["paused"] is True
+    assert [w["paused"] for w in client.workflows() if w["name"] == "other"] == [False]
+    client.resume("roundtrip")
+    assert client.workflow("roundtrip")["paused"] is False
+
+    # Start executions; the one of "other" ends on its own.
+    ex = client.start_execution("roundtrip")
+    other_ex = client.start_execution("other", "team")
+    assert ex != other_ex
+    wait_execution(client, other_ex, "SUCCESS")
+    nb_run = wait_task(client, ex, "nb", "SUCCESS", timeout=120)
+    shown_ex = client.execution(ex)
+    assert (shown_ex.id, shown_ex.workflow, shown_ex.namespace, shown_ex.version) == (ex, "roundtrip", "default", 2)
+    assert shown_ex.status.value == "RUNNING"  # "waiter" still waits for "go"
+    assert client.workflow("roundtrip")["latest_execution"]["id"] == ex
+
+    # List with filters.
+    assert [e.id for e in client.executions()] == [ex, other_ex]
+    assert [e.id for e in client.executions(workflow="roundtrip")] == [ex]
+    assert [e.id for e in client.executions(namespace="team")] == [other_ex]
+    assert [e.id for e in client.executions(status="SUCCESS")] == [other_ex]
+    assert [e.id for e in client.executions(status="RUNNING")] == [ex]
+    assert client.executions(workflow="roundtrip", status="SUCCESS") == []
+    assert client.executions(workflow="other", namespace="default") == []
+    assert len(client.executions(limit=1)) == 1
+
+    # Task list, then start / stop / restart by hand.
+    assert [(t.task, t.seq, t.status.value) for t in client.task_executions(ex)] == [("nb", 1, "SUCCESS")]
+    started = client.start_task(ex, "waiter")
+    assert [(t.task, t.seq) for t in started] == [("waiter", 1)]
+    first = wait_task(client, ex, "waiter", "RUNNING")
+    assert client.start_task(ex, "waiter")[-1].seq == 1  # START on a running task is ignored
+
+    # The graph colors each task by its latest status.
+    svg = client.graph_svg("roundtrip")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    fills = node_fills(svg)
+    assert fills["nb"] == STATUS_COLORS["SUCCESS"]
+    assert fills["waiter"] == STATUS_COLORS["RUNNING"]
+    graph = call(service.info.url, "GET", PREFIX + "/workflows/default/roundtrip/graph", token=service.info.token)
+    assert graph.content_type.startswith("image/svg+xml")
+    assert node_fills(client.graph_svg("other", "team")) == {"t": STATUS_COLORS["SUCCESS"]}
+
+    client.stop_task(ex, "waiter")
+    wait_task(client, ex, "waiter", "STOPPED")
+    assert client.execution(ex).status.value == "RUNNING"
+    assert node_fills(client.graph_svg("roundtrip"))["waiter"] == STATUS_COLORS["STOPPED"]
+    client.restart_task(ex, "waiter")
+    wait_task(client, ex, "waiter", "RUNNING", seq=2)
+    client.restart_task(ex, "waiter")  # on a running task: stops seq 2, then starts seq 3
+    wait_task(client, ex, "waiter", "RUNNING", seq=3)
+    assert [t.status.value for t in client.task_executions(ex) if t.task == "waiter"] == [
+        "STOPPED",
+        "STOPPED",
+        "RUNNING",
+    ]
+
+    # One task execution: show, log, notebook.
+    assert client.task_execution(nb_run.id) == nb_run
+    assert client.task_execution(first.id).task == "waiter"
+    assert "waiting-1" in client.task_log(first.id)
+    assert "hello world" in client.task_log(nb_run.id)  # papermill logs each cell's output
+    notebook = nbformat.reads(json.dumps(client.task_notebook(nb_run.id)), as_version=4)
+    outputs = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "hello world" in outputs
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "world" in injected[0].source
+    with pytest.raises(errors.NotFoundError, match="no executed notebook"):
+        client.task_notebook(first.id)  # a bash task
+
+    # Stop the execution: its running task stops too.
+    stopped = client.stop_execution(ex)
+    assert stopped.id == ex
+    wait_execution(client, ex, "STOPPED")
+    wait_task(client, ex, "waiter", "STOPPED", seq=3)
+    assert {t.task: t.status.value for t in latest_runs(client, ex).values()} == {"nb": "SUCCESS", "waiter": "STOPPED"}
+
+    # Delete: the workflow is gone, its history stays.
+    client.delete_workflow("roundtrip")
+    assert [w["name"] for w in client.workflows()] == ["other"]
+    with pytest.raises(errors.NotFoundError):
+        client.workflow("roundtrip")
+    assert client.execution(ex).status.value == "STOPPED"
+    assert len(client.task_executions(ex)) == 4
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+
+def good_workflow() -> Workflow:
+    with Workflow("good") as wf:
+        BashTask("first", command="echo first")
+        waiter = BashTask("waiter", command="echo waited")
+        waiter.action_on_event_received("START", "go")
+    return wf
+
+
+@pytest.fixture
+def busy(service: RunningService, tmp_path: Path) -> dict[str, Any]:
+    """Events, a RUNNING execution (waiting for "go") and a finished one; nothing changes by itself."""
+    client = service.client()
+    client.submit(good_workflow())
+    with Workflow("once") as once:
+        BashTask("t", command="true")
+    client.submit(once)
+    client.send_event("noise", {"n": 1})
+    client.send_events([__import__("aiflow_nb").Event("noise", 2, sender="me")])
+    running = client.start_execution("good")
+    finished = client.start_execution("once")
+    wait_execution(client, finished, "SUCCESS")
+    bash_run = wait_task(client, running, "first", "SUCCESS")
+    nb = write_notebook(tmp_path / "bad.ipynb", "1")
+    return {"client": client, "running": running, "finished": finished, "bash_run": bash_run.id, "nb": nb}
+
+
+def spec_with(change: Any) -> dict[str, Any]:
+    spec = good_workflow().to_spec()
+    change(spec)
+    return spec
+
+
+def bad_inputs(busy: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any], int, str]]:
+    """(what, method, path, request kwargs, status, error code)."""
+    running, finished, bash_run = busy["running"], busy["finished"], busy["bash_run"]
+
+    def set_rule(spec: dict[str, Any], condition: dict[str, Any]) -> None:
+        spec["tasks"][1]["rules"][0]["condition"] = condition
+
+    def set_notebook(spec: dict[str, Any], notebook: Any) -> None:
+        with Workflow("good") as wf:
+            NotebookTask("nb", notebook=busy["nb"])
+        spec["tasks"].append(wf.to_spec()["tasks"][0])
+        spec["tasks"][-1]["notebook"] = notebook
+
+    def set_schedule(spec: dict[str, Any], **schedule: Any) -> None:
+        spec["tasks"][0]["schedule"] = {"cron": None, "interval": None, "timezone": "UTC", **schedule}
+
+    unknown_task = spec_with(
+        lambda s: s["tasks"][1]["rules"].append(
+            {"action": "START", "condition": {"type": "task_status", "statuses": {"ghost": "SUCCESS"}}}
+        )
+    )
+    huge = "x" * MAX_VALUE_BYTES
+    wf = PREFIX + "/workflows"
+    ev = PREFIX + "/events"
+    ex = PREFIX + "/executions"
+    te = PREFIX + "/task-executions"
+    return [
+        # Workflow specs.
+        ("spec that is not JSON", "POST", wf, {"raw_body": b"{'name': 'good'"}, 400, "invalid_json"),
+        ("spec that is a list", "POST", wf, {"body": [1, 2]}, 400, "invalid_spec"),
+        ("spec without tasks", "POST", wf, {"body": {"name": "good"}}, 400, "invalid_spec"),
+        ("spec with tasks of the wrong type", "POST", wf, {"body": spec_with(lambda s: s.update(tasks="x"))}, 400,
+         "invalid_spec"),
+        ("spec with an empty name", "POST", wf, {"body": spec_with(lambda s: s.update(name=""))}, 400,
+         "invalid_spec"),
+        ("spec of an unknown task kind", "POST", wf,
+         {"body": spec_with(lambda s: s["tasks"][0].update(kind="teleport"))}, 400, "invalid_spec"),
+        ("empty body as a spec", "POST", wf, {}, 400, "invalid_spec"),
+        ("rule on an unknown task", "POST", wf, {"body": unknown_task}, 400, "unknown_task"),
+        ("unknown condition import path", "POST", wf, {"body": spec_with(lambda s: set_rule(
+            s, {"type": "custom", "class": "no_such_module.deep:Cond", "params": {}}))}, 400, "unknown_condition"),
+        ("condition path that is not a condition", "POST", wf, {"body": spec_with(lambda s: set_rule(
+            s, {"type": "custom", "class": "tests.workflow.conds:NotACondition", "params": {}}))}, 400,
+         "unknown_condition"),
+        ("invalid notebook embedded", "POST", wf,
+         {"body": spec_with(lambda s: set_notebook(s, {"cells": "nope"}))}, 400, "invalid_notebook"),
+        ("notebook that is a string", "POST", wf, {"body": spec_with(lambda s: set_notebook(s, "not a notebook"))},
+         400, "invalid_spec"),
+        ("bad cron", "POST", wf, {"body": spec_with(lambda s: set_schedule(s, cron="every full moon"))}, 400,
+         "invalid_schedule"),
+        ("bad time zone", "POST", wf,
+         {"body": spec_with(lambda s: set_schedule(s, cron="0 * * * *", timezone="Mars/Olympus"))}, 400,
+         "invalid_schedule"),
+        ("negative interval", "POST", wf, {"body": spec_with(lambda s: set_schedule(s, interval=-5))}, 400,
+         "invalid_schedule"),
+        # Events.
+        ("event body that is not JSON", "POST", ev, {"raw_body": b'{"key": '}, 400, "invalid_json"),
+        ("empty event key", "POST", ev, {"body": {"key": ""}}, 400, "invalid_event"),
+        ("no event key", "POST", ev, {"body": {"value": 1}}, 400, "invalid_event"),
+        ("event key that is a number", "POST", ev, {"body": {"key": 5}}, 400, "invalid_event"),
+        ("empty event namespace", "POST", ev, {"body": {"key": "k", "namespace": ""}}, 400, "invalid_event"),
+        ("unknown event field", "POST", ev, {"body": {"key": "k", "colour": "red"}}, 400, "invalid_event"),
+        ("event with an offset", "POST", ev, {"body": {"key": "k", "offset": 3}}, 400, "invalid_event"),
+        ("event context that is not an object", "POST", ev, {"body": {"key": "k", "context": "x"}}, 400,
+         "invalid_event"),
+        ("event body that is a list", "POST", ev, {"body": [{"key": "k"}]}, 400, "invalid_event"),
+        ("empty event body", "POST", ev, {}, 400, "invalid_event"),
+        ("empty idempotency key", "POST", ev, {"body": {"key": "go", "idempotency_key": ""}}, 400, "invalid_event"),
+        ("idempotency key that is a number", "POST", ev, {"body": {"key": "go", "idempotency_key": 7}}, 400,
+         "invalid_event"),
+        ("oversized value", "POST", ev, {"body": {"key": "huge", "value": huge}}, 413, "event_too_large"),
+        ("oversized value in a batch", "POST", ev, {"body": {"events": [{"key": "go"}, {"key": "h", "value": huge}]}},
+         413, "event_too_large"),
+        ("empty batch", "POST", ev, {"body": {"events": []}}, 400, "invalid_event"),
+        ("batch that is not a list", "POST", ev, {"body": {"events": {"key": "go"}}}, 400, "invalid_event"),
+        ("batch with one bad event", "POST", ev, {"body": {"events": [{"key": "go"}, {"key": ""}]}}, 400,
+         "invalid_event"),
+        # Unknown workflows, executions, task executions.
+        ("show an unknown workflow", "GET", wf + "/default/nope", {}, 404, "not_found"),
+        ("a workflow in an unknown namespace", "GET", wf + "/elsewhere/good", {}, 404, "not_found"),
+        ("delete an unknown workflow", "DELETE", wf + "/default/nope", {}, 404, "not_found"),
+        ("pause an unknown workflow", "POST", wf + "/default/nope/pause", {}, 404, "not_found"),
+        ("resume an unknown workflow", "POST", wf + "/default/nope/resume", {}, 404, "not_found"),
+        ("graph of an unknown workflow", "GET", wf + "/default/nope/graph", {}, 404, "not_found"),
+        ("graph by an execution of another workflow", "GET", wf + "/default/good/graph",
+         {"params": {"execution": finished}}, 404, "not_found"),
+        ("start an unknown workflow", "POST", wf + "/default/nope/executions", {}, 404, "not_found"),
+        ("show an unknown execution", "GET", f"{ex}/99999", {}, 404, "not_found"),
+        ("stop an unknown execution", "POST", f"{ex}/99999/stop", {}, 404, "not_found"),
+        ("tasks of an unknown execution", "GET", f"{ex}/99999/tasks", {}, 404, "not_found"),
+        ("start a task of an unknown execution", "POST", f"{ex}/99999/tasks/first/start", {}, 404, "not_found"),
+        ("start an unknown task", "POST", f"{ex}/{running}/tasks/ghost/start", {}, 404, "not_found"),
+        ("restart an unknown task", "POST", f"{ex}/{running}/tasks/ghost/restart", {}, 404, "not_found"),
+        ("unknown task action", "POST", f"{ex}/{running}/tasks/first/explode", {}, 404, "not_found"),
+        ("execution id beyond 64 bits", "GET", f"{ex}/{10**30}", {}, 404, "not_found"),
+        ("task execution id beyond 64 bits", "GET", f"{te}/{10**30}/log", {}, 404, "not_found"),
+        ("show an unknown task execution", "GET", f"{te}/99999", {}, 404, "not_found"),
+        ("log of an unknown task execution", "GET", f"{te}/99999/log", {}, 404, "not_found"),
+        ("notebook of an unknown task execution", "GET", f"{te}/99999/notebook", {}, 404, "not_found"),
+        ("notebook of a bash task", "GET", f"{te}/{bash_run}/notebook", {}, 404, "not_found"),
+        # Illegal transitions.
+        ("stop a finished execution", "POST", f"{ex}/{finished}/stop", {}, 409, "illegal_transition"),
+        ("start a task of a finished execution", "POST", f"{ex}/{finished}/tasks/t/start", {}, 409,
+         "illegal_transition"),
+        # Query arguments.
+        ("since that is not a number", "GET", ev, {"params": {"since": "abc"}}, 400, "invalid_argument"),
+        ("limit of zero", "GET", ev, {"params": {"limit": 0}}, 400, "invalid_argument"),
+        ("limit too large", "GET", ev, {"params": {"limit": 10**9}}, 400, "invalid_argument"),
+        ("unknown execution status", "GET", ex, {"params": {"status": "BOGUS"}}, 400, "invalid_argument"),
+        ("execution limit that is not a number", "GET", ex, {"params": {"limit": "ten"}}, 400, "invalid_argument"),
+        ("negative execution limit", "GET", ex, {"params": {"limit": -1}}, 400, "invalid_argument"),
+        ("graph execution that is not a number", "GET", wf + "/default/good/graph",
+         {"params": {"execution": "latest"}}, 400, "invalid_argument"),
+        ("stream since that is not a number", "GET", PREFIX + "/stream", {"params": {"since": "x"}}, 400,
+         "invalid_argument"),
+        # Paths and methods.
+        ("unknown API path", "GET", PREFIX + "/nope", {}, 404, "not_found"),
+        ("path outside the API", "GET", "/index.html", {}, 404, "not_found"),
+        ("another API version", "GET", "/api/v2/health", {}, 404, "not_found"),
+        ("workflow name with a space", "GET", wf + "/default/bad%20name", {}, 404, "not_found"),
+        ("execution id that is not a number", "GET", f"{ex}/first", {}, 404, "not_found"),
+        ("method not allowed", "PUT", ev, {"body": {"key": "go"}}, 405, ""),
+        ("delete an execution", "DELETE", f"{ex}/{running}", {}, 405, ""),
+    ]  # fmt: skip
+
+
+def test_each_bad_input_is_a_json_4xx_and_changes_nothing(service: RunningService, busy: dict[str, Any]) -> None:
+    client: Client = busy["client"]
+    url, token = service.info.url, service.info.token
+    before = stored_state(client)
+    assert before["events"] and before["executions"] and before["workflows"]
+    cases = bad_inputs(busy)
+    for what, method, path, kwargs, status, code in cases:
+        response = call(url, method, path, token=token, **kwargs)
+        assert response.status == status, (what, response.status, response.body[:300])
+        error = response.error()
+        if code:
+            assert error["code"] == code, (what, error)
+        assert stored_state(client) == before, f"{what} changed what is stored"
+    # The client raises the same error classes, with the service's message.
+    with pytest.raises(errors.UnknownTaskError, match="ghost"):
+        client.submit(spec_with(lambda s: s["tasks"][1]["rules"][0].update(
+            condition={"type": "task_status", "statuses": {"ghost": "SUCCESS"}})))  # fmt: skip
+    with pytest.raises(errors.EventTooLargeError, match=str(MAX_VALUE_BYTES)):
+        client.send_event("huge", "y" * MAX_VALUE_BYTES)
+    with pytest.raises(errors.IllegalTransitionError, match=f"execution {busy['finished']}"):
+        client.stop_execution(busy["finished"])
+    assert stored_state(client) == before
+    # No request was a server error: nothing was logged at ERROR and no traceback.
+    log = (service.home / "logs" / "server.log").read_text()
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+    # The service carries on: "go" starts "waiter" in the running execution, which then succeeds.
+    offset = client.send_event("go")
+    assert offset == before["events"][-1]["offset"] + 1
+    wait_execution(client, busy["running"], "SUCCESS")
+
+
+# -- batches, idempotency, concurrency -------------------------------------------------------
+
+
+def test_batch_returns_offsets_in_order(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    items = [{"key": f"batch-{i}", "value": {"i": i}} for i in range(5)]
+    response = call(url, "POST", PREFIX + "/events", {"events": items}, token=token)
+    assert response.status == 200
+    offsets = response.json()["offsets"]
+    assert offsets == list(range(offsets[0], offsets[0] + 5))
+    stored = service.client().events(since=offsets[0] - 1)
+    assert [(e.offset, e.key, e.value) for e in stored] == [
+        (o, item["key"], item["value"]) for o, item in zip(offsets, items, strict=True)
+    ]
+    # A single event answers with one offset, the next one.
+    single = call(url, "POST", PREFIX + "/events", {"key": "single"}, token=token)
+    assert single.json() == {"offset": offsets[-1] + 1}
+
+
+def test_repeated_idempotency_key_returns_the_same_offset(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    client = service.client()
+    first = client.send_event("once", 1, idempotency_key="k-1")
+    assert client.send_event("once", 1, idempotency_key="k-1") == first
+    raw = call(url, "POST", PREFIX + "/events", {"key": "once", "value": 1, "idempotency_key": "k-1"}, token=token)
+    assert raw.json() == {"offset": first}
+    # In a batch: the known key keeps its offset, a key repeated inside the batch is appended once.
+    batch = call(
+        url,
+        "POST",
+        PREFIX + "/events",
+        {
+            "events": [
+                {"key": "once", "idempotency_key": "k-1"},
+                {"key": "twice", "idempotency_key": "k-2"},
+                {"key": "twice", "idempotency_key": "k-2"},
+                {"key": "plain"},
+            ]
+        },
+        token=token,
+    ).json()["offsets"]
+    assert batch == [first, first + 1, first + 1, first + 2]
+    assert [(e.offset, e.key) for e in client.events()] == [(first, "once"), (first + 1, "twice"), (first + 2, "plain")]
+
+
+def test_concurrent_posts_get_distinct_offsets_and_are_all_stored(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    threads_n, per_thread = 8, 25
+    acked: dict[tuple[int, int], int] = {}
+    refused: list[int] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads_n + 2)
+
+    def produce(t: int) -> None:
+        try:
+            with Client(url, token) as client:
+                start.wait()
+                for i in range(per_thread):
+                    offset = client.send_event("concurrent", {"t": t, "i": i})
+                    with lock:
+                        acked[t, i] = offset
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    def spoil() -> None:
+        # Bad requests among the good ones fail alone, never the group they were committed with.
+        try:
+            start.wait()
+            for i in range(per_thread):
+                bad = {"key": "concurrent", "idempotency_key": ""} if i % 2 else {"key": "x", "value": "y" * 2**21}
+                refused.append(call(url, "POST", PREFIX + "/events", bad, token=token).status)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(threads_n)]
+    threads.append(threading.Thread(target=spoil))
+    for thread in threads:
+        thread.start()
+    start.wait()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not failures, failures
+    assert len(acked) == threads_n * per_thread
+    assert len(set(acked.values())) == len(acked)
+    assert sorted(refused) == [400] * (per_thread // 2) + [413] * (per_thread - per_thread // 2)
+    stored = {e.offset: e.value for e in service.client().events(key="concurrent", limit=10_000)}
+    assert stored == {offset: {"t": t, "i": i} for (t, i), offset in acked.items()}
+    # Each producer's events are in the log in the order it sent them.
+    for t in range(threads_n):
+        mine = [acked[t, i] for i in range(per_thread)]
+        assert mine == sorted(mine)

@@ -1,0 +1,132 @@
+"""Token auth: every route refuses a missing or wrong token with a JSON 401, and serves the right one."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.web
+
+from aiflow_nb import BashTask, NotebookTask, Workflow
+from aiflow_nb.server.app import PREFIX, ROUTES
+from tests.conftest import RunningService
+from tests.server import call, stored_state, wait_for_file, wait_task, write_notebook
+
+METHODS = ("get", "post", "delete", "put")
+
+
+def methods_of(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The HTTP methods a handler answers: the ones it (or a parent below RequestHandler) defines."""
+    return [m.upper() for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)]
+
+
+@pytest.fixture
+def busy(service: RunningService, tmp_path: Path) -> dict[str, Any]:
+    """A submitted workflow with a finished notebook task and a still running execution."""
+    nb = write_notebook(tmp_path / "hello.ipynb", "print('hello')")
+    with Workflow("guarded") as wf:
+        NotebookTask("nb", notebook=nb)
+        BashTask("wait", command=wait_for_file(tmp_path / "never"))
+    client = service.client()
+    client.submit(wf)
+    ex_id = client.start_execution("guarded")
+    te = wait_task(client, ex_id, "nb", "SUCCESS")
+    wait_task(client, ex_id, "wait", "RUNNING")
+    return {
+        "namespace": "default",
+        "name": "guarded",
+        "execution_id": ex_id,
+        "task": "wait",
+        "action": "start",  # START on a running task is ignored: harmless to repeat
+        "task_execution_id": te.id,
+    }
+
+
+def fill(openapi_path: str, values: dict[str, Any]) -> str:
+    return PREFIX + re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), openapi_path)
+
+
+def requests(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(method, path) of every route; reads first, then changes, stopping and deleting last."""
+    found = []
+    for regex, handler, openapi_path in ROUTES:
+        path = fill(openapi_path, values)
+        assert re.fullmatch(PREFIX + regex, path), (regex, path)
+        found += [(method, path) for method in methods_of(handler)]
+    order = {"GET": 0, "POST": 1, "PUT": 1, "DELETE": 3}
+    return sorted(found, key=lambda mp: 2 if mp[1].endswith("/stop") else order[mp[0]])
+
+
+def assert_unauthorized(response: Any, what: str) -> None:
+    assert response.status == 401, (what, response.status, response.body[:300])
+    assert response.error()["code"] == "unauthorized", what
+
+
+def test_every_route_needs_the_token(service: RunningService, busy: dict[str, Any]) -> None:
+    client = service.client()
+    url, token = service.info.url, service.info.token
+    routes = requests(busy)
+    assert len(routes) >= len(ROUTES)
+    before = stored_state(client)
+    for method, path in routes:
+        if path == PREFIX + "/health":
+            continue
+        body = {} if method in ("POST", "PUT") else None
+        assert_unauthorized(call(url, method, path, body), f"{method} {path} without a token")
+        assert_unauthorized(call(url, method, path, body, token="not-" + token), f"{method} {path}, wrong token")
+        assert_unauthorized(
+            call(url, method, path, body, headers={"Authorization": "token "}), f"{method} {path}, empty token"
+        )
+        assert_unauthorized(
+            call(url, method, path, body, params={"token": token[:-1]}), f"{method} {path}, wrong ?token="
+        )
+    # None of the refused requests changed anything (no pause, no stop, no delete, no new event).
+    assert stored_state(client) == before
+
+    for method, path in routes:
+        body = None
+        if path.endswith("/events") and method == "POST":
+            body = {"key": "authorized"}
+        elif path.endswith("/workflows") and method == "POST":
+            body = client.workflow("guarded")["spec"]
+        response = call(url, method, path, body, token=token)
+        if path.endswith("/stream"):
+            # Plain HTTP to the WebSocket route: past the token check, refused only for not upgrading.
+            assert response.status == 400, response.body
+            continue
+        assert response.status != 401, (method, path)
+        if method == "GET":
+            assert response.status == 200, (method, path, response.status, response.body[:300])
+        else:
+            assert response.status < 400, (method, path, response.status, response.body[:300])
+    assert [e.key for e in client.events(key="authorized")] == ["authorized"]
+    assert client.workflows() == []  # the DELETE with the token went through
+
+
+def test_health_needs_no_token(service: RunningService) -> None:
+    response = call(service.info.url, "GET", PREFIX + "/health")
+    assert response.status == 200
+    data = response.json()
+    assert data["status"] == "ok" and isinstance(data["latest_offset"], int)
+    # A wrong token on the health check is ignored, not refused.
+    assert call(service.info.url, "GET", PREFIX + "/health", token="wrong").status == 200
+
+
+def test_token_as_query_argument(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    response = call(url, "GET", PREFIX + "/workflows", params={"token": token})
+    assert response.status == 200 and response.json() == {"workflows": []}
+    posted = call(url, "POST", PREFIX + "/events", {"key": "by-query"}, params={"token": token})
+    assert posted.status == 200
+    assert posted.json()["offset"] == service.client().events(key="by-query")[0].offset
+    assert_unauthorized(call(url, "GET", PREFIX + "/workflows", params={"token": ""}), "empty ?token=")
+
+
+def test_server_json_is_private(service: RunningService, home: Path) -> None:
+    path = home / "server.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = path.read_text()
+    assert service.info.token in data and service.info.url in data and str(service.pid) in data

@@ -1,0 +1,216 @@
+"""The client: finding the service, its errors, and sends that survive a service restart without doubling."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiflow_nb import BashTask, Engine, NotebookTask, Workflow, errors
+from aiflow_nb.client import Client
+from aiflow_nb.events import MAX_VALUE_BYTES
+from tests.conftest import RunningService
+from tests.server import wait, wait_execution, wait_task, write_notebook
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+def test_discovery_from_arguments_environment_and_server_json(
+    service: RunningService, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, token = service.info.url, service.info.token
+    empty = tmp_path / "elsewhere"  # a home where nothing runs
+    with Client(url, token, home=empty) as client:
+        assert (client.url, client.token) == (url, token)
+        assert client.health()["status"] == "ok"
+
+    monkeypatch.setenv("AIFLOW_NB_URL", url)
+    monkeypatch.setenv("AIFLOW_NB_TOKEN", token)
+    with Client(home=empty) as client:
+        assert (client.url, client.token) == (url, token)
+        assert client.workflows() == []  # the token from the environment is accepted
+
+    # Arguments win over the environment.
+    monkeypatch.setenv("AIFLOW_NB_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AIFLOW_NB_TOKEN", "stale")
+    with Client(url, token, home=empty) as client:
+        assert client.workflows() == []
+
+    # Without either: server.json of the home (given, or AIFLOW_NB_HOME, which the fixture sets).
+    monkeypatch.delenv("AIFLOW_NB_URL")
+    monkeypatch.delenv("AIFLOW_NB_TOKEN")
+    with Client(home=home) as by_home, Client() as by_env:
+        assert (by_home.url, by_home.token) == (url, token) == (by_env.url, by_env.token)
+        assert by_home.send_event("found") == by_env.events(key="found")[0].offset
+
+
+def test_no_service_is_a_clear_error(service: RunningService, home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    with pytest.raises(errors.ServiceUnavailableError) as info:
+        Client(home=empty)
+    assert str(empty) in str(info.value) and "aiflow-nb server start" in str(info.value)
+    assert isinstance(info.value, ConnectionError)
+
+    # A server.json left by a killed service is not taken for a running one.
+    service.kill()
+    assert (home / "server.json").exists()
+    with pytest.raises(errors.ServiceUnavailableError, match="no aiflow-nb service is running"):
+        Client(home=home)
+
+    # A known address where nothing answers: retried calls give up after retry_for, others at once.
+    url = f"http://127.0.0.1:{free_port()}"
+    with Client(url, "token", home=empty, retry_for=0.5) as client:
+        with pytest.raises(errors.ServiceUnavailableError, match=f"{url} does not answer"):
+            client.health()
+        with pytest.raises(errors.ServiceUnavailableError, match="does not answer"):
+            client.start_execution("anything")
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def test_errors_are_the_engines_types_and_messages(service: RunningService, tmp_path: Path) -> None:
+    """The same calls on an in-process engine (another home) and through the client fail alike."""
+    with Workflow("good") as good:
+        BashTask("t", command="true")
+    with Workflow("good") as ghost:
+        BashTask("t", command="true").start_after("ghost")
+    spec = good.to_spec()
+    spec["tasks"][0]["schedule"] = {"cron": "every day", "interval": None, "timezone": "UTC"}
+
+    calls: list[tuple[str, Callable[[Any], object]]] = [
+        ("rule on an unknown task", lambda api: api.submit(ghost)),
+        ("workflow without tasks", lambda api: api.submit(Workflow("empty"))),
+        ("bad cron", lambda api: api.submit(Workflow.from_spec(spec) if isinstance(api, Engine) else spec)),
+        ("empty event key", lambda api: api.send_event("")),
+        ("oversized event", lambda api: api.send_event("big", "x" * MAX_VALUE_BYTES)),
+        ("empty idempotency key", lambda api: api.send_event("k", idempotency_key="")),
+        ("unknown workflow", lambda api: api.start_execution("nope")),
+        ("pause an unknown workflow", lambda api: api.pause("nope")),
+        ("unknown execution", lambda api: api.execution(999)),
+        ("stop an unknown execution", lambda api: api.stop_execution(999)),
+        ("unknown task", lambda api: api.start_task(1, "ghost")),
+        ("unknown task execution", lambda api: api.task_execution(999)),
+        ("stop a finished execution", lambda api: api.stop_execution(1)),
+    ]
+    client = service.client()
+    engine = Engine(tmp_path / "engine-home", stop_grace=2.0)
+    try:
+        for api in (engine, client):
+            api.submit(good)
+            assert api.start_execution("good") == 1
+        engine.wait_for(lambda: engine.execution(1).status.finished, timeout=60, what="the engine's execution")
+        wait_execution(client, 1, "SUCCESS")
+        for what, call in calls:
+            with pytest.raises(errors.AiflowError) as by_engine:
+                call(engine)
+            with pytest.raises(errors.AiflowError) as by_client:
+                call(client)
+            assert type(by_client.value) is type(by_engine.value), what
+            assert str(by_client.value) == str(by_engine.value), what
+    finally:
+        engine.close()
+    # A wrong token is its own error.
+    with Client(service.info.url, "wrong") as stranger, pytest.raises(errors.UnauthorizedError):
+        stranger.workflows()
+
+
+# -- sends across a restart ------------------------------------------------------------------------
+
+
+def test_send_event_is_retried_across_a_restart_and_never_doubled(service: RunningService, home: Path) -> None:
+    restarted: list[RunningService] = []
+    acked: list[int] = []
+    problems: list[BaseException] = []
+
+    def kill_and_restart() -> None:
+        try:
+            wait(lambda: len(acked) >= 20, 60, "20 acknowledged sends")
+            service.kill()
+            restarted.append(RunningService(home).start())
+        except BaseException as exc:  # reported by the test
+            problems.append(exc)
+
+    with Client(home=home, retry_for=120) as client:
+        early = client.send_event("keyed", "first", idempotency_key="the-key")
+        restarter = threading.Thread(target=kill_and_restart)
+        restarter.start()
+        try:
+            sent = after_restart = 0
+            while not problems and after_restart < 20:
+                if restarted:
+                    after_restart += 1
+                acked.append(client.send_event("survive", sent))
+                sent += 1
+            restarter.join(timeout=120)
+            assert not problems, problems
+            assert client.url == restarted[0].info.url  # found again through server.json
+            # After the restart the key is still known: a retried send is not doubled.
+            assert client.send_event("keyed", "again", idempotency_key="the-key") == early
+            stored = client.events(key="survive", limit=10_000)
+            assert [e.value for e in client.events(key="keyed")] == ["first"]
+        finally:
+            restarter.join(timeout=120)
+            for running in restarted:
+                running.stop()
+    assert len(set(acked)) == len(acked) == sent
+    # Every acknowledged send is in the log once, in the order sent, at the offset it was acknowledged with.
+    assert [(e.offset, e.value) for e in stored] == list(zip(acked, range(sent), strict=True))
+
+
+# -- send_event from inside a task ---------------------------------------------------------------
+
+
+def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(
+    service: RunningService, home: Path, tmp_path: Path
+) -> None:
+    client = service.client()
+    source = write_notebook(
+        tmp_path / "sender.ipynb", "import aiflow_nb\nsent = aiflow_nb.send_event('ping', {'from': 'notebook'})"
+    )
+    with Workflow("scoped", namespace="teamx") as wf:
+        NotebookTask("sender", notebook=source).action_on_event_received("START", "go")
+        BashTask("pong", command="echo pong").action_on_event_received("START", "ping")
+    client.submit(wf)
+    first = client.start_execution("scoped", "teamx")
+    second = client.start_execution("scoped", "teamx")
+    client.send_event("go", namespace="teamx", context={"execution_id": first})
+    wait_execution(client, first, "SUCCESS", timeout=120)
+    [ping] = client.events(key="ping")
+    assert ping.value == {"from": "notebook"}
+    assert ping.namespace == "teamx"
+    assert ping.sender == f"{first}/sender/1"
+    assert ping.context == {"execution_id": first}
+    assert [(t.task, t.status.value) for t in client.task_executions(first)] == [
+        ("sender", "SUCCESS"),
+        ("pong", "SUCCESS"),
+    ]
+    # The other execution did not see the scoped ping ...
+    assert client.task_executions(second) == []
+    assert client.execution(second).status.value == "RUNNING"
+    # ... but sees one sent from outside any task, which has no scope.
+    env = {**os.environ, "AIFLOW_NB_HOME": str(home)}
+    for name in [n for n in env if n.startswith("AIFLOW_NB_") and n != "AIFLOW_NB_HOME"]:
+        del env[name]
+    code = "import aiflow_nb; print(aiflow_nb.send_event('ping', 'outside', namespace='teamx'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    outside = client.events(key="ping")[-1]
+    assert (outside.offset, outside.sender, outside.context) == (int(out.stdout), None, None)
+    wait_task(client, second, "pong", "SUCCESS")
+    assert [t.task for t in client.task_executions(second)] == ["pong"]
+    assert [e.key for e in client.events(namespace="teamx") if e.key == "ping"] == ["ping", "ping"]
