@@ -83,7 +83,12 @@ class LocalExecutor(Executor):
             self.recover(te_id, attempt)
             return
         write_json(folder / "task.json", request)
-        env = {**os.environ, **task_environment(request), "AIFLOW_NB_HOME": str(self.home)}
+        env = {
+            **os.environ,
+            **task_environment(request),
+            "AIFLOW_NB_HOME": str(self.home),
+            "AIFLOW_NB_RUN_DIR": str(folder),
+        }
         with open(folder / "log.txt", "ab") as out:
             popen = subprocess.Popen(
                 [self.python, "-m", "aiflow_nb.executors.runner", str(folder)],

@@ -7,6 +7,7 @@ with the run folder as working directory), so they import nothing heavy.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def record_event(aiflow_event: Any = None) -> None:
     """Write the triggering event this task received to ``received.json`` in its run folder."""
-    Path("received.json").write_text(json.dumps(aiflow_event))
+    (Path(os.environ["AIFLOW_NB_RUN_DIR"]) / "received.json").write_text(json.dumps(aiflow_event))
 
 
 def fail(message: str = "boom") -> None:
