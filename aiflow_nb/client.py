@@ -61,6 +61,13 @@ class Client:
             self._connections.clear()
         self._local = threading.local()
 
+    def __del__(self) -> None:
+        # A forgotten client must not leak sockets (nor ResourceWarnings).
+        try:
+            self.close()
+        except Exception:
+            pass
+
     def __enter__(self) -> Client:
         return self
 
