@@ -92,11 +92,37 @@ class Scheduler:
                 self.running[ex_id].unseen = count
         else:
             self.states = store.condition_states([0])
+        #: Alive runs a timer may change: RETRYING ones, RUNNING ones with a timeout.
+        self.timed: dict[int, TaskExecution] = {}
         for te in store.task_executions(f"status IN {ALIVE_SQL}"):
             ex = self.running.get(te.execution_id)
             self.alive[te.id] = ex.latest[te.task] if ex and te.task in ex.latest else te
+            self._watch_time(self.alive[te.id])
+        #: Workflows whose latest version has a schedule (on itself or a task).
+        self.scheduled = {key for key in self.workflows if self._has_schedule(key)}
         self.last_ticks = store.last_ticks()
         self.next_due: dict[tuple[str, str, str], datetime] = {}
+
+    def _has_schedule(self, key: tuple[str, str]) -> bool:
+        workflow = self.compiled((*key, self.workflows[key].version)).workflow
+        return workflow.schedule_ is not None or any(t.schedule_ is not None for t in workflow.tasks.values())
+
+    def _update_scheduled(self, key: tuple[str, str]) -> None:
+        if self._has_schedule(key):
+            self.scheduled.add(key)
+        else:
+            self.scheduled.discard(key)
+
+    def _watch_time(self, te: TaskExecution) -> None:
+        if te.status is TaskStatus.RETRYING:
+            self.timed[te.id] = te
+            return
+        if te.status is TaskStatus.RUNNING:
+            task = self._task_of(te)
+            if task is not None and task.timeout is not None:
+                self.timed[te.id] = te
+                return
+        self.timed.pop(te.id, None)
 
     def _unseen_status_events(self, ids: list[int]) -> dict[int, int]:
         rows = self.db.conn.execute(
@@ -303,6 +329,7 @@ class Scheduler:
         if error is not None:
             te.error = error
         self.changes.tasks[te.id] = te
+        self._watch_time(te)
         ex = self.running.get(te.execution_id)
         if status.finished:
             self.alive.pop(te.id, None)
@@ -404,6 +431,7 @@ class Scheduler:
                     self.store.put_workflow(info)
                     self.workflows[key] = info
                     self._activate(self.compiled((*key, latest)), latest=True)
+                    self._update_scheduled(key)
                 return latest
         version = latest + 1
         now = self.clock()
@@ -417,6 +445,7 @@ class Scheduler:
         self.versions[compiled.key] = compiled
         self._activate(compiled, latest=True)
         self.next_due = {k: v for k, v in self.next_due.items() if k[:2] != key}
+        self._update_scheduled(key)
         return version
 
     def workflow_info(self, namespace: str, name: str) -> WorkflowInfo:
@@ -439,6 +468,7 @@ class Scheduler:
         self._deactivate_triggers(self.compiled((namespace, name, info.version)))
         self.store.delete_workflow(namespace, name)
         del self.workflows[(namespace, name)]
+        self.scheduled.discard((namespace, name))
 
     def start_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.workflow_info(namespace, name)
@@ -566,7 +596,7 @@ class Scheduler:
     def timeouts(self, now: datetime) -> list[TaskExecution]:
         """Running task executions past their task's timeout."""
         late = []
-        for te in self.alive.values():
+        for te in self.timed.values():
             if te.status is TaskStatus.RUNNING and te.start_time is not None:
                 task = self._task_of(te)
                 if (
@@ -585,13 +615,14 @@ class Scheduler:
     # -- time ----------------------------------------------------------------------
 
     def fire_timers(self, now: datetime) -> None:
-        for te in list(self.alive.values()):
+        for te in list(self.timed.values()):
             if te.status is TaskStatus.RETRYING and te.retry_at is not None and te.retry_at <= now:
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
                 te.retry_at = None
                 self._set_status(te, TaskStatus.QUEUED)
                 self._queue_launch(te)
-        for (ns, name), info in self.workflows.items():
+        for ns, name in self.scheduled:
+            info = self.workflows[(ns, name)]
             if info.paused:
                 continue
             workflow = self.compiled((ns, name, info.version)).workflow

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from aiflow_nb.events.event import compact_dumps
 from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
@@ -69,8 +70,12 @@ def from_db_time(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
+# json.dumps(value, separators=(",", ":")) without building an encoder per call.
+_dumps = compact_dumps(ensure_ascii=True, allow_nan=True)
+
+
 def _json(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":")) if value is not None else None
+    return _dumps(value) if value is not None else None
 
 
 def execution_row(e: WorkflowExecution) -> tuple[Any, ...]:
@@ -138,15 +143,21 @@ class Store:
 
     # -- helpers -----------------------------------------------------------
 
+    @staticmethod
+    def _arrow(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> pa.Table:
+        """Rows as an Arrow table, built column by column (from_pylist of dicts is 3x slower)."""
+        return pa.Table.from_arrays([pa.array(col) for col in zip(*rows, strict=True)], names=list(columns))
+
     def _insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
         conn = self.db.conn
         if len(rows) < 8:
-            marks = ", ".join("?" * len(columns))
-            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            # One statement: executemany costs a round trip per row.
+            marks = ", ".join([f"({', '.join('?' * len(columns))})"] * len(rows))
+            conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}", [x for r in rows for x in r])
             return
-        arrow = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])
+        arrow = self._arrow(columns, rows)
         conn.register("_aiflow_rows", arrow)
         try:
             conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _aiflow_rows")
@@ -160,9 +171,10 @@ class Store:
         conn = self.db.conn
         if len(rows) < 8:
             sets = ", ".join(f"{c} = ?" for c in columns[1:])
-            conn.executemany(f"UPDATE {table} SET {sets} WHERE {columns[0]} = ?", [(*r[1:], r[0]) for r in rows])
+            for r in rows:  # execute per row: executemany is slower for a few rows
+                conn.execute(f"UPDATE {table} SET {sets} WHERE {columns[0]} = ?", [*r[1:], r[0]])
             return
-        arrow = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])
+        arrow = self._arrow(columns, rows)
         conn.register("_aiflow_rows", arrow)
         try:
             sets = ", ".join(f"{c} = u.{c}" for c in columns[1:])
@@ -301,5 +313,9 @@ class Store:
             conn.execute("DELETE FROM schedule_state WHERE namespace = ? AND workflow = ? AND task = ?", [ns, wf, task])
             conn.execute("INSERT INTO schedule_state VALUES (?, ?, ?, ?)", [ns, wf, task, to_db_time(tick)])
         if changes.checkpoint is not None:
-            conn.execute("DELETE FROM checkpoint WHERE consumer = 'scheduler'")
-            conn.execute("INSERT INTO checkpoint VALUES ('scheduler', ?)", [changes.checkpoint])
+            # One statement per batch once the row exists (DuckDB takes ~1 ms a statement here).
+            updated = conn.execute(
+                "UPDATE checkpoint SET \"offset\" = ? WHERE consumer = 'scheduler'", [changes.checkpoint]
+            ).fetchone()
+            if not updated or not updated[0]:
+                conn.execute("INSERT INTO checkpoint VALUES ('scheduler', ?)", [changes.checkpoint])
