@@ -54,9 +54,7 @@ def fail_on_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Like tornado's ExpectLog: an unexpected ERROR from aiflow-nb fails the test."""
     caplog.set_level(logging.INFO, logger="aiflow_nb")
     yield
-    errors = [
-        r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("aiflow_nb")
-    ]
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("aiflow_nb")]
     if errors:
         pytest.fail("unexpected errors logged: " + "; ".join(r.getMessage() for r in errors))
 
