@@ -74,6 +74,12 @@ class IllegalTransitionError(AiflowError):
     code = "illegal_transition"
 
 
+class LimitReachedError(AiflowError):
+    """A workflow already runs its ``max_active_executions``."""
+
+    code = "limit_reached"
+
+
 class ExecutorError(AiflowError):
     """An executor is unknown or cannot launch a task."""
 

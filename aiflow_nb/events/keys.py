@@ -9,6 +9,11 @@ Every status change is an event, so the log is the whole history:
   "status", "error"}``.
 - ``aiflow.execution.status`` -- a workflow execution changed status; value
   ``{"workflow", "execution_id", "version", "status"}``.
+- ``aiflow.task.failed``, ``aiflow.task.stopped``, ``aiflow.task.timeout`` --
+  a run ended FAILED (retries used up) or STOPPED, or passed its timeout
+  (it may still be retried).  Not scoped: rules and triggers of any workflow
+  see them.  Namespace: the workflow's; sender: ``<workflow>/<task>``; value:
+  as for ``aiflow.task.status`` (``status`` is ``TIMEOUT`` for a timeout).
 - ``aiflow.schedule.tick`` -- a cron or interval schedule is due; value
   ``{"workflow", "task", "scheduled_time"}`` (task is null for a workflow
   schedule).
@@ -16,6 +21,9 @@ Every status change is an event, so the log is the whole history:
 
 TASK_STATUS = "aiflow.task.status"
 EXECUTION_STATUS = "aiflow.execution.status"
+TASK_FAILED = "aiflow.task.failed"
+TASK_STOPPED = "aiflow.task.stopped"
+TASK_TIMEOUT = "aiflow.task.timeout"
 SCHEDULE_TICK = "aiflow.schedule.tick"
 
 RESERVED_PREFIX = "aiflow."

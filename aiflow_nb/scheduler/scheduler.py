@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiflow_nb.errors import IllegalTransitionError, NotFoundError, SpecError
+from aiflow_nb.errors import IllegalTransitionError, LimitReachedError, NotFoundError, SpecError
 from aiflow_nb.events import Event, EventLog
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
@@ -35,6 +35,7 @@ log = logging.getLogger("aiflow_nb.scheduler")
 VersionKey = tuple[str, str, int]
 ALIVE_SQL = "('QUEUED', 'RUNNING', 'STOPPING', 'RETRYING')"
 RESTART_RULE = "restart:"
+WAITING_RULE = "waiting:"
 
 
 def event_dict(event: Event | None) -> dict[str, Any] | None:
@@ -216,7 +217,7 @@ class Scheduler:
             for trigger_id, condition in compiled.triggers_for(event):
                 rule = f"{key[0]}/{key[1]}:{trigger_id}"
                 if self._met(condition, event, key[0], 0, rule):
-                    self.start_execution(key[0], key[1], event)
+                    self.trigger_execution(key[0], key[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
         state = self.states.get((execution_id, rule))
@@ -347,24 +348,32 @@ class Scheduler:
         else:
             record = ex.record
             ex.unseen += 1
+        value = {
+            "workflow": record.workflow,
+            "execution_id": record.id,
+            "task": te.task,
+            "seq": te.seq,
+            "attempt": te.attempt,
+            "task_execution_id": te.id,
+            "status": te.status.value,
+            "error": te.error if te.status is TaskStatus.FAILED else None,
+        }
         self.emit(
             Event(
                 key=event_keys.TASK_STATUS,
-                value={
-                    "workflow": record.workflow,
-                    "execution_id": record.id,
-                    "task": te.task,
-                    "seq": te.seq,
-                    "attempt": te.attempt,
-                    "task_execution_id": te.id,
-                    "status": te.status.value,
-                    "error": te.error if te.status is TaskStatus.FAILED else None,
-                },
+                value=value,
                 namespace=record.namespace,
                 sender=f"{record.id}/{te.task}/{te.seq}",
                 context={"execution_id": record.id},
             )
         )
+        ended = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
+        if te.status in ended:
+            self._emit_failure(ended[te.status], record, value)
+
+    def _emit_failure(self, key: str, record: WorkflowExecution, value: dict[str, Any]) -> None:
+        # Not scoped to the execution: rules and triggers of any workflow may react.
+        self.emit(Event(key=key, value=value, namespace=record.namespace, sender=f"{record.workflow}/{value['task']}"))
 
     def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
         check_workflow_transition(ex.status, status, f"execution {ex.id}")
@@ -414,6 +423,45 @@ class Scheduler:
     def _finish(self, ex: ExecutionState, status: WorkflowStatus) -> None:
         self._set_execution_status(ex.record, status)
         self._untrack(ex)
+        self._start_waiting(ex.record.namespace, ex.record.workflow)
+
+    # -- max_active_executions -------------------------------------------------------
+
+    def active_executions(self, namespace: str, name: str) -> int:
+        return sum(len(ids) for (ns, wf, _), ids in self.by_version.items() if (ns, wf) == (namespace, name))
+
+    def _limit(self, namespace: str, name: str) -> int | None:
+        info = self.workflows.get((namespace, name))
+        if info is None:
+            return None
+        return self.compiled((namespace, name, info.version)).workflow.max_active_executions
+
+    def _waiting(self, namespace: str, name: str) -> dict[str, Any]:
+        key = (0, f"{WAITING_RULE}{namespace}/{name}")
+        state = self.states.setdefault(key, {"events": []})
+        self.changes.states[key] = state
+        return state
+
+    def trigger_execution(self, namespace: str, name: str, event: Event) -> None:
+        """Start an execution for a trigger or tick, unless the workflow is at its limit."""
+        limit = self._limit(namespace, name)
+        if limit is None or self.active_executions(namespace, name) < limit:
+            self.start_execution(namespace, name, event)
+            return
+        workflow = self.compiled((namespace, name, self.workflows[(namespace, name)].version)).workflow
+        if workflow.on_max_active == "skip":
+            log.info("%s/%s runs %s executions (the limit): event %s skipped", namespace, name, limit, event.offset)
+            return
+        self._waiting(namespace, name)["events"].append(event_dict(event))
+
+    def _start_waiting(self, namespace: str, name: str) -> None:
+        state = self.states.get((0, f"{WAITING_RULE}{namespace}/{name}"))
+        if not state or not state["events"]:
+            return
+        limit = self._limit(namespace, name)
+        waiting = self._waiting(namespace, name)["events"]
+        while waiting and (limit is None or self.active_executions(namespace, name) < limit):
+            self.start_execution(namespace, name, Event.from_dict(waiting.pop(0)))
 
     # -- commands ----------------------------------------------------------------
 
@@ -475,6 +523,11 @@ class Scheduler:
         compiled = self.compiled((namespace, name, info.version))
         if not compiled.initial and not compiled.waits_on_events:
             raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
+        limit = compiled.workflow.max_active_executions
+        if limit is not None and self.active_executions(namespace, name) >= limit:
+            raise LimitReachedError(
+                f"workflow {namespace}/{name} already runs {limit} execution(s), its max_active_executions"
+            )
         self.last_execution_id += 1
         record = WorkflowExecution(
             id=self.last_execution_id,
@@ -575,6 +628,22 @@ class Scheduler:
             return
         if te.stop_reason == "timeout" and task is not None:
             outcome = replace(outcome, status=TaskStatus.FAILED, error=f"timed out after {task.timeout:g} s")
+            ex = self.running.get(te.execution_id)
+            record = ex.record if ex else self.store.executions("id = ?", [te.execution_id])[0]
+            self._emit_failure(
+                event_keys.TASK_TIMEOUT,
+                record,
+                {
+                    "workflow": record.workflow,
+                    "execution_id": record.id,
+                    "task": te.task,
+                    "seq": te.seq,
+                    "attempt": te.attempt,
+                    "task_execution_id": te.id,
+                    "status": "TIMEOUT",
+                    "error": outcome.error,
+                },
+            )
         if outcome.status is TaskStatus.SUCCESS:
             self._set_status(te, TaskStatus.SUCCESS)
             return
@@ -668,7 +737,7 @@ class Scheduler:
         if info is None or info.paused:
             return
         if not task:
-            self.start_execution(event.namespace, info.name, event)
+            self.trigger_execution(event.namespace, info.name, event)
             return
         for ex in [
             e for e in self.running.values() if (e.record.namespace, e.record.workflow) == (event.namespace, name)

@@ -17,6 +17,7 @@ from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.tasks import Task, check_name, task_from_spec
 
 SPEC_VERSION = 1
+ON_MAX_ACTIVE = ("queue", "skip")
 
 
 class Workflow:
@@ -30,9 +31,27 @@ class Workflow:
     True
     """
 
-    def __init__(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self,
+        name: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        max_active_executions: int | None = None,
+        on_max_active: str = "queue",
+    ) -> None:
         self.name = check_name("workflow", name)
         self.namespace = check_name("namespace", namespace)
+        limit = max_active_executions
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise SpecError(f"workflow {name!r}: max_active_executions must be a positive integer, got {limit!r}")
+        if on_max_active not in ON_MAX_ACTIVE:
+            raise SpecError(
+                f"workflow {name!r}: on_max_active must be one of {', '.join(ON_MAX_ACTIVE)}, got {on_max_active!r}"
+            )
+        #: At most this many RUNNING executions; triggers and schedules beyond it
+        #: wait in order ("queue") or are dropped ("skip").
+        self.max_active_executions = limit
+        self.on_max_active = on_max_active
         self.tasks: dict[str, Task] = {}
         self.triggers: list[Condition] = []
         self.schedule_: Schedule | None = None
@@ -106,6 +125,8 @@ class Workflow:
             "tasks": [t.to_spec() for t in self.tasks.values()],
             "triggers": [c.to_spec() for c in self.triggers],
             "schedule": self.schedule_.to_spec() if self.schedule_ else None,
+            "max_active_executions": self.max_active_executions,
+            "on_max_active": self.on_max_active,
         }
 
     def digest(self) -> str:
@@ -128,7 +149,12 @@ class Workflow:
         for field in ("name", "tasks"):
             if field not in spec:
                 raise SpecError(f"workflow spec is missing {field!r}")
-        wf = cls(spec["name"], spec.get("namespace") or DEFAULT_NAMESPACE)
+        wf = cls(
+            spec["name"],
+            spec.get("namespace") or DEFAULT_NAMESPACE,
+            max_active_executions=spec.get("max_active_executions"),
+            on_max_active=spec.get("on_max_active") or "queue",
+        )
         tasks = spec["tasks"]
         if not isinstance(tasks, list):
             raise SpecError(f"workflow {wf.name!r}: 'tasks' must be a list")

@@ -18,6 +18,7 @@ log = logging.getLogger("aiflow_nb.server.api")
 STATUS_OF = (
     (errors.NotFoundError, 404),
     (errors.IllegalTransitionError, 409),
+    (errors.LimitReachedError, 409),
     (errors.EventTooLargeError, 413),
     (errors.AiflowError, 400),
 )
