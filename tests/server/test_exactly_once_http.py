@@ -1,0 +1,278 @@
+"""Exactly-once over HTTP across ``kill -9`` of the service.
+
+A producer (eight threads sharing one ``aiflow_nb.client.Client``, which finds
+the service in ``server.json``) sends 1,000 ``tick`` events, one call per
+event, so each carries its own idempotency key, which the client reuses when
+it retries the call across a restart.  Each event triggers an execution of a
+workflow whose one task appends the offset of its triggering event to a file.
+
+Twice, while the producer is mid-stream, the test SIGKILLs the service right
+after it wrote a commit holding sends it had not answered yet (it watches the
+database's write-ahead log), and starts a new one on the same home.  Then
+every send was acknowledged, the log holds exactly one event per send (at the
+acknowledged offset; the retried, already committed sends included), every
+event produced exactly one execution with exactly one successful task
+execution, and the file holds each offset exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from aiflow_nb import BashTask, EventCondition, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb.client import Client
+from aiflow_nb.home import database_path
+from tests.conftest import RunningService
+
+TOTAL = 1000
+#: The producer stays at most this many events ahead of the task that records them,
+#: so the stream lasts as long as the work and each kill lands among running tasks.
+BACKLOG = 48
+#: Threads of the producer.
+SENDERS = 8
+SEED = 3
+
+
+def line_count(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def ticks_workflow(out: Path) -> Workflow:
+    # The triggering event arrives as JSON in $AIFLOW_NB_EVENT; a bash regex keeps
+    # the task fast (no interpreter start) and the one short append atomic.
+    command = (
+        r"[[ $AIFLOW_NB_EVENT =~ \"offset\":\ ?([0-9]+) ]] || exit 3; "
+        f'echo "${{BASH_REMATCH[1]}}" >> {shlex.quote(str(out))}'
+    )
+    with Workflow("ticks") as wf:
+        BashTask("record", command=command)
+    wf.trigger_on(EventCondition("tick"))
+    return wf
+
+
+class Producer:
+    """Sends tick 0..TOTAL-1 from a few threads, one request per event; records what was acknowledged.
+
+    The threads share one Client (it keeps a connection per thread), so
+    concurrent sends are grouped into one commit by the service, as in real use.
+    """
+
+    def __init__(self, home: Path, out: Path, threads: int = SENDERS) -> None:
+        self.home = home
+        self.out = out
+        self.acked: dict[int, int] = {}  # tick number -> offset the service answered
+        self.inflight: set[int] = set()  # tick numbers being sent right now
+        self.errors: list[BaseException] = []
+        self.halt = threading.Event()
+        self._next = iter(range(TOTAL))
+        self.lock = threading.Lock()
+        # No url/token: the client finds the service in server.json, and again after a restart.
+        self.client = Client(home=home, retry_for=90.0)
+        self.threads = [threading.Thread(target=self._send, name=f"producer-{n}", daemon=True) for n in range(threads)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for every thread; True if all ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self.threads)
+
+    def close(self) -> None:
+        self.halt.set()
+        self.join(30)
+        self.client.close()
+
+    def _send(self) -> None:
+        try:
+            while not self.halt.is_set():
+                with self.lock:
+                    i = next(self._next, None)
+                if i is None:
+                    return
+                deadline = time.monotonic() + 120
+                while line_count(self.out) < i - BACKLOG:
+                    if self.halt.is_set():
+                        return
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"tasks stopped recording offsets ({line_count(self.out)} lines)")
+                    time.sleep(0.005)
+                with self.lock:
+                    self.inflight.add(i)
+                self.acked[i] = self.client.send_event("tick", {"i": i})
+                with self.lock:
+                    self.inflight.discard(i)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.halt.set()
+
+
+def kill_after_unanswered_commit(
+    running: RunningService, home: Path, producer: Producer, timeout: float = 10.0
+) -> bool:
+    """SIGKILL the service just after it wrote a commit holding a send it has not answered yet.
+
+    The riskiest moment: the client never gets the answer and sends again,
+    and only the idempotency key keeps the event from being doubled.  The
+    test watches the database's write-ahead log; at each write it freezes the
+    service (SIGSTOP) and looks for the value of a send in flight in what was
+    written.  Found: kill.  Not found: let it go on (SIGCONT).  After
+    ``timeout`` it kills anyway.  Returns whether it found one.
+    """
+    wal = Path(f"{database_path(home)}.wal")
+
+    def size() -> int:
+        try:
+            return wal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    seen = size()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = size()
+        if now == seen:
+            continue  # no sleep: the kill has to land within the commit
+        os.kill(running.pid, signal.SIGSTOP)
+        with open(wal, "rb") as f:
+            f.seek(seen if now > seen else 0)  # smaller: checkpointed into the database file
+            written = f.read()
+        with producer.lock:
+            inflight = set(producer.inflight)
+        if any(json.dumps({"i": i}, separators=(",", ":")).encode() in written for i in inflight):
+            running.kill()  # SIGKILL (a stopped process too), and waits until it is gone
+            return True
+        os.kill(running.pid, signal.SIGCONT)
+        seen = size()
+    running.kill()
+    return False
+
+
+@pytest.fixture
+def restarted() -> Iterator[list[RunningService]]:
+    """Services the test starts after killing one; stopped at teardown."""
+    services: list[RunningService] = []
+    yield services
+    for running in services:
+        running.stop()
+
+
+def wait_until(predicate, producer: Producer, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if producer.errors:
+            raise AssertionError(f"the producer failed before {what}") from producer.errors[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.mark.timeout(280)
+def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills(
+    home: Path, tmp_path: Path, service: RunningService, restarted: list[RunningService]
+) -> None:
+    out = tmp_path / "offsets.txt"
+    service.client().submit(ticks_workflow(out))
+    rng = random.Random(SEED)
+    kill_points = [rng.randint(150, 400), rng.randint(550, 850)]
+    at_kill: list[tuple[int, int]] = []  # (acknowledged events, offsets in the file) at each kill
+    inflight_at_kill: list[tuple[set[int], datetime]] = []
+    hits: list[bool] = []  # whether each kill came right after an unanswered commit
+    current = service
+    producer = Producer(home, out)
+    producer.start()
+    try:
+        for point in kill_points:
+            # Kill with sends in flight: the client must retry them against the next service.
+            wait_until(
+                lambda p=point: len(producer.acked) >= p and producer.inflight,
+                producer,
+                120,
+                f"{point} acknowledged events",
+            )
+            hits.append(kill_after_unanswered_commit(current, home, producer))
+            with producer.lock:
+                inflight_at_kill.append((set(producer.inflight), datetime.now(timezone.utc)))
+            at_kill.append((len(producer.acked), line_count(out)))
+            # Mid-stream: the producer had more to send.
+            assert len(producer.acked) < TOTAL, at_kill
+            current = RunningService(home).start()
+            restarted.append(current)
+        finished = producer.join(timeout=150)
+        assert finished, f"the producer did not finish ({len(producer.acked)} acknowledged)"
+    finally:
+        producer.close()
+    if producer.errors:
+        raise AssertionError(f"the producer failed after kills at acked/lines {at_kill}") from producer.errors[0]
+    # The client retried every send across both restarts: all were acknowledged.
+    assert sorted(producer.acked) == list(range(TOTAL))
+    acked_offsets = Counter(producer.acked.values())
+    assert len(acked_offsets) == TOTAL, "two sends were acknowledged with the same offset"
+
+    client = current.client()
+
+    def all_finished() -> bool:
+        executions = client.executions(workflow="ticks")
+        return len(executions) >= TOTAL and all(ex.status.finished for ex in executions)
+
+    deadline = time.monotonic() + 120
+    while not all_finished():
+        if time.monotonic() > deadline:
+            pytest.fail(f"kills at acked/lines {at_kill}: not every execution finished ({line_count(out)} offsets)")
+        time.sleep(0.1)
+
+    # The log: exactly one event per send, at the offset the producer was told.
+    ticks = client.events(key="tick", limit=10_000)
+    per_tick = Counter(e.value["i"] for e in ticks)
+    assert [i for i, n in per_tick.items() if n != 1] == [], f"doubled sends (kills at acked/lines {at_kill})"
+    assert {e.value["i"]: e.offset for e in ticks} == producer.acked
+    # The riskiest retries happened: sends in flight at a kill that the killed service had
+    # committed but not answered; the client sent them again and each is in the log once (above).
+    created = {e.value["i"]: e.create_time for e in ticks}
+    committed_unanswered = sorted(i for sent, killed in inflight_at_kill for i in sent if created[i] < killed)
+    assert committed_unanswered, (
+        f"no kill landed after an unanswered commit (found by the WAL watch: {hits}; "
+        f"in flight at the kills: {[sorted(sent) for sent, _ in inflight_at_kill]})"
+    )
+
+    # One execution per acknowledged event, each with one successful run of its task.
+    executions = client.executions(workflow="ticks")
+    per_event = Counter(ex.event["offset"] for ex in executions if ex.event is not None)
+    assert per_event == acked_offsets, (
+        f"kills at acked/lines {at_kill}: events without an execution {sorted(acked_offsets - per_event)}, "
+        f"events with extra executions {sorted(per_event - acked_offsets)}"
+    )
+    problems = []
+    for ex in executions:
+        runs = client.task_executions(ex.id)
+        summary = [(te.task, te.seq, te.attempt, te.status, te.event["offset"] if te.event else None) for te in runs]
+        if ex.status is not WorkflowStatus.SUCCESS or summary != [
+            ("record", 1, 1, TaskStatus.SUCCESS, ex.event["offset"])
+        ]:
+            problems.append((ex.id, ex.status.value, summary, [te.error for te in runs]))
+    assert not problems, f"kills at acked/lines {at_kill}: {problems[:5]}"
+
+    # The task itself ran once per event: each acknowledged offset is in the file once.
+    written = Counter(int(line) for line in out.read_text().split())
+    assert written == acked_offsets, (
+        f"kills at acked/lines {at_kill}: missing {sorted(acked_offsets - written)}, "
+        f"doubled {sorted(written - acked_offsets)}"
+    )
