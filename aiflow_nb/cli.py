@@ -12,6 +12,7 @@ import runpy
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,10 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
     elif args.action == "show":
         data = client.workflow(args.target, ns)
         spec = data.pop("spec", {})
-        text = "\n".join(f"{k}: {v}" for k, v in _workflow_row(data).items() if k != "latest_execution")
+        shown = {k: v for k, v in _workflow_row(data).items() if k not in ("latest_execution", "next_runs")}
+        for task, due in (data.get("next_runs") or {}).items():
+            shown[f"next run {task}"] = due
+        text = "\n".join(f"{k}: {v}" for k, v in shown.items())
         tasks = [
             {"task": t["name"], "kind": t["kind"], "rules": len(t["rules"]), "streaming": t["streaming"]}
             for t in spec.get("tasks", [])
@@ -160,7 +164,24 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
             out.one({"written": args.output_file}, f"wrote {args.output_file}")
         else:
             sys.stdout.write(svg)
+    elif args.action == "backfill":
+        if not args.start or not args.end:
+            raise errors.InvalidScheduleError("workflow backfill needs --start and --end")
+        start, end = _time(args.start, "--start"), _time(args.end, "--end")
+        count = client.backfill(args.target, start, end, ns)
+        out.one({"ticks": count}, f"sent the ticks of {count} due time(s) of {ns}/{args.target}")
     return 0
+
+
+def _time(raw: str, what: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise errors.InvalidScheduleError(
+            f"{what} must be an ISO 8601 time like 2026-11-27T10:00, got {raw!r}"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 EXECUTION_COLUMNS = ("id", "namespace", "workflow", "version", "status", "start_time", "end_time")
@@ -281,11 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(run=server_cmd)
 
     wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")
-    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph"))
+    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill"))
     wf.add_argument("target", nargs="?", help="FILE (.py, .json, .ipynb) for submit, else the workflow name")
     wf.add_argument("--namespace", default=None, help="default: 'default'")
     wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
-    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph"))
+    wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
+    wf.add_argument("--end", help="backfill: last time")
+    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill"))
 
     ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
     ex.add_argument("action", choices=("start", "stop", "list", "show"))

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,10 @@ class Client:
 
     def resume(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.request("POST", f"/workflows/{_q(namespace)}/{_q(name)}/resume")
+
+    def backfill(self, name: str, start: datetime, end: datetime, namespace: str = DEFAULT_NAMESPACE) -> int:
+        body = {"start": start.isoformat(), "end": end.isoformat()}
+        return int(self.request("POST", f"/workflows/{_q(namespace)}/{_q(name)}/backfill", body)["ticks"])
 
     def graph_svg(self, name: str, namespace: str = DEFAULT_NAMESPACE, execution: int | None = None) -> str:
         data = self.request(

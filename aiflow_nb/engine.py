@@ -236,6 +236,19 @@ class Engine:
                 version = self.scheduler.workflow_info(namespace, name).version
             return self.scheduler.compiled((namespace, name, version)).workflow
 
+    def next_runs(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> dict[str, datetime]:
+        """When each schedule is next due: ``""`` for the workflow's own, else the task's name."""
+        with self.db.lock:
+            return self.scheduler.next_runs(namespace, name)
+
+    def backfill(self, name: str, start: datetime, end: datetime, namespace: str = DEFAULT_NAMESPACE) -> int:
+        """Send the tick events the workflow's schedule had due from ``start`` to ``end``.
+
+        A due time already ticked (live or by an earlier backfill) is not
+        sent again.  Returns how many due times the period holds.
+        """
+        return self._command(lambda: self.scheduler.backfill(namespace, name, start, end))
+
     def pause(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         self._command(lambda: self.scheduler.set_paused(namespace, name, True))
 

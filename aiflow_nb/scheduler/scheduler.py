@@ -18,7 +18,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiflow_nb.errors import IllegalTransitionError, LimitReachedError, NotFoundError, SpecError
+from aiflow_nb.errors import (
+    IllegalTransitionError,
+    InvalidScheduleError,
+    LimitReachedError,
+    NotFoundError,
+    SpecError,
+)
 from aiflow_nb.events import Event, EventLog
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
@@ -36,6 +42,8 @@ VersionKey = tuple[str, str, int]
 ALIVE_SQL = "('QUEUED', 'RUNNING', 'STOPPING', 'RETRYING')"
 RESTART_RULE = "restart:"
 WAITING_RULE = "waiting:"
+MAX_TICKS_PER_STEP = 1000
+MAX_BACKFILL = 100_000
 
 
 def event_dict(event: Event | None) -> dict[str, Any] | None:
@@ -711,24 +719,71 @@ class Scheduler:
             self.next_due[key] = due
         if due > now:
             return
-        # Missed ticks (the service was down) collapse into the latest one.
+        if schedule.catchup:
+            # One tick per missed time, in order; a long downtime is caught
+            # up over several steps so one transaction stays small.
+            for _ in range(MAX_TICKS_PER_STEP):
+                self._emit_tick(ns, name, task, due)
+                self.last_ticks[key] = self.changes.ticks[key] = due
+                due = schedule.next_after(due)
+                if due > now:
+                    break
+            self.next_due[key] = due
+            return
+        # Missed ticks (the service was down) collapse into one, now.
         for _ in range(100_000):
             following = schedule.next_after(due)
             if following > now:
                 break
             due = following
+        self._emit_tick(ns, name, task, due)
+        self.last_ticks[key] = self.changes.ticks[key] = due
+        self.next_due[key] = schedule.next_after(due)
+
+    def _emit_tick(self, ns: str, name: str, task: str, due: datetime, backfill: bool = False) -> None:
+        # The key makes a due time tick once, whether live, caught up or backfilled.
         self.emit(
             Event(
                 key=event_keys.SCHEDULE_TICK,
-                value={"workflow": name, "task": task or None, "scheduled_time": due.isoformat()},
+                value={"workflow": name, "task": task or None, "scheduled_time": due.isoformat(), "backfill": backfill},
                 namespace=ns,
                 sender="aiflow.schedule",
             ),
             idempotency_key=f"tick:{ns}/{name}/{task}/{due.isoformat()}",
         )
-        self.last_ticks[key] = due
-        self.changes.ticks[key] = due
-        self.next_due[key] = schedule.next_after(due)
+
+    def next_runs(self, namespace: str, name: str) -> dict[str, datetime]:
+        """When each schedule of the workflow is next due ('' is the workflow's own)."""
+        info = self.workflow_info(namespace, name)
+        workflow = self.compiled((namespace, name, info.version)).workflow
+        schedules = [("", workflow.schedule_), *((t.name, t.schedule_) for t in workflow.tasks.values())]
+        due = {}
+        for task, schedule in schedules:
+            if schedule is not None:
+                key = (namespace, name, task)
+                due[task] = self.next_due.get(key) or schedule.next_after(self.last_ticks.get(key) or info.create_time)
+        return due
+
+    def backfill(self, namespace: str, name: str, start: datetime, end: datetime) -> int:
+        """Send the workflow schedule's ticks due in [start, end]; returns how many."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidScheduleError("backfill: start and end need a time zone (e.g. 2026-11-27T10:00+00:00)")
+        if end < start:
+            raise InvalidScheduleError(f"backfill: end {end.isoformat()} is before start {start.isoformat()}")
+        info = self.workflow_info(namespace, name)
+        schedule = self.compiled((namespace, name, info.version)).workflow.schedule_
+        if schedule is None:
+            raise SpecError(f"backfill: workflow {namespace}/{name} has no schedule")
+        times = []
+        due = schedule.next_after(start - timedelta(microseconds=1))
+        while due <= end:
+            times.append(due)
+            if len(times) > MAX_BACKFILL:
+                raise InvalidScheduleError(f"backfill: more than {MAX_BACKFILL} ticks; use a shorter period")
+            due = schedule.next_after(due)
+        for due in times:
+            self._emit_tick(namespace, name, "", due, backfill=True)
+        return len(times)
 
     def _tick(self, event: Event) -> None:
         value = event.value if isinstance(event.value, dict) else {}

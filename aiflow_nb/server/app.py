@@ -27,6 +27,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler], str]] = [
     (f"/workflows/{_NAME}/{_NAME}/pause", workflows.PauseHandler, "/workflows/{namespace}/{name}/pause"),
     (f"/workflows/{_NAME}/{_NAME}/resume", workflows.ResumeHandler, "/workflows/{namespace}/{name}/resume"),
     (f"/workflows/{_NAME}/{_NAME}/graph", workflows.GraphHandler, "/workflows/{namespace}/{name}/graph"),
+    (f"/workflows/{_NAME}/{_NAME}/backfill", workflows.BackfillHandler, "/workflows/{namespace}/{name}/backfill"),
     (
         f"/workflows/{_NAME}/{_NAME}/executions",
         workflows.StartExecutionHandler,

@@ -24,6 +24,9 @@ class Schedule:
     cron: str | None = None
     interval: timedelta | None = None
     timezone: str = "UTC"
+    #: After downtime: False sends one tick now for all missed times, True
+    #: one tick per missed time, in order.
+    catchup: bool = False
 
     def __post_init__(self) -> None:
         if (self.cron is None) == (self.interval is None):
@@ -39,6 +42,13 @@ class Schedule:
                 raise InvalidScheduleError(f"interval must be a timedelta, got {self.interval!r}")
             if self.interval <= timedelta(0):
                 raise InvalidScheduleError(f"interval must be positive, got {self.interval}")
+        if not isinstance(self.catchup, bool):
+            raise InvalidScheduleError(f"catchup must be true or false, got {self.catchup!r}")
+        if self.cron is not None:
+            try:
+                self.next_after(datetime(2026, 1, 1, tzinfo=timezone.utc))
+            except Exception:
+                raise InvalidScheduleError(f"cron expression {self.cron!r} never fires") from None
 
     def next_after(self, after: datetime) -> datetime:
         """The first due time strictly after ``after`` (aware, in UTC)."""
@@ -59,6 +69,7 @@ class Schedule:
             "cron": self.cron,
             "interval": self.interval.total_seconds() if self.interval is not None else None,
             "timezone": self.timezone,
+            "catchup": self.catchup,
         }
 
     @classmethod
@@ -72,4 +83,5 @@ class Schedule:
             cron=spec.get("cron"),
             interval=timedelta(seconds=interval) if interval is not None else None,
             timezone=spec.get("timezone") or "UTC",
+            catchup=spec.get("catchup", False),
         )

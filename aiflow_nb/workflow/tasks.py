@@ -135,9 +135,10 @@ class Task:
         cron: str | None = None,
         interval: timedelta | None = None,
         timezone: str = "UTC",
+        catchup: bool = False,
     ) -> Task:
         """Start this task on a schedule in every running execution."""
-        self.schedule_ = Schedule(cron, interval, timezone)
+        self.schedule_ = Schedule(cron, interval, timezone, catchup)
         return self
 
     @property

@@ -91,9 +91,15 @@ class Workflow:
         self.triggers.append(condition)
         return self
 
-    def schedule(self, cron: str | None = None, interval: timedelta | None = None, timezone: str = "UTC") -> Workflow:
+    def schedule(
+        self,
+        cron: str | None = None,
+        interval: timedelta | None = None,
+        timezone: str = "UTC",
+        catchup: bool = False,
+    ) -> Workflow:
         """Start a new execution on a cron or interval schedule."""
-        self.schedule_ = Schedule(cron, interval, timezone)
+        self.schedule_ = Schedule(cron, interval, timezone, catchup)
         return self
 
     def validate(self) -> None:

@@ -118,7 +118,7 @@ def test_a_workflow_schedule_starts_one_execution_per_due_time_on_an_injected_cl
         for ex, due in zip(executions, expected, strict=True):
             assert ex.event["key"] == "aiflow.schedule.tick"
             assert ex.event["sender"] == "aiflow.schedule"
-            assert ex.event["value"] == {"workflow": "w", "task": None, "scheduled_time": due}
+            assert ex.event["value"] == {"workflow": "w", "task": None, "scheduled_time": due, "backfill": False}
             wait_execution(engine, ex.id, WorkflowStatus.SUCCESS)
             assert runs(engine, ex.id, "t")[0].event["offset"] == ex.event["offset"]
     finally:
@@ -169,7 +169,12 @@ def test_a_task_schedule_starts_the_task_in_running_executions_whose_version_sch
             clock.now = datetime(2026, 1, 1, 12, minute, tzinfo=timezone.utc)
             run = wait_run(engine, new, "sched", TaskStatus.SUCCESS, seq=seq)
             assert run.event["key"] == "aiflow.schedule.tick"
-            assert run.event["value"] == {"workflow": "w", "task": "sched", "scheduled_time": clock.now.isoformat()}
+            assert run.event["value"] == {
+                "workflow": "w",
+                "task": "sched",
+                "scheduled_time": clock.now.isoformat(),
+                "backfill": False,
+            }
         settle(engine)
         # Version 1 has no task "sched": its execution is left alone.
         assert engine.task_executions(old) == []

@@ -30,6 +30,7 @@ def busy(service: RunningService, tmp_path: Path) -> dict[str, Any]:
     with Workflow("guarded") as wf:
         NotebookTask("nb", notebook=nb)
         BashTask("wait", command=wait_for_file(tmp_path / "never"))
+    wf.schedule(cron="0 0 1 1 *")  # yearly: it has a schedule to backfill, and never ticks in the test
     client = service.client()
     client.submit(wf)
     ex_id = client.start_execution("guarded")
@@ -92,6 +93,8 @@ def test_every_route_needs_the_token(service: RunningService, busy: dict[str, An
             body = {"key": "authorized"}
         elif path.endswith("/workflows") and method == "POST":
             body = client.workflow("guarded")["spec"]
+        elif path.endswith("/backfill"):
+            body = {"start": "2020-01-01T00:00:00+00:00", "end": "2020-01-01T00:00:00+00:00"}
         response = call(url, method, path, body, token=token)
         if path.endswith("/stream"):
             # Plain HTTP to the WebSocket route: past the token check, refused only for not upgrading.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiflow_nb.errors import NotFoundError
 from aiflow_nb.graph import workflow_svg
-from aiflow_nb.server.handlers.base import BaseHandler
+from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 from aiflow_nb.workflow import Workflow
 
 
@@ -15,6 +16,9 @@ def workflow_dict(engine: Any, namespace: str, name: str, spec: bool = False) ->
     data: dict[str, Any] = info.to_dict()
     latest = engine.executions(workflow=name, namespace=namespace, limit=1)
     data["latest_execution"] = latest[-1].to_dict() if latest else None
+    data["next_runs"] = {
+        task or "(workflow)": due.isoformat() for task, due in engine.next_runs(name, namespace).items()
+    }
     if spec:
         data["spec"] = engine.workflow(name, namespace).to_spec()
     return data
@@ -80,3 +84,21 @@ class StartExecutionHandler(BaseHandler):
     async def post(self, namespace: str, name: str) -> None:
         execution_id = await self.service.db(self.engine.start_execution, name, namespace)
         self.send({"id": execution_id})
+
+
+class BackfillHandler(BaseHandler):
+    async def post(self, namespace: str, name: str) -> None:
+        body = self.body()
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_schedule", 'send {"start": ISO time, "end": ISO time}')
+        times = []
+        for field in ("start", "end"):
+            raw = body.get(field)
+            try:
+                times.append(datetime.fromisoformat(raw))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ApiError(
+                    400, "invalid_schedule", f"backfill: {field} must be an ISO 8601 time with a zone, got {raw!r}"
+                ) from None
+        count = await self.service.db(self.engine.backfill, name, times[0], times[1], namespace)
+        self.send({"ticks": count})
