@@ -153,6 +153,13 @@ class Engine:
             if not busy:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
+            self._let_others_in()
+
+    def _let_others_in(self, patience: float = 0.05) -> None:
+        """Between steps, give the lock to the requests waiting for it (up to ``patience`` s)."""
+        deadline = time.monotonic() + patience
+        while self.db.lock.waiting and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def start(self) -> Engine:
         """Run the loop in a background thread."""
@@ -169,6 +176,8 @@ class Engine:
             self._thread.join()
             self._thread = None
         with self.db.lock:
+            with self.db.transaction():
+                self.scheduler.commit(force=True)  # the checkpoint it has not written yet
             self.executor.close()
             self.db.close()
 

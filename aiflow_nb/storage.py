@@ -17,6 +17,39 @@ import duckdb
 log = logging.getLogger("aiflow_nb.storage")
 
 
+class WaitedLock:
+    """A re-entrant lock that tells how many threads wait for it.
+
+    The engine loop takes the lock step after step; Python's locks do not
+    queue waiters in order, so the loop checks ``waiting`` and lets API
+    threads in between its steps.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._count = threading.Lock()
+        self.waiting = 0
+
+    def acquire(self) -> None:
+        with self._count:
+            self.waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._count:
+                self.waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> WaitedLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Database:
     """A DuckDB connection plus the lock that serialises its users.
 
@@ -31,7 +64,7 @@ class Database:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = duckdb.connect(self.path)
         # Re-entrant: a transaction may call helpers that take it again.
-        self.lock = threading.RLock()
+        self.lock = WaitedLock()
         self._depth = 0
         # Called after a rollback so in-memory caches never keep what the
         # database forgot (offset counters, scheduler state).

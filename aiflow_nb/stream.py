@@ -85,4 +85,6 @@ def follow(client: Client, since: int = 0, stop: threading.Event | None = None) 
         if pending is not None and not pending.done():
             pending.cancel()
             loop.run_until_complete(asyncio.wait({pending}))
+        # Let tornado run the callbacks that close a refused or dropped socket.
+        loop.run_until_complete(asyncio.sleep(0.05))
         loop.close()

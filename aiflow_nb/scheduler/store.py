@@ -126,6 +126,10 @@ class Changes:
     ticks: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     checkpoint: int | None = None
 
+    def only_checkpoint(self) -> bool:
+        """True if the batch changed nothing but how far the log was read."""
+        return not (self.executions or self.tasks or self.states or self.launches or self.launched or self.ticks)
+
     def __bool__(self) -> bool:
         return bool(
             self.executions or self.tasks or self.states or self.launches
