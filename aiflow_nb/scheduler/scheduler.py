@@ -52,6 +52,20 @@ def event_dict(event: Event | None) -> dict[str, Any] | None:
     return event.to_dict() if event is not None else None
 
 
+def _status_value(record: WorkflowExecution, te: TaskExecution, status: str, error: str | None) -> dict[str, Any]:
+    """The value of a task status (or failure) event."""
+    return {
+        "workflow": record.workflow,
+        "execution_id": record.id,
+        "task": te.task,
+        "seq": te.seq,
+        "attempt": te.attempt,
+        "task_execution_id": te.id,
+        "status": status,
+        "error": error,
+    }
+
+
 @dataclass
 class ExecutionState:
     record: WorkflowExecution
@@ -377,16 +391,7 @@ class Scheduler:
         else:
             record = ex.record
             ex.unseen += 1
-        value = {
-            "workflow": record.workflow,
-            "execution_id": record.id,
-            "task": te.task,
-            "seq": te.seq,
-            "attempt": te.attempt,
-            "task_execution_id": te.id,
-            "status": te.status.value,
-            "error": te.error if te.status is TaskStatus.FAILED else None,
-        }
+        value = _status_value(record, te, te.status.value, te.error if te.status is TaskStatus.FAILED else None)
         self.emit(
             Event(
                 key=event_keys.TASK_STATUS,
@@ -659,20 +664,7 @@ class Scheduler:
             outcome = replace(outcome, status=TaskStatus.FAILED, error=f"timed out after {task.timeout:g} s")
             ex = self.running.get(te.execution_id)
             record = ex.record if ex else self.store.executions("id = ?", [te.execution_id])[0]
-            self._emit_failure(
-                event_keys.TASK_TIMEOUT,
-                record,
-                {
-                    "workflow": record.workflow,
-                    "execution_id": record.id,
-                    "task": te.task,
-                    "seq": te.seq,
-                    "attempt": te.attempt,
-                    "task_execution_id": te.id,
-                    "status": "TIMEOUT",
-                    "error": outcome.error,
-                },
-            )
+            self._emit_failure(event_keys.TASK_TIMEOUT, record, _status_value(record, te, "TIMEOUT", outcome.error))
         if outcome.status is TaskStatus.SUCCESS:
             self._set_status(te, TaskStatus.SUCCESS)
             return
