@@ -31,6 +31,7 @@ _EXPORTS = {
     "TaskStatusCondition": "aiflow_nb.workflow",
     "Workflow": "aiflow_nb.workflow",
     "WorkflowStatus": "aiflow_nb.workflow",
+    "Watermark": "aiflow_nb.watermark",
     "TaskExecution": "aiflow_nb.scheduler",
     "WorkflowExecution": "aiflow_nb.scheduler",
     "Client": "aiflow_nb.client",
@@ -57,6 +58,7 @@ __all__ = [
     "TaskExecution",
     "TaskStatus",
     "TaskStatusCondition",
+    "Watermark",
     "Workflow",
     "WorkflowExecution",
     "WorkflowStatus",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from aiflow_nb.engine import Engine
     from aiflow_nb.events import Event, EventLog
     from aiflow_nb.scheduler import TaskExecution, WorkflowExecution
+    from aiflow_nb.watermark import Watermark
     from aiflow_nb.workflow import (
         AllOf,
         AnyOf,
