@@ -15,27 +15,18 @@ import tempfile
 import threading
 from pathlib import Path
 
-import nbformat
-from nbformat import v4
-
 from aiflow_nb import BashTask, NotebookTask, TaskAction, Workflow
 from aiflow_nb.client import Client
 from aiflow_nb.events import keys
+from aiflow_nb.notebooks import write_code_notebook
 from aiflow_nb.server import control
 
 
-def _notebook(path: Path, *cells: str, parameters: str | None = None) -> Path:
-    nb = v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    if parameters is not None:
-        nb.cells.append(v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
-    nb.cells.extend(v4.new_code_cell(c) for c in cells)
-    nbformat.write(nb, path)
-    return path
-
-
 def build(folder: Path) -> Workflow:
-    prepare = _notebook(folder / "prepare.ipynb", "rows = list(range(10))\nprint('prepared', len(rows), 'rows')")
-    train = _notebook(
+    prepare = write_code_notebook(
+        folder / "prepare.ipynb", "rows = list(range(10))\nprint('prepared', len(rows), 'rows')"
+    )
+    train = write_code_notebook(
         folder / "train.ipynb",
         "hour = (aiflow_event or {}).get('value')\nprint(f'training on hour {hour} with lr={lr}')",
         parameters="lr = 0.1",

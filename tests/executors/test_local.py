@@ -15,7 +15,6 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.events import keys
@@ -23,21 +22,9 @@ from aiflow_nb.executors import local, process
 from aiflow_nb.executors.base import run_dir
 from aiflow_nb.executors.local import LocalExecutor
 from aiflow_nb.executors.runner import ALREADY_CLAIMED
+from aiflow_nb.notebooks import write_code_notebook as write_notebook
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def write_notebook(path: Path, *sources: str, parameters: str | None = None) -> Path:
-    """A notebook of code cells; ``parameters`` becomes a cell tagged "parameters"."""
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    if parameters is not None:
-        cell = new_code_cell(parameters)
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells.append(cell)
-    nb.cells.extend(new_code_cell(s) for s in sources)
-    nbformat.write(nb, path)
-    return path
 
 
 def run_one(engine: Engine, wf: Workflow, timeout: float = 60) -> tuple[int, list[Any]]:

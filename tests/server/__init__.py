@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
-
 from aiflow_nb.client import Client
+from aiflow_nb.notebooks import write_code_notebook
 
 T = TypeVar("T")
 
@@ -119,19 +117,6 @@ def call(
         conn.close()
 
 
-def write_notebook(path: Path, *sources: str, parameters: str | None = None) -> Path:
-    """A notebook of code cells; ``parameters`` becomes a cell tagged "parameters"."""
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    if parameters is not None:
-        cell = new_code_cell(parameters)
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells.append(cell)
-    nb.cells.extend(new_code_cell(s) for s in sources)
-    nbformat.write(nb, path)
-    return path
-
-
 def wait_for_file(path: Path) -> str:
     """A shell command that waits until ``path`` exists (the test releases a task by creating it)."""
     return f"while [ ! -e '{path}' ]; do sleep 0.05; done"
@@ -148,3 +133,7 @@ def stored_state(client: Client) -> dict[str, Any]:
         "task_executions": {e.id: [t.to_dict() for t in client.task_executions(e.id)] for e in executions},
         "events": [e.to_dict() for e in client.events(since=0, limit=10_000)],
     }
+
+
+#: Tests import it from here.
+write_notebook = write_code_notebook
