@@ -136,7 +136,8 @@ class Engine:
             running += 1
             launched += 1
         scheduler.launch_queue = waiting
-        if scheduler.changes:
+        # A batch that only moved the checkpoint is written later (Scheduler.commit).
+        if scheduler.events or not scheduler.changes.only_checkpoint():
             with self.db.transaction():
                 scheduler.commit()
         return launched
