@@ -36,6 +36,7 @@ _EXPORTS = {
     "WorkflowExecution": "aiflow_nb.scheduler",
     "Client": "aiflow_nb.client",
     "send_event": "aiflow_nb.client",
+    "stop_requested": "aiflow_nb.executors.runner",
 }
 
 __all__ = [
@@ -63,12 +64,14 @@ __all__ = [
     "WorkflowExecution",
     "WorkflowStatus",
     "send_event",
+    "stop_requested",
 ]
 
 if TYPE_CHECKING:
     from aiflow_nb.client import Client, send_event
     from aiflow_nb.engine import Engine
     from aiflow_nb.events import Event, EventLog
+    from aiflow_nb.executors.runner import stop_requested
     from aiflow_nb.scheduler import TaskExecution, WorkflowExecution
     from aiflow_nb.watermark import Watermark
     from aiflow_nb.workflow import (

@@ -57,6 +57,7 @@ class Engine:
         max_parallel: int = 16,
         batch_size: int = 1000,
         stop_grace: float = 10.0,
+        heartbeat_timeout: float = 60.0,
         poll_interval: float = 0.05,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -72,6 +73,7 @@ class Engine:
         self.max_parallel = max_parallel
         self.batch_size = batch_size
         self.stop_grace = stop_grace
+        self.heartbeat_timeout = heartbeat_timeout
         self.poll_interval = poll_interval
         self.log = EventLog(self.db)
         self.scheduler = Scheduler(self.db, self.log, clock)
@@ -131,6 +133,9 @@ class Engine:
             if request is None:  # stopped before it was launched
                 scheduler.changes.launched.append((te_id, attempt))
                 continue
+            timeout = request["task"].get("heartbeat_timeout") or self.heartbeat_timeout
+            request["heartbeat_timeout"] = timeout
+            request["heartbeat_interval"] = min(5.0, timeout / 4)
             self.executor.launch(request)
             scheduler.mark_running(te_id, attempt)
             running += 1

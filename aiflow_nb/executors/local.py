@@ -16,7 +16,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import claim, task_environment, write_json
+from aiflow_nb.executors.runner import HEARTBEAT_FILE, STOP_FILE, claim, task_environment, write_json
 from aiflow_nb.scheduler.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -37,6 +37,12 @@ class _Run:
     since: float = 0.0
     stop_deadline: float | None = None
     killed: bool = False
+    #: Seconds without a heartbeat after which the run is killed and FAILED.
+    heartbeat_timeout: float | None = None
+    #: A streaming notebook or Python task: a stop signals the runner alone (see runner.main).
+    gentle_stop: bool = False
+    #: Why the run was killed for want of a heartbeat.
+    lost: str | None = None
 
 
 def _group_alive(pgid: int) -> bool:
@@ -47,6 +53,13 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _configure(run: _Run, request: LaunchRequest) -> None:
+    timeout = request.get("heartbeat_timeout")
+    run.heartbeat_timeout = float(timeout) if timeout else None
+    task = request.get("task") or {}
+    run.gentle_stop = bool(task.get("streaming")) and task.get("kind") in ("notebook", "python")
 
 
 def _reap(children: list[subprocess.Popen[bytes]]) -> None:
@@ -99,12 +112,18 @@ class LocalExecutor(Executor):
                 env=env,
                 start_new_session=True,
             )
-        self.runs[te_id] = _Run(te_id, attempt, folder, popen=popen, pid=popen.pid, since=time.monotonic())
+        run = _Run(te_id, attempt, folder, popen=popen, pid=popen.pid, since=time.monotonic())
+        _configure(run, request)
+        self.runs[te_id] = run
         log.info("launched task execution %s attempt %s as pid %s", te_id, attempt, popen.pid)
 
     def recover(self, task_execution_id: int, attempt: int) -> None:
         folder = run_dir(self.home, task_execution_id, attempt)
         run = _Run(task_execution_id, attempt, folder, since=time.monotonic())
+        try:
+            _configure(run, json.loads((folder / "task.json").read_text()))
+        except (OSError, ValueError):
+            pass  # never launched here: the claim check reports it lost
         self._read_claim(run)
         self.runs[task_execution_id] = run
         log.info("watching task execution %s again (pid %s)", task_execution_id, run.pid)
@@ -114,7 +133,11 @@ class LocalExecutor(Executor):
         if run is None or run.stop_deadline is not None:
             return
         run.stop_deadline = time.monotonic() + grace
-        self._signal(run, signal.SIGTERM)
+        try:
+            (run.dir / STOP_FILE).touch()
+        except OSError:
+            pass
+        self._signal(run, signal.SIGTERM, group=not run.gentle_stop)
 
     def poll(self) -> list[Outcome]:
         ended = []
@@ -123,9 +146,11 @@ class LocalExecutor(Executor):
             if run.stop_deadline is not None and now > run.stop_deadline and not run.killed:
                 run.killed = True
                 self._signal(run, signal.SIGKILL)
-            if self._running(run, now):
+            if self._running(run, now) and not self._lost_heartbeat(run):
                 continue
             del self.runs[run.task_execution_id]
+            if run.popen is not None and run.popen.poll() is None:  # just killed: reap it when it is gone
+                threading.Thread(target=_reap, args=([run.popen],), name="aiflow-nb-reaper", daemon=True).start()
             ended.append(self._outcome(run))
         return ended
 
@@ -176,11 +201,35 @@ class LocalExecutor(Executor):
             return False
         return process.alive(run.pid, run.started)  # type: ignore[arg-type]
 
-    def _signal(self, run: _Run, signum: int) -> None:
+    def _lost_heartbeat(self, run: _Run) -> bool:
+        """Kill a run that stopped beating (frozen, or hung holding the GIL); True if so."""
+        if run.heartbeat_timeout is None or run.stop_deadline is not None or run.pid is None:
+            return False
+        last = None
+        for name in (HEARTBEAT_FILE, "claim"):  # before its first beat, the claim's time
+            try:
+                last = (run.dir / name).stat().st_mtime
+                break
+            except OSError:
+                continue
+        if last is None:
+            return False
+        silent = time.time() - last
+        if silent <= run.heartbeat_timeout:
+            return False
+        run.lost = f"no heartbeat for {silent:.0f} s (timeout {run.heartbeat_timeout:g} s): the task process hung"
+        log.warning("task execution %s: %s; killing it", run.task_execution_id, run.lost)
+        self._signal(run, signal.SIGKILL)
+        return True
+
+    def _signal(self, run: _Run, signum: int, group: bool = True) -> None:
         if run.pid is None:
             return
         try:
-            os.killpg(run.pid, signum)
+            if group:
+                os.killpg(run.pid, signum)
+            else:
+                os.kill(run.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -190,6 +239,8 @@ class LocalExecutor(Executor):
             result = json.loads((run.dir / "result.json").read_text())
         except (OSError, ValueError):
             result = None
+        if run.lost is not None:
+            return Outcome(te, attempt, TaskStatus.FAILED, run.lost)
         if result is not None:
             return Outcome(te, attempt, TaskStatus(result["status"]), result.get("error"))
         if run.stop_deadline is not None:

@@ -4,6 +4,11 @@
 ``DIR/claim`` exclusively, so a run started twice (after a crash at the
 wrong moment) still runs once, then runs the task and writes
 ``DIR/result.json`` atomically.  stdout and stderr go to ``DIR/log.txt``.
+
+While the task runs, a thread touches ``DIR/heartbeat`` every
+``heartbeat_interval`` seconds, so the executor can tell a frozen or vanished
+run from a slow one.  A stop creates ``DIR/stop`` first: a streaming task
+that checks :func:`aiflow_nb.stop_requested` finishes its step and ends.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,23 @@ from aiflow_nb.executors.process import identity
 
 #: Exit code of a runner that found the run already claimed.
 ALREADY_CLAIMED = 0
+
+#: File names in the run folder (the executor writes STOP_FILE, the runner HEARTBEAT_FILE).
+HEARTBEAT_FILE = "heartbeat"
+STOP_FILE = "stop"
+
+
+def stop_requested() -> bool:
+    """True once aiflow-nb asked the running task to stop.
+
+    A streaming task checks it between steps, so a STOP or RESTART lets the
+    current step finish (the run is killed after the grace period anyway)::
+
+        while not stop_requested():
+            process(next_batch())
+    """
+    folder = os.environ.get("AIFLOW_NB_RUN_DIR")
+    return folder is not None and os.path.exists(os.path.join(folder, STOP_FILE))
 
 
 class TaskFailed(Exception):
@@ -181,13 +204,38 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _beat(path: Path, interval: float, done: threading.Event) -> None:
+    while True:
+        try:
+            path.touch()
+        except OSError:
+            pass  # a full disk must not kill the task; the executor then sees no heartbeat
+        if done.wait(interval):
+            return
+
+
+def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
+    """Touch ``run_dir/heartbeat`` every ``interval`` s until the returned event is set."""
+    done = threading.Event()
+    threading.Thread(
+        target=_beat, args=(run_dir / HEARTBEAT_FILE, interval, done), name="aiflow-nb-heartbeat", daemon=True
+    ).start()
+    return done
+
+
 def main(argv: list[str]) -> int:
     run_dir = Path(argv[0])
     if not claim(run_dir):
         return ALREADY_CLAIMED
-    signal.signal(signal.SIGTERM, _terminate)
     request = json.loads((run_dir / "task.json").read_text())
+    if request["task"].get("streaming") and request["task"]["kind"] in ("notebook", "python"):
+        # The executor signals only this process: the task's code sees stop_requested()
+        # and ends its step; the executor kills the whole group after the grace period.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    else:
+        signal.signal(signal.SIGTERM, _terminate)
     os.environ.update(task_environment(request))
+    start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))
     try:
         run_task(request, run_dir)
     except TaskFailed as exc:
@@ -198,7 +246,8 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         write_json(run_dir / "result.json", {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
         return 1
-    write_json(run_dir / "result.json", {"status": "SUCCESS", "error": None})
+    stopped = (run_dir / STOP_FILE).exists()
+    write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
     return 0
 
 

@@ -31,7 +31,7 @@ class CompiledWorkflow:
     digest: str
     rules: dict[EventRef, list[tuple[str, str, Rule]]] = field(default_factory=dict)
     triggers: dict[EventRef, list[tuple[str, Condition]]] = field(default_factory=dict)
-    #: Tasks that start with their execution (no START/RESTART rule).
+    #: Tasks that start with their execution (no START rule, no schedule).
     initial: list[str] = field(default_factory=list)
     #: Tasks whose FAILED status some rule reacts to: their failure is handled.
     failure_handled: set[str] = field(default_factory=set)

@@ -87,6 +87,7 @@ class Task:
         max_retries: int = 0,
         retry_delay: float | timedelta = 0,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> None:
         self.name = check_name("task", name)
         self.streaming = bool(streaming)
@@ -97,6 +98,11 @@ class Task:
         self.timeout = _seconds(f"task {name!r}: timeout", timeout)
         if self.timeout == 0:
             raise SpecError(f"task {name!r}: timeout must be positive")
+        #: A run whose process shows no sign of life for this long is FAILED
+        #: (None: the engine's default).
+        self.heartbeat_timeout = _seconds(f"task {name!r}: heartbeat_timeout", heartbeat_timeout)
+        if self.heartbeat_timeout == 0:
+            raise SpecError(f"task {name!r}: heartbeat_timeout must be positive")
         self.rules: list[Rule] = []
         self.schedule_: Schedule | None = None
         workflow = context.current_workflow()
@@ -143,7 +149,8 @@ class Task:
 
     @property
     def has_start_rule(self) -> bool:
-        return self.schedule_ is not None or any(r.action in (TaskAction.START, TaskAction.RESTART) for r in self.rules)
+        # A RESTART rule is no START rule: a stream restarted on drift still starts with its execution.
+        return self.schedule_ is not None or any(r.action is TaskAction.START for r in self.rules)
 
     # -- spec ------------------------------------------------------------
 
@@ -160,6 +167,7 @@ class Task:
             "max_retries": self.max_retries,
             "retry_delay": self.retry_delay,
             "timeout": self.timeout,
+            "heartbeat_timeout": self.heartbeat_timeout,
             "rules": [r.to_spec() for r in self.rules],
             "schedule": self.schedule_.to_spec() if self.schedule_ else None,
         }
@@ -353,7 +361,7 @@ class BashTask(Task):
 
 
 _BUILTIN: dict[str, type[Task]] = {t.kind: t for t in (NotebookTask, PythonTask, BashTask)}
-_COMMON = ("streaming", "max_retries", "retry_delay", "timeout")
+_COMMON = ("streaming", "max_retries", "retry_delay", "timeout", "heartbeat_timeout")
 
 
 def task_kinds() -> dict[str, type[Task]]:

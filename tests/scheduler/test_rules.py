@@ -219,7 +219,8 @@ def test_restart_stops_the_running_task_and_starts_the_next_seq(engine: Engine) 
 
 def test_restart_of_a_task_that_is_not_running_starts_it(engine: Engine) -> None:
     with Workflow("w") as wf:
-        BashTask("t", command="true").action_on_event_received(RESTART, "restart")
+        t = BashTask("t", command="true").action_on_event_received(START, "never_sent")
+        t.action_on_event_received(RESTART, "restart")
         idle_task()
     engine.submit(wf)
     ex = engine.start_execution("w")
@@ -231,6 +232,19 @@ def test_restart_of_a_task_that_is_not_running_starts_it(engine: Engine) -> None
     engine.send_event("restart")
     wait_run(engine, ex, "t", TaskStatus.SUCCESS, seq=2)
     assert [te.status for te in runs(engine, ex, "t")] == [TaskStatus.SUCCESS, TaskStatus.SUCCESS]
+
+
+def test_a_task_with_only_a_restart_rule_starts_with_its_execution(engine: Engine) -> None:
+    with Workflow("w") as wf:
+        BashTask("t", command="sleep 30").action_on_event_received(RESTART, "drift")
+    engine.submit(wf)
+    ex = engine.start_execution("w")
+
+    wait_run(engine, ex, "t", TaskStatus.RUNNING)
+    engine.send_event("drift")
+    wait_run(engine, ex, "t", TaskStatus.RUNNING, seq=2)
+    engine.stop_execution(ex)
+    wait_run(engine, ex, "t", TaskStatus.STOPPED, seq=2)
 
 
 def test_stop_stops_the_running_task_through_stopping(engine: Engine) -> None:
