@@ -19,6 +19,7 @@ from typing import Any
 from aiflow_nb import errors
 from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
+from aiflow_nb.server.options import add_engine_arguments, engine_flags
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -92,9 +93,9 @@ def server_cmd(args: argparse.Namespace, out: Output) -> int:
         if args.foreground:
             from aiflow_nb.server.main import main as serve
 
-            argv = ["--home", str(home), "--ip", args.ip, "--port", str(args.port)]
+            argv = ["--home", str(home), "--ip", args.ip, "--port", str(args.port), *engine_flags(args)]
             return serve(argv)
-        server, new = control.start(home, ip=args.ip, port=args.port)
+        server, new = control.start(home, ip=args.ip, port=args.port, flags=engine_flags(args))
         out.one(
             {"url": server.url, "pid": server.pid, "home": str(home), "started": new},
             f"aiflow-nb {'started' if new else 'is already running'} at {server.url} (pid {server.pid}, home {home})",
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--ip", default="127.0.0.1")
     server.add_argument("--port", type=int, default=0, help="default: a free port")
     server.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
+    add_engine_arguments(server)
     server.set_defaults(run=server_cmd)
 
     wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiflow_nb.errors import AiflowError
@@ -33,8 +34,13 @@ def status(home: Path) -> ServerInfo | None:
     return server
 
 
-def start(home: Path, *, ip: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> tuple[ServerInfo, bool]:
-    """Start a detached service unless one runs; return it and whether it is new."""
+def start(
+    home: Path, *, ip: str = "127.0.0.1", port: int = 0, timeout: float = 60.0, flags: Sequence[str] = ()
+) -> tuple[ServerInfo, bool]:
+    """Start a detached service unless one runs; return it and whether it is new.
+
+    ``flags`` are more arguments of ``python -m aiflow_nb.server`` (engine settings).
+    """
     home = home.expanduser().resolve()
     running = status(home)
     if running is not None:
@@ -43,7 +49,19 @@ def start(home: Path, *, ip: str = "127.0.0.1", port: int = 0, timeout: float = 
     out = open(home / "logs" / "server.out", "ab")  # noqa: SIM115  (handed to the child)
     with out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "aiflow_nb.server", "--home", str(home), "--ip", ip, "--port", str(port), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "aiflow_nb.server",
+                "--home",
+                str(home),
+                "--ip",
+                ip,
+                "--port",
+                str(port),
+                "--quiet",
+                *flags,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -23,6 +23,7 @@ from aiflow_nb.executors import process
 from aiflow_nb.home import default_home
 from aiflow_nb.server import info
 from aiflow_nb.server.app import make_app
+from aiflow_nb.server.options import add_engine_arguments
 from aiflow_nb.server.service import Service
 
 log = logging.getLogger("aiflow_nb.server")
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--quiet", action="store_true", help="log only to <home>/logs/server.log")
+    add_engine_arguments(parser)
     args = parser.parse_args(argv)
     home = (args.home or default_home()).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.ip):
         log.warning("binding to %s: the service is reachable from other machines (the token still guards it)", args.ip)
     try:
-        engine = Engine(home)
+        engine = Engine(
+            home,
+            max_parallel=args.max_parallel,
+            stop_grace=args.stop_grace,
+            heartbeat_timeout=args.heartbeat_timeout,
+        )
     except AiflowError as exc:
         print(f"aiflow-nb: {exc}", file=sys.stderr)
         return 1

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb import BashTask, Workflow
+from aiflow_nb import BashTask, TaskStatus, Workflow
 from aiflow_nb.client import Client
 from aiflow_nb.executors import process
 from aiflow_nb.server import info
 from aiflow_nb.server.main import is_loopback
 from tests.server import wait, wait_execution, wait_for_file, wait_task
-from tests.test_cli import cli, cli_json
+from tests.test_cli import cli, cli_json, mistake
 
 Pid = tuple[int, "str | None"]
 
@@ -256,3 +256,32 @@ def test_binding_beyond_loopback_warns(home: Path) -> None:
 )
 def test_is_loopback(ip: str, loopback: bool) -> None:
     assert is_loopback(ip) is loopback
+
+
+def test_engine_settings_of_server_start(home: Path, tmp_path: Path, services: list[Pid]) -> None:
+    started = cli_json(home, "server", "start", "--max-parallel", "1", "--stop-grace", "1")
+    services.append((int(started["pid"]), process.start_time(int(started["pid"]))))
+    client = Client(home=home)
+    try:
+        with Workflow("two") as wf:
+            BashTask("a", command=wait_for_file(tmp_path / "go"))
+            BashTask("b", command=wait_for_file(tmp_path / "go"))
+        client.submit(wf)
+        ex = client.start_execution("two")
+        wait(lambda: TaskStatus.RUNNING in [t.status for t in client.task_executions(ex)], 30, "a task to run")
+        # One process at a time: the other task waits QUEUED however long the first runs.
+        statuses = sorted(t.status.value for t in client.task_executions(ex))
+        assert statuses == ["QUEUED", "RUNNING"]
+        (tmp_path / "go").touch()
+        wait_execution(client, ex, "SUCCESS")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--max-parallel", "0", "must be positive"), ("--heartbeat-timeout", "soon", "not a number")],
+)
+def test_bad_engine_settings_start_nothing(home: Path, flag: str, value: str, message: str) -> None:
+    assert message in mistake(home, "server", "start", flag, value, code=2)
+    assert info.read(home) is None

@@ -1,0 +1,48 @@
+"""The engine settings of ``python -m aiflow_nb.server`` and ``aiflow-nb server start``.
+
+Kept apart from :mod:`aiflow_nb.server.main` so the CLI can offer them without
+importing the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine's settings, shared by ``aiflow-nb server start``."""
+    parser.add_argument(
+        "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"
+    )
+    parser.add_argument(
+        "--stop-grace", type=_positive(float), default=10.0, help="seconds from SIGTERM to SIGKILL on a stop (10)"
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=_positive(float),
+        default=60.0,
+        help="seconds of silence after which a task run is FAILED, unless its task sets its own (60)",
+    )
+
+
+def engine_flags(args: argparse.Namespace) -> list[str]:
+    """The command-line flags that pass ``add_engine_arguments``' values on."""
+    return [
+        f"--max-parallel={args.max_parallel}",
+        f"--stop-grace={args.stop_grace}",
+        f"--heartbeat-timeout={args.heartbeat_timeout}",
+    ]
