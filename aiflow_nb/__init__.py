@@ -94,6 +94,19 @@ if TYPE_CHECKING:
     )
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext aiflow_nb``: the ``%%aiflow`` magics (see :mod:`aiflow_nb.magics`)."""
+    from aiflow_nb.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from aiflow_nb.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

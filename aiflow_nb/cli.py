@@ -20,16 +20,7 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
-
-
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
+from aiflow_nb.tables import WORKFLOW_COLUMNS, text_table, workflow_row
 
 
 class Output:
@@ -37,7 +28,7 @@ class Output:
         self.json = fmt == "json"
 
     def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-        print(json.dumps(list(rows), default=str, indent=2) if self.json else _table(rows, columns))
+        print(json.dumps(list(rows), default=str, indent=2) if self.json else text_table(rows, columns))
 
     def one(self, data: dict[str, Any], text: str | None = None) -> None:
         if self.json:
@@ -66,8 +57,10 @@ def load_workflows(path: Path) -> list[Any]:
             return [Workflow.from_spec(path.read_text())]
         except errors.AiflowError as exc:
             raise type(exc)(f"{path}: {exc}") from None
-    if path.suffix == ".ipynb" and hasattr(Workflow, "from_notebook"):
-        return [Workflow.from_notebook(path)]
+    if path.suffix == ".ipynb":
+        from aiflow_nb.workflow.cells import workflows_from_notebook
+
+        return workflows_from_notebook(path)
     if path.suffix != ".py":
         raise errors.SpecError(f"{path}: expected a .py, .json or .ipynb file")
     try:
@@ -121,14 +114,6 @@ def server_cmd(args: argparse.Namespace, out: Output) -> int:
     return 0 if healthy else 1
 
 
-WORKFLOW_COLUMNS = ("namespace", "name", "version", "paused", "latest")
-
-
-def _workflow_row(w: dict[str, Any]) -> dict[str, Any]:
-    latest = w.get("latest_execution")
-    return {**w, "latest": f"#{latest['id']} {latest['status']}" if latest else None}
-
-
 def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
     client = Client(home=args.home)
     ns = args.namespace or "default"
@@ -139,11 +124,11 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
             rows.append({"namespace": wf.namespace, "name": wf.name, "version": version})
         out.rows(rows, ("namespace", "name", "version"))
     elif args.action == "list":
-        out.rows([_workflow_row(w) for w in client.workflows()], WORKFLOW_COLUMNS)
+        out.rows([workflow_row(w) for w in client.workflows()], WORKFLOW_COLUMNS)
     elif args.action == "show":
         data = client.workflow(args.target, ns)
         spec = data.pop("spec", {})
-        shown = {k: v for k, v in _workflow_row(data).items() if k not in ("latest_execution", "next_runs")}
+        shown = {k: v for k, v in workflow_row(data).items() if k not in ("latest_execution", "next_runs")}
         for task, due in (data.get("next_runs") or {}).items():
             shown[f"next run {task}"] = due
         text = "\n".join(f"{k}: {v}" for k, v in shown.items())
@@ -151,7 +136,7 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
             {"task": t["name"], "kind": t["kind"], "rules": len(t["rules"]), "streaming": t["streaming"]}
             for t in spec.get("tasks", [])
         ]
-        out.one({**data, "spec": spec}, text + "\n\n" + _table(tasks, ("task", "kind", "rules", "streaming")))
+        out.one({**data, "spec": spec}, text + "\n\n" + text_table(tasks, ("task", "kind", "rules", "streaming")))
     elif args.action == "delete":
         client.delete_workflow(args.target, ns)
         out.one({"deleted": True}, f"deleted {ns}/{args.target}")
@@ -205,7 +190,7 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
         shown = client.execution(_int(args.target, "execution id"))
         tasks = [t.to_dict() for t in client.task_executions(shown.id)]
         text = "\n".join(f"{k}: {v}" for k, v in shown.to_dict().items() if k != "event")
-        out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + _table(tasks, TASK_COLUMNS))
+        out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + text_table(tasks, TASK_COLUMNS))
     return 0
 
 

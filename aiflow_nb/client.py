@@ -318,20 +318,29 @@ def task_scope() -> dict[str, Any] | None:
 _default: Client | None = None
 
 
-def send_event(key: str, value: Any = None, namespace: str | None = None, *, idempotency_key: str | None = None) -> int:
-    """Send an event from any process.
+def send_event(
+    key: str,
+    value: Any = None,
+    namespace: str | None = None,
+    *,
+    idempotency_key: str | None = None,
+    client: Client | None = None,
+) -> int:
+    """Send an event from any process (through ``client``, else a default one).
 
     Inside a running task it is scoped to the task's execution: the
     namespace defaults to the workflow's, the sender is
     ``<execution>/<task>/<seq>`` and only that execution's rules see it.
     """
     global _default
-    if _default is None:
-        _default = Client()
+    if client is None:
+        if _default is None:
+            _default = Client()
+        client = _default
     scope = task_scope()
     if scope is None:
-        return _default.send_event(key, value, namespace or DEFAULT_NAMESPACE, idempotency_key=idempotency_key)
-    return _default.send_event(
+        return client.send_event(key, value, namespace or DEFAULT_NAMESPACE, idempotency_key=idempotency_key)
+    return client.send_event(
         key,
         value,
         namespace or scope["namespace"],

@@ -2,9 +2,10 @@
 
 Tasks are boxes; a task-status rule is a solid edge from the upstream task
 labelled with the status; an event rule is a dashed edge from an event node
-(an ellipse); streaming tasks have a double border.  Given the task
-executions of an execution, each task is filled with the color of its
-latest status.
+(an ellipse); streaming tasks have a double border and say so.  A workflow
+with triggers or a schedule gets an "execution start" node that leads to
+the tasks that start with an execution.  Given the task executions of an
+execution, each task is filled with the color of its latest status.
 
 >>> from aiflow_nb import BashTask, Workflow
 >>> with Workflow("wf") as wf:
@@ -17,14 +18,18 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import graphviz
 
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler.records import TaskExecution
-from aiflow_nb.workflow import Condition, TaskAction, TaskStatusCondition, Workflow
-from aiflow_nb.workflow.conditions import EventCondition, _Composite
+from aiflow_nb.workflow.conditions import Condition, EventCondition, TaskStatusCondition, _Composite
+from aiflow_nb.workflow.status import TaskAction
+
+if TYPE_CHECKING:
+    # Only for hints: the widgets import STATUS_COLORS from here, and the tasks module pulls in nbformat.
+    from aiflow_nb.workflow import Schedule, Workflow
 
 #: Fill color of a task by the status of its latest run (none: white).
 STATUS_COLORS = {
@@ -38,6 +43,9 @@ STATUS_COLORS = {
     "RETRYING": "#fdae6b",
 }
 
+#: Node id of the start of an execution; task names cannot hold a space, so it never clashes.
+START_NODE = "execution start"
+
 _ACTION_LABEL = {TaskAction.START: "", TaskAction.STOP: "stop ", TaskAction.RESTART: "restart "}
 
 
@@ -49,21 +57,62 @@ def _leaves(condition: Condition) -> Iterable[Condition]:
         yield condition
 
 
-def _quote(name: str) -> str:
-    # The graphviz package quotes ids itself; quoting here too put the quotes into the ids, and an
-    # edge end with a ':' is read as "node:port". Task names (NAME_PATTERN) have neither ':' nor spaces.
-    return name
+def _schedule_label(schedule: Schedule) -> str:
+    if schedule.cron is not None:
+        return schedule.cron if schedule.timezone == "UTC" else f"{schedule.cron} ({schedule.timezone})"
+    return f"every {schedule.interval}"
 
 
-def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] = ()) -> graphviz.Digraph:
-    """The graph of ``workflow``, colored by the latest of ``task_executions``."""
+def latest_runs(task_executions: Iterable[TaskExecution]) -> dict[str, TaskExecution]:
+    """The run with the highest seq of each task."""
     latest: dict[str, TaskExecution] = {}
     for te in task_executions:
         if te.task not in latest or te.seq >= latest[te.task].seq:
             latest[te.task] = te
-    graph = graphviz.Digraph(name=workflow.name, graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
-    graph.attr("node", fontname="Helvetica", fontsize="11")
-    graph.attr("edge", fontname="Helvetica", fontsize="9")
+    return latest
+
+
+class _Drawing:
+    """One graph being drawn; event nodes are shared by every rule that waits on the same event."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.graph = graphviz.Digraph(name=workflow.name, graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
+        self.graph.attr("node", fontname="Helvetica", fontsize="11")
+        self.graph.attr("edge", fontname="Helvetica", fontsize="9")
+        self.events: dict[tuple[str, str], str] = {}  # (namespace, key) -> node id (a key may hold any character)
+
+    def event_node(self, namespace: str | None, key: str) -> str:
+        ns = namespace or self.workflow.namespace
+        if (ns, key) not in self.events:
+            self.events[ns, key] = f"event {len(self.events) + 1}"
+            shown = key if ns == self.workflow.namespace else f"{key}@{ns}"
+            self.graph.node(self.events[ns, key], label=graphviz.escape(shown), shape="ellipse", style="dashed")
+        return self.events[ns, key]
+
+    def condition_edges(self, condition: Condition, target: str, prefix: str) -> None:
+        """Edges from what ``condition`` waits on to ``target``."""
+        for leaf in _leaves(condition):
+            if isinstance(leaf, TaskStatusCondition):
+                for upstream, status in leaf.statuses.items():
+                    self.graph.edge(upstream, target, label=prefix + status.value)
+                continue
+            for key in leaf.expect_events:
+                if key.key == event_keys.TASK_STATUS:
+                    continue
+                label = prefix + ("" if isinstance(leaf, EventCondition) else type(leaf).__name__)
+                self.graph.edge(self.event_node(key.namespace, key.key), target, label=label.strip(), style="dashed")
+
+    def schedule_edge(self, schedule: Schedule, node: str, target: str) -> None:
+        self.graph.node(node, label=graphviz.escape(_schedule_label(schedule)), shape="note", style="dashed")
+        self.graph.edge(node, target, style="dashed")
+
+
+def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] = ()) -> graphviz.Digraph:
+    """The graph of ``workflow``, colored by the latest of ``task_executions``."""
+    latest = latest_runs(task_executions)
+    drawing = _Drawing(workflow)
+    graph = drawing.graph
     for name, task in workflow.tasks.items():
         attrs: dict[str, Any] = {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffffff"}
         label = name
@@ -74,31 +123,21 @@ def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] 
         if run is not None:
             attrs["fillcolor"] = STATUS_COLORS[run.status.value]
             label += f"\n{run.status.value} #{run.seq}"
-        graph.node(_quote(name), label=label, tooltip=task.kind, **attrs)
-    events: dict[tuple[str, str], str] = {}  # (namespace, key) -> node id (a key may hold any character)
+        graph.node(name, label=label, tooltip=task.kind, **attrs)
+    if workflow.triggers or workflow.schedule_ is not None:
+        graph.node(START_NODE, label="start", shape="circle", style="dashed", fontsize="9")
+        for trigger in workflow.triggers:
+            drawing.condition_edges(trigger, START_NODE, "trigger ")
+        if workflow.schedule_ is not None:
+            drawing.schedule_edge(workflow.schedule_, "schedule (workflow)", START_NODE)
+        for name, task in workflow.tasks.items():
+            if not task.has_start_rule:
+                graph.edge(START_NODE, name, style="dotted")
     for name, task in workflow.tasks.items():
         for rule in task.rules:
-            prefix = _ACTION_LABEL[rule.action]
-            for leaf in _leaves(rule.condition):
-                if isinstance(leaf, TaskStatusCondition):
-                    for upstream, status in leaf.statuses.items():
-                        graph.edge(_quote(upstream), _quote(name), label=prefix + status.value)
-                    continue
-                for key in leaf.expect_events:
-                    if key.key == event_keys.TASK_STATUS:
-                        continue
-                    ns = key.namespace or workflow.namespace
-                    if (ns, key.key) not in events:
-                        events[ns, key.key] = f"event {len(events) + 1}"
-                        shown = key.key if ns == workflow.namespace else f"{key.key}@{ns}"
-                        graph.node(events[ns, key.key], label=shown, shape="ellipse", style="dashed")
-                    label = prefix + ("" if isinstance(leaf, EventCondition) else type(leaf).__name__)
-                    graph.edge(events[ns, key.key], _quote(name), label=label.strip(), style="dashed")
+            drawing.condition_edges(rule.condition, name, _ACTION_LABEL[rule.action])
         if task.schedule_ is not None:
-            node = f"schedule {name}"
-            spec = task.schedule_.cron or f"every {task.schedule_.interval}"
-            graph.node(_quote(node), label=spec, shape="note", style="dashed")
-            graph.edge(_quote(node), _quote(name), style="dashed")
+            drawing.schedule_edge(task.schedule_, f"schedule {name}", name)
     return graph
 
 

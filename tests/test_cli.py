@@ -265,3 +265,36 @@ def _no_env_service(monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI must find the service through --home only.
     monkeypatch.delenv("AIFLOW_NB_URL", raising=False)
     monkeypatch.delenv("AIFLOW_NB_TOKEN", raising=False)
+
+
+def test_workflow_submit_of_a_notebook_with_aiflow_cells(service: RunningService, home: Path, tmp_path: Path) -> None:
+    from nbformat import v4
+
+    from aiflow_nb.workflow.cells import workflows_from_notebook
+
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_markdown_cell("Two workflows, defined by cells"),
+        v4.new_code_cell("%load_ext aiflow_nb"),
+        v4.new_code_cell("%%aiflow task first --workflow nbflow --param n=2\nprint(n)"),
+        v4.new_code_cell("%%aiflow task second --workflow nbflow --after first\nprint('second')"),
+        v4.new_code_cell("%aiflow workflow other --namespace team --trigger-on go\n%aiflow submit nbflow"),
+        v4.new_code_cell("%%aiflow task only --workflow other --namespace team\nprint('other')"),
+    ]
+    path = tmp_path / "flows.ipynb"
+    nbformat.write(nb, path)
+    assert cli_json(home, "workflow", "submit", str(path)) == [
+        {"namespace": "default", "name": "nbflow", "version": 1},
+        {"namespace": "team", "name": "other", "version": 1},
+    ]
+    client = service.client()
+    assert [Workflow.from_spec(client.workflow(w.name, w.namespace)["spec"]) for w in load_workflows(path)] == (
+        workflows_from_notebook(path)
+    )
+    assert client.executions() == []  # submitting runs nothing
+
+    nb.cells.append(v4.new_code_cell("%%aiflow task third --workflow nbflow --after ghost\npass"))
+    nbformat.write(nb, path)
+    message = mistake(home, "workflow", "submit", str(path))
+    assert "flows.ipynb" in message and "'ghost'" in message
+    assert [w["version"] for w in client.workflows()] == [1, 1]

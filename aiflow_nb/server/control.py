@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -76,6 +77,8 @@ def start(
             raise AiflowError(f"the service did not start: {why}")
         server = info.read(home)
         if server is not None and server.pid == child.pid and healthy(server):
+            # Reap it whenever it ends, so a long-lived caller (a kernel) keeps no zombie.
+            threading.Thread(target=child.wait, name="aiflow-nb-service-reaper", daemon=True).start()
             return server, True
         time.sleep(0.05)
     child.kill()

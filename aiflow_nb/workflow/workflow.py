@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -181,6 +182,34 @@ class Workflow:
             wf.schedule_ = Schedule.from_spec(spec["schedule"])
         wf.validate()
         return wf
+
+    @classmethod
+    def from_notebook(cls, path: str | Path, name: str | None = None, namespace: str | None = None) -> Workflow:
+        """The workflow a notebook's ``%%aiflow`` cells define (read, never run).
+
+        A notebook defining several needs ``name`` (and ``namespace`` if names repeat);
+        all of them: :func:`aiflow_nb.workflow.cells.workflows_from_notebook`.
+        """
+        from aiflow_nb.workflow.cells import workflows_from_notebook
+
+        found = workflows_from_notebook(path)
+        chosen = [w for w in found if name in (None, w.name) and namespace in (None, w.namespace)]
+        if len(chosen) == 1:
+            return chosen[0]
+        names = ", ".join(f"{w.namespace}/{w.name}" for w in found)
+        if not chosen:
+            raise SpecError(f"{Path(path).name} defines no workflow {name!r} (it defines {names})")
+        raise SpecError(f"{Path(path).name} defines several workflows ({names}): pass name= to choose one")
+
+    def graph(self, task_executions: Iterable[Any] = ()) -> Any:
+        """The workflow drawn by graphviz (a ``graphviz.Digraph``; a notebook shows it as SVG).
+
+        Given an execution's task executions, each task is colored by its latest status.
+        """
+        # Imported here: the model itself needs neither graphviz nor the scheduler's records.
+        from aiflow_nb.graph import workflow_graph
+
+        return workflow_graph(self, task_executions)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Workflow):

@@ -1,0 +1,536 @@
+"""Live notebook widgets: a workflow's runs (:class:`WorkflowView`) and the event log (:class:`EventFeed`).
+
+Both talk to the service only through a :class:`~aiflow_nb.client.Client`.
+A background daemon thread follows the event stream (WebSocket) and marks
+the widget dirty when an event matters; a second one redraws it at most
+every ``throttle`` seconds, so the kernel is never blocked and a burst of
+events costs one redraw.  ``close()`` (or the end of the kernel) stops both.
+
+>>> WorkflowView(Client(), "hourly")          # doctest: +SKIP
+>>> EventFeed(Client(), key="hour_complete")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets  # type: ignore[import-untyped]
+
+from aiflow_nb.client import Client
+from aiflow_nb.errors import AiflowError
+from aiflow_nb.events import keys as event_keys
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
+from aiflow_nb.graph import STATUS_COLORS
+from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution
+
+log = logging.getLogger("aiflow_nb.widgets")
+
+#: Where "open" writes executed notebooks, below the kernel's working folder.  Not a hidden
+#: folder: Jupyter refuses to open files in hidden folders unless allow_hidden is set.
+RUNS_DIR = "aiflow_runs"
+#: Columns of the task table; each row also has stop, restart and open buttons.
+TASK_COLUMNS = ("task", "status", "seq", "start", "duration")
+#: How long close() waits for the threads (the stream notices a stop within about a second).
+JOIN_TIMEOUT = 5.0
+#: Pause before following again after the stream failed.
+RETRY_DELAY = 2.0
+#: The end of a log shown under the table.
+LOG_TAIL = 20_000
+
+_LIVE: weakref.WeakSet[_LiveWidget] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """Stop the threads of every live widget (run at exit, so a kernel shuts down cleanly)."""
+    live = list(_LIVE)
+    for widget in live:  # all at once, so they wind down together
+        widget._signal_stop()
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    for widget in live:
+        widget.stop(deadline)
+
+
+atexit.register(stop_all)
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return ""
+    running = end is None
+    seconds = ((end or datetime.now(timezone.utc)) - start).total_seconds()
+    if seconds < 60:
+        text = f"{seconds:.1f} s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    else:
+        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    # A running duration is as of the last redraw, not a clock.
+    return text + "…" if running else text
+
+
+def _status(status: str, error: str | None = None) -> str:
+    color = STATUS_COLORS.get(status, "#ffffff")
+    title = f' title="{html.escape(error)}"' if error else ""
+    return f'<span style="background:{color};padding:0 4px;border-radius:3px"{title}>{html.escape(status)}</span>'
+
+
+def _message(text: str, error: bool = False) -> str:
+    color = "#b00020" if error else "#333333"
+    return f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+
+
+def _close_tree(widget: Any) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
+# -- the live machinery -----------------------------------------------------------------------
+
+
+class _LiveWidget(widgets.VBox):  # type: ignore[misc]
+    """A VBox redrawn by :meth:`refresh` whenever the event stream brings an event it wants."""
+
+    def __init__(self, client: Client, throttle: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+        self.throttle = throttle
+        self.message = widgets.HTML()
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._dirty = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._error_shown = False
+
+    # Hooks of the subclasses.
+    def _begin(self) -> int:
+        """Pin the stream position (loading what the widget needs from before it); return it."""
+        return int(self.client.health()["latest_offset"])
+
+    def _wants(self, event: Event) -> bool:
+        raise NotImplementedError
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    #: Whether a redraw reads the service (so one that works shows the service is back).
+    _draw_reads_service = True
+
+    def _show_error(self, text: str) -> None:
+        self._error_shown = True
+        self.message.value = _message(text, error=True)
+
+    def _clear_error(self) -> None:
+        if self._error_shown:
+            self._error_shown = False
+            self.message.value = ""
+
+    def _followed(self) -> None:
+        # The service answers; a widget whose redraws read the service lets the next redraw say so.
+        if not self._draw_reads_service:
+            self._clear_error()
+
+    # Public.
+    def refresh(self) -> None:
+        """Read the service and redraw (the follower thread calls this after relevant events)."""
+        if self._closing.is_set():
+            return
+        with self._lock:
+            try:
+                self._draw()
+            except AiflowError as exc:
+                self._show_error(str(exc))
+                return
+            if self._draw_reads_service:
+                self._clear_error()
+
+    @property
+    def running(self) -> bool:
+        """Whether the widget still follows the service."""
+        return any(t.is_alive() for t in self._threads)
+
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop following the service (waiting for the threads until ``deadline``); the widget stays."""
+        self._signal_stop()
+        if deadline is None:
+            deadline = time.monotonic() + JOIN_TIMEOUT
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        _LIVE.discard(self)
+
+    def _signal_stop(self) -> None:
+        self._closing.set()
+        self._dirty.set()  # wakes the painter
+
+    def close(self) -> None:
+        """Stop following and close the widget and its parts."""
+        self.stop()
+        # Not under the lock: a redraw stuck in a slow request must not hold up the close (redrawing
+        # a closed widget only changes values nobody sees).
+        for child in self.children:
+            _close_tree(child)
+        super().close()
+
+    # The threads.
+    def _start(self, name: str) -> None:
+        self._threads = [
+            threading.Thread(target=self._follow, name=f"aiflow-{name}-stream", daemon=True),
+            threading.Thread(target=self._paint, name=f"aiflow-{name}-paint", daemon=True),
+        ]
+        _LIVE.add(self)
+        for thread in self._threads:
+            thread.start()
+
+    def _follow(self) -> None:
+        since: int | None = None
+        while not self._closing.is_set():
+            try:
+                if since is None:
+                    since = self._begin()
+                    self._followed()
+                    self._dirty.set()  # what changed before the stream position was pinned
+                for event in self.client.stream(since, stop=self._closing):
+                    since = max(since, event.offset or 0)
+                    self._followed()
+                    if self._wants(event):
+                        self._dirty.set()
+            except Exception as exc:
+                # Whatever goes wrong, keep following: the service may come back.
+                log.warning("%s: following the service failed: %s", type(self).__name__, exc)
+                if not self._closing.is_set():
+                    self._show_error(f"not following the service: {exc}")
+                self._closing.wait(RETRY_DELAY)
+
+    def _paint(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._closing.is_set():
+                return
+            self._dirty.clear()
+            try:
+                self.refresh()
+            except Exception as exc:
+                log.warning("%s: redraw failed: %s", type(self).__name__, exc, exc_info=True)
+                self._show_error(f"redraw failed: {exc}")
+            self._closing.wait(self.throttle)
+
+
+# -- WorkflowView -------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskRow:
+    """The widgets of one task execution in the table."""
+
+    run: TaskExecution
+    cells: dict[str, Any]
+    stop: Any
+    restart: Any
+    open: Any
+
+    def values(self) -> dict[str, str]:
+        """What the row shows, as text."""
+        return {name: _text(cell.value) for name, cell in self.cells.items()}
+
+    def parts(self) -> list[Any]:
+        return [*self.cells.values(), self.stop, self.restart, self.open]
+
+
+def _text(value: str) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", value))
+
+
+class WorkflowView(_LiveWidget):
+    """A workflow, live: its graph, its executions and the task executions of the selected one.
+
+    The newest execution is selected until another is picked.  Each task's latest run has
+    buttons to stop or restart the task; "open" writes the run's executed notebook to
+    ``aiflow_runs/`` below the kernel's folder, links it and shows the run's log.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        limit: int = 20,
+        throttle: float = 0.25,
+        runs_dir: str | Path = RUNS_DIR,
+    ) -> None:
+        super().__init__(client, throttle)
+        self.name = name
+        self.namespace = namespace
+        self.limit = limit
+        self.runs_dir = Path(runs_dir)
+        self.title = widgets.HTML(f"<b>{html.escape(namespace)}/{html.escape(name)}</b>")
+        self.graph = widgets.HTML()
+        self.executions = widgets.Select(options=[], rows=5, description="executions", layout={"width": "100%"})
+        self.stop_execution_button = widgets.Button(description="stop execution", icon="stop", disabled=True)
+        self.refresh_button = widgets.Button(description="refresh", icon="refresh")
+        self.tasks = widgets.GridBox(layout={"grid_template_columns": "repeat(8, max-content)", "grid_gap": "2px 12px"})
+        self.details = widgets.HTML()
+        self.task_rows: list[TaskRow] = []
+        self._header = [widgets.HTML(f"<b>{c}</b>") for c in TASK_COLUMNS] + [widgets.HTML() for _ in range(3)]
+        self._selected: int | None = None  # None: follow the newest execution
+        self._newest: int | None = None
+        self._shown: tuple[Any, ...] | None = None
+        self._updating: int | None = None  # the thread that sets the selection itself
+        self.executions.observe(self._on_select, names="value")
+        self.stop_execution_button.on_click(lambda _: self._act(self._stop_execution))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.children = [
+            widgets.HBox([self.title, self.refresh_button, self.stop_execution_button]),
+            self.message,
+            self.graph,
+            self.executions,
+            self.tasks,
+            self.details,
+        ]
+        self.refresh()
+        self._start(f"view-{namespace}-{name}")
+
+    @property
+    def selected(self) -> int | None:
+        """The execution whose task executions are shown."""
+        value = self.executions.value
+        return int(value) if value is not None else None
+
+    def _wants(self, event: Event) -> bool:
+        return (
+            event.namespace == self.namespace
+            and event.key in (event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS)
+            and isinstance(event.value, dict)
+            and event.value.get("workflow") == self.name
+        )
+
+    def _draw(self) -> None:
+        client = self.client
+        executions = client.executions(workflow=self.name, namespace=self.namespace, limit=self.limit)
+        ids = [e.id for e in executions]
+        selected = self._selected if self._selected in ids else (ids[-1] if ids else None)
+        runs = client.task_executions(selected) if selected is not None else []
+        svg = client.graph_svg(self.name, self.namespace, execution=selected)
+        current = next((e for e in executions if e.id == selected), None)
+        self._show_executions(executions, selected)
+        self._show_tasks(current, runs)
+        self.graph.value = svg[svg.find("<svg") :] if "<svg" in svg else svg
+
+    def _show_executions(self, executions: list[WorkflowExecution], selected: int | None) -> None:
+        options = [
+            (f"#{e.id}  {e.status.value}  {_when(e.start_time)}  {_duration(e.start_time, e.end_time)}", e.id)
+            for e in reversed(executions)
+        ]
+        self._newest = executions[-1].id if executions else None
+        self._updating = threading.get_ident()
+        try:
+            if list(self.executions.options) != options:
+                self.executions.options = options
+            if self.executions.value != selected:
+                self.executions.value = selected
+        finally:
+            self._updating = None
+        current = next((e for e in executions if e.id == selected), None)
+        self.stop_execution_button.disabled = current is None or current.status.finished
+
+    def _show_tasks(self, execution: WorkflowExecution | None, runs: list[TaskExecution]) -> None:
+        active = execution is not None and not execution.status.finished
+        latest: dict[str, TaskExecution] = {}
+        for te in runs:
+            if te.task not in latest or te.seq >= latest[te.task].seq:
+                latest[te.task] = te
+        shown = tuple(
+            (te.id, te.status, te.seq, te.start_time, te.end_time, active, latest[te.task] is te) for te in runs
+        )
+        if shown == self._shown:
+            return  # nothing changed: keep the widgets (and any focus on them)
+        self._shown = shown
+        old = self.task_rows
+        self.task_rows = [self._row(te, active, latest[te.task] is te) for te in runs]
+        self.tasks.children = self._header + [w for row in self.task_rows for w in row.parts()]
+        for row in old:
+            for widget in row.parts():
+                widget.close()
+
+    def _row(self, te: TaskExecution, active: bool, latest: bool) -> TaskRow:
+        cells = {
+            "task": widgets.HTML(html.escape(te.task)),
+            "status": widgets.HTML(_status(te.status.value, te.error)),
+            "seq": widgets.HTML(str(te.seq)),
+            "start": widgets.HTML(_when(te.start_time)),
+            "duration": widgets.HTML(_duration(te.start_time, te.end_time) if te.start_time else ""),
+        }
+        small = {"width": "auto"}
+        stop = widgets.Button(description="stop", layout=small, disabled=not (latest and active and te.status.alive))
+        restart = widgets.Button(description="restart", layout=small, disabled=not (latest and active))
+        opener = widgets.Button(description="open", layout=small, tooltip="executed notebook and log")
+        execution_id, task = te.execution_id, te.task
+        stop.on_click(lambda _: self._act(lambda: self._task_action("stop", execution_id, task)))
+        restart.on_click(lambda _: self._act(lambda: self._task_action("restart", execution_id, task)))
+        opener.on_click(lambda _: self._act(lambda: self.open_run(te)))
+        return TaskRow(te, cells, stop, restart, opener)
+
+    # Actions (buttons run them in the kernel; each is one short request).
+    def _act(self, action: Callable[[], str]) -> None:
+        # What an action says stays until the next action (a redraw only clears its own errors).
+        self._error_shown = False
+        try:
+            self.message.value = _message(action())
+        except AiflowError as exc:
+            self.message.value = _message(str(exc), error=True)
+            return
+        self.refresh()
+
+    def _task_action(self, action: str, execution_id: int, task: str) -> str:
+        getattr(self.client, f"{action}_task")(execution_id, task)
+        return f"{action}: task {task} of execution {execution_id}"
+
+    def _stop_execution(self) -> str:
+        selected = self.selected
+        if selected is None:
+            return "no execution selected"
+        self.client.stop_execution(selected)
+        return f"stopping execution {selected}"
+
+    def open_run(self, te: TaskExecution) -> str:
+        """Show a run's log and, for a notebook task, write its executed notebook and link it."""
+        parts = [f"<b>{html.escape(te.task)} #{te.seq}</b> (task execution {te.id})"]
+        try:
+            notebook = self.client.task_notebook(te.id)
+        except AiflowError:
+            notebook = None
+        if notebook is not None:
+            path = self.runs_dir / f"{self.name}-{te.task}-{te.seq}-{te.id}.ipynb"
+            target = path if path.is_absolute() else Path.cwd() / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(notebook, indent=1) + "\n")
+            href = urllib.parse.quote(path.as_posix())
+            parts.append(f'<a href="{href}" target="_blank" rel="noopener">{html.escape(path.as_posix())}</a>')
+        text = self.client.task_log(te.id)
+        tail = text[-LOG_TAIL:]
+        parts.append(
+            '<pre style="max-height:20em;overflow:auto;white-space:pre-wrap">'
+            + html.escape(tail if tail else "(no log yet)")
+            + "</pre>"
+        )
+        self.details.value = "<br>".join(parts)
+        return f"opened task execution {te.id}" + (f": {path.as_posix()}" if notebook is not None else "")
+
+    def _on_select(self, change: dict[str, Any]) -> None:
+        if self._updating == threading.get_ident():
+            return  # our own redraw, not a pick
+        new = change["new"]
+        # Picking the newest means: follow the newest, also when another one starts.
+        self._selected = None if new is None or new == self._newest else int(new)
+        self.refresh()
+
+
+# -- EventFeed ----------------------------------------------------------------------------------
+
+
+class EventFeed(_LiveWidget):
+    """The newest events, live, newest first; the filter shows events whose key contains its text.
+
+    ``namespace`` keeps only that namespace's events.  It keeps the last ``history`` events
+    and shows at most ``limit`` of them.
+    """
+
+    _draw_reads_service = False  # it redraws what it keeps
+
+    def __init__(
+        self,
+        client: Client,
+        key: str | None = None,
+        namespace: str | None = None,
+        *,
+        limit: int = 50,
+        history: int = 1000,
+        throttle: float = 0.25,
+    ) -> None:
+        super().__init__(client, throttle)
+        self.namespace = namespace
+        self.limit = limit
+        self.history = history
+        self.filter = widgets.Text(value=key or "", placeholder="any key", description="key contains")
+        self.count = widgets.HTML()
+        self.table = widgets.HTML()
+        self.shown: list[Event] = []
+        self._events: deque[Event] = deque(maxlen=history)
+        self._since: int | None = None
+        self.filter.observe(lambda _: self.refresh(), names="value")
+        self.children = [widgets.HBox([self.filter, self.count]), self.message, self.table]
+        try:
+            self._since = self._load()
+        except AiflowError as exc:
+            self._show_error(str(exc))
+        self.refresh()
+        self._start("events")
+
+    def _load(self) -> int:
+        latest = int(self.client.health()["latest_offset"])
+        start = max(0, latest - self.history)
+        events = self.client.events(since=start, limit=self.history, namespace=self.namespace)
+        with self._lock:
+            self._events.extend(events)
+        return (events[-1].offset or start) if events else start
+
+    def _begin(self) -> int:
+        if self._since is None:
+            self._since = self._load()
+        return self._since
+
+    def _wants(self, event: Event) -> bool:
+        if self.namespace is not None and event.namespace != self.namespace:
+            return False
+        with self._lock:
+            self._events.append(event)
+        return True
+
+    def _draw(self) -> None:
+        text = self.filter.value.strip().lower()
+        with self._lock:
+            events = list(self._events)
+        matching = [e for e in reversed(events) if text in e.key.lower()]
+        self.shown = matching[: self.limit]
+        self.count.value = f"{len(self.shown)} of {len(matching)} matching, {len(events)} kept"
+        self.table.value = _event_table(self.shown)
+
+
+def _event_table(events: Iterable[Event]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in ("offset", "time", "namespace", "key", "sender", "value"))
+    rows = []
+    for e in events:
+        value = e.value if isinstance(e.value, str) else json.dumps(e.value, default=str)
+        if len(value) > 200:
+            value = value[:200] + "…"
+        cells = (str(e.offset), _when(e.create_time), e.namespace, e.key, e.sender or "", value)
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return (
+        '<table style="font-family:monospace;font-size:12px"><thead><tr>'
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
