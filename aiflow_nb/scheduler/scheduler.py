@@ -438,9 +438,9 @@ class Scheduler:
         compiled = self.compiled((r.namespace, r.workflow, r.version))
         tasks = compiled.workflow.tasks
         latest = {name: ex.latest.get(name) for name in tasks}
-        if all(
-            te is not None and te.status is TaskStatus.SUCCESS and not tasks[n].streaming for n, te in latest.items()
-        ):
+        # A streaming task never "completes" its execution, nor does one on a schedule: it will run again.
+        ongoing = {n for n, t in tasks.items() if t.streaming or t.schedule_ is not None}
+        if all(te is not None and te.status is TaskStatus.SUCCESS and n not in ongoing for n, te in latest.items()):
             return self._finish(ex, WorkflowStatus.SUCCESS)
         if any(
             te is not None and te.status is TaskStatus.FAILED and n not in compiled.failure_handled
@@ -449,7 +449,7 @@ class Scheduler:
             return self._finish(ex, WorkflowStatus.FAILED)
         waiting = any(te is None and n in compiled.waits_on_events for n, te in latest.items())
         ended_otherwise = any(
-            te is not None and (te.status is TaskStatus.STOPPED or tasks[n].streaming) for n, te in latest.items()
+            te is not None and (te.status is TaskStatus.STOPPED or n in ongoing) for n, te in latest.items()
         )
         if not waiting and not ended_otherwise:
             self._finish(ex, WorkflowStatus.SUCCESS)

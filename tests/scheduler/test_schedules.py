@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aiflow_nb import BashTask, Engine, Workflow
+from aiflow_nb import BashTask, Engine, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.errors import InvalidScheduleError, SpecError
 from aiflow_nb.events import keys
-from tests.scheduler.tasks import settle
+from tests.scheduler.tasks import settle, wait_run
 from tests.scheduler.test_triggers import FakeClock
 
 UTC = timezone.utc
@@ -113,6 +113,23 @@ def test_next_run_is_shown_and_follows_the_ticks(home: Path) -> None:
         clock.now = datetime(2026, 1, 1, 12, 16, tzinfo=UTC)
         settle(engine)
         assert engine.next_runs("sched")[""] == datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
+
+
+def test_a_task_on_an_interval_keeps_its_execution_running_and_runs_each_tick(home: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
+    with Engine(home, stop_grace=2.0, clock=clock) as engine:
+        with Workflow("poll") as wf:
+            BashTask("poll", command="true").schedule(interval=timedelta(minutes=5))
+        engine.submit(wf)
+        ex = engine.start_execution("poll")
+        for seq in (1, 2, 3):
+            clock.advance(timedelta(minutes=5))
+            wait_run(engine, ex, "poll", TaskStatus.SUCCESS, seq=seq)
+            settle(engine)
+            # Its schedule will run it again: the execution is not done.
+            assert engine.execution(ex).status is WorkflowStatus.RUNNING
+        engine.stop_execution(ex)
+        assert engine.execution(ex).status is WorkflowStatus.STOPPED
 
 
 @pytest.mark.parametrize(
