@@ -20,6 +20,7 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
+from aiflow_nb.startup import skip_slow_optional_imports
 from aiflow_nb.tables import WORKFLOW_COLUMNS, text_table, workflow_row
 
 
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_slow_optional_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     needs: tuple[str, ...] = getattr(args, "needs_target", ())

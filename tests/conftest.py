@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb import Engine
-from aiflow_nb.client import Client
-from aiflow_nb.executors import process
+from aiflow_nb.startup import skip_slow_optional_imports
+
+skip_slow_optional_imports()  # as the service and task processes do: seconds per import of nbformat
+
+from aiflow_nb import Engine  # noqa: E402
+from aiflow_nb.client import Client  # noqa: E402
+from aiflow_nb.executors import process  # noqa: E402
 
 
 def kill_runs(home: Path) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb.executors.process import identity
+from aiflow_nb.startup import skip_slow_optional_imports
 
 #: Exit code of a runner that found the run already claimed.
 ALREADY_CLAIMED = 0
@@ -224,6 +225,7 @@ def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
 
 
 def main(argv: list[str]) -> int:
+    skip_slow_optional_imports()
     run_dir = Path(argv[0])
     if not claim(run_dir):
         return ALREADY_CLAIMED
