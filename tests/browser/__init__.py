@@ -1,0 +1,1 @@
+"""The JupyterLab panel in a real browser (Playwright + Debian Chromium) against real Jupyter and service."""

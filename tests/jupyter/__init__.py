@@ -1,0 +1,1 @@
+"""The Jupyter server extension: the /aiflow proxy and the service endpoint."""

@@ -1,0 +1,178 @@
+"""The /aiflow proxy: Jupyter's auth guards it, it forwards only the service's API, HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from aiflow_nb import BashTask, Workflow
+from tests.conftest import RunningService
+from tests.jupyter.servers import JupyterProcess
+
+
+def call(
+    jupyter: JupyterProcess, method: str, path: str, body: Any = None, token: str | None = "jupyter"
+) -> tuple[int, Any]:
+    """One raw request to Jupyter; the JSON body (or text) back."""
+    headers = {"Content-Type": "application/json"}
+    if token == "jupyter":
+        headers["Authorization"] = f"token {jupyter.token}"
+    elif token is not None:
+        headers["Authorization"] = f"token {token}"
+    conn = http.client.HTTPConnection("127.0.0.1", jupyter.port, timeout=30)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        response = conn.getresponse()
+        raw = response.read().decode()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, raw
+    finally:
+        conn.close()
+
+
+def test_proxy_forwards_the_api_with_the_service_token(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    with Workflow("proxied") as wf:
+        BashTask("a", command="true")
+    aiflow.client().submit(wf)
+
+    status, body = call(jupyter, "GET", "/aiflow/api/v1/workflows")
+    assert status == 200
+    assert "proxied" in [w["name"] for w in body["workflows"]]
+
+    status, body = call(jupyter, "POST", "/aiflow/api/v1/events", {"key": "hello", "value": 1})
+    assert status == 200 and body["offset"] > 0
+    status, body = call(jupyter, "GET", "/aiflow/api/v1/events?key=hello")
+    assert [e["value"] for e in body["events"]] == [1]
+
+    status, svg = call(jupyter, "GET", "/aiflow/api/v1/workflows/default/proxied/graph")
+    assert status == 200 and "<svg" in svg
+
+
+def test_service_errors_pass_through_as_json(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    status, body = call(jupyter, "GET", "/aiflow/api/v1/workflows/default/nope")
+    assert status == 404
+    assert "nope" in body["error"]["message"]
+    status, body = call(jupyter, "POST", "/aiflow/api/v1/events", {"value": 1})
+    assert status == 400 and body["error"]["message"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_proxy_refuses_without_jupyters_token(
+    jupyter: JupyterProcess, aiflow: RunningService, token: str | None
+) -> None:
+    status, _ = call(jupyter, "GET", "/aiflow/api/v1/workflows", token=token)
+    assert status in (401, 403)
+    status, _ = call(jupyter, "POST", "/aiflow/api/v1/events", {"key": "sneaky"}, token=token)
+    assert status in (401, 403)
+    assert aiflow.client().events(key="sneaky") == []
+    status, _ = call(jupyter, "POST", "/aiflow/service", token=token)
+    assert status in (401, 403)
+
+
+def test_service_token_is_not_jupyters(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    # The service's own token must not open Jupyter's proxy (the browser only knows Jupyter's).
+    status, _ = call(jupyter, "GET", "/aiflow/api/v1/workflows", token=aiflow.info.token)
+    assert status in (401, 403)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/aiflow/other",
+        "/aiflow/api/v2/workflows",
+        "/aiflow/api/v1/%2e%2e/%2e%2e/api/contents",
+        "/aiflow/api/v1/workflows/%2e%2e/%2e%2e/health",
+        "/aiflow/api/v1/a//b",
+    ],
+)
+def test_proxy_rejects_paths_outside_the_api(jupyter: JupyterProcess, aiflow: RunningService, path: str) -> None:
+    status, body = call(jupyter, "GET", path)
+    assert status == 404
+    assert "API path" in body["error"]["message"]
+
+
+async def _follow(url: str, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
+    conn = await websocket_connect(HTTPRequest(url, headers=headers, connect_timeout=10))
+    try:
+        got: list[dict[str, Any]] = []
+        while len(got) < count:
+            message = await asyncio.wait_for(conn.read_message(), timeout=30)
+            assert message is not None, "the proxy closed the stream"
+            got.append(json.loads(message))
+        return got
+    finally:
+        conn.close()
+
+
+def test_websocket_stream_is_proxied(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    client = aiflow.client()
+    first = client.send_event("ws.one", 1)
+    client.send_event("ws.two", 2)
+    url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={first - 1}"
+    events = asyncio.run(_follow(url, {"Authorization": f"token {jupyter.token}"}, 2))
+    assert [(e["key"], e["value"]) for e in events] == [("ws.one", 1), ("ws.two", 2)]
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_websocket_needs_jupyters_token(jupyter: JupyterProcess, aiflow: RunningService, token: str | None) -> None:
+    headers = {} if token is None else {"Authorization": f"token {token}"}
+    url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since=0"
+    with pytest.raises(HTTPClientError) as refused:
+        asyncio.run(_follow(url, headers, 1))
+    assert refused.value.code in (401, 403)
+
+
+def test_live_events_reach_the_websocket(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    client = aiflow.client()
+    since = client.health()["latest_offset"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        task = asyncio.ensure_future(
+            _follow(
+                f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={since}",
+                {"Authorization": f"token {jupyter.token}"},
+                1,
+            )
+        )
+        await asyncio.sleep(0)  # let the connection start before the event exists
+        await asyncio.get_running_loop().run_in_executor(None, client.send_event, "ws.live", "x")
+        return await task
+
+    events = asyncio.run(scenario())
+    assert events[0]["key"] == "ws.live"
+
+
+def test_proxy_says_when_the_service_is_not_running(jupyter: JupyterProcess, no_service: object) -> None:
+    status, body = call(jupyter, "GET", "/aiflow/api/v1/workflows")
+    assert status == 503
+    assert body["error"]["code"] == "service_unavailable"
+    assert "not running" in body["error"]["message"]
+    status, body = call(jupyter, "GET", "/aiflow/service")
+    assert status == 200 and body["running"] is False
+    assert "token" not in body
+
+
+def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service: object) -> None:
+    status, body = call(jupyter, "POST", "/aiflow/service")
+    assert status == 200, body
+    assert body["running"] is True and body["started"] is True
+    assert "token" not in body
+    status, again = call(jupyter, "POST", "/aiflow/service")
+    assert again["started"] is False and again["pid"] == body["pid"]
+    status, health = call(jupyter, "GET", "/aiflow/api/v1/health")
+    assert status == 200 and health["status"] == "ok"
+
+
+def test_websocket_without_service_is_503(jupyter: JupyterProcess, no_service: object) -> None:
+    url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since=0"
+    with pytest.raises(HTTPClientError) as refused:
+        asyncio.run(_follow(url, {"Authorization": f"token {jupyter.token}"}, 1))
+    assert refused.value.code == 503
