@@ -17,6 +17,11 @@ Every status change is an event, so the log is the whole history:
 - ``aiflow.schedule.tick`` -- a cron or interval schedule is due; value
   ``{"workflow", "task", "scheduled_time"}`` (task is null for a workflow
   schedule).
+- ``aiflow.workflow.submitted``, ``.paused``, ``.resumed``, ``.deleted`` -- a
+  workflow changed (a new version, or a deleted one submitted again; an
+  unchanged resubmit sends nothing).  Namespace: the workflow's; sender: its
+  name; value ``{"workflow", "version"}``.  Views of the workflow list
+  (the JupyterLab panel) refresh on them.
 """
 
 TASK_STATUS = "aiflow.task.status"
@@ -25,5 +30,9 @@ TASK_FAILED = "aiflow.task.failed"
 TASK_STOPPED = "aiflow.task.stopped"
 TASK_TIMEOUT = "aiflow.task.timeout"
 SCHEDULE_TICK = "aiflow.schedule.tick"
+WORKFLOW_SUBMITTED = "aiflow.workflow.submitted"
+WORKFLOW_PAUSED = "aiflow.workflow.paused"
+WORKFLOW_RESUMED = "aiflow.workflow.resumed"
+WORKFLOW_DELETED = "aiflow.workflow.deleted"
 
 RESERVED_PREFIX = "aiflow."

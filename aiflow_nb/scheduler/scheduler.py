@@ -514,6 +514,7 @@ class Scheduler:
                     self.workflows[key] = info
                     self._activate(self.compiled((*key, latest)), latest=True)
                     self._update_scheduled(key)
+                    self._emit_workflow(event_keys.WORKFLOW_SUBMITTED, key, latest)
                 return latest
         version = latest + 1
         now = self.clock()
@@ -528,7 +529,12 @@ class Scheduler:
         self._activate(compiled, latest=True)
         self.next_due = {k: v for k, v in self.next_due.items() if k[:2] != key}
         self._update_scheduled(key)
+        self._emit_workflow(event_keys.WORKFLOW_SUBMITTED, key, version)
         return version
+
+    def _emit_workflow(self, event_key: str, key: tuple[str, str], version: int) -> None:
+        namespace, name = key
+        self.emit(Event(event_key, {"workflow": name, "version": version}, namespace=namespace, sender=name))
 
     def workflow_info(self, namespace: str, name: str) -> WorkflowInfo:
         info = self.workflows.get((namespace, name))
@@ -537,9 +543,14 @@ class Scheduler:
         return info
 
     def set_paused(self, namespace: str, name: str, paused: bool) -> None:
-        info = replace(self.workflow_info(namespace, name), paused=paused)
+        before = self.workflow_info(namespace, name)
+        if before.paused == paused:
+            return
+        info = replace(before, paused=paused)
         self.store.put_workflow(info)
         self.workflows[(namespace, name)] = info
+        change = event_keys.WORKFLOW_PAUSED if paused else event_keys.WORKFLOW_RESUMED
+        self._emit_workflow(change, (namespace, name), info.version)
 
     def delete(self, namespace: str, name: str) -> None:
         info = self.workflow_info(namespace, name)
@@ -551,6 +562,7 @@ class Scheduler:
         self.store.delete_workflow(namespace, name)
         del self.workflows[(namespace, name)]
         self.scheduled.discard((namespace, name))
+        self._emit_workflow(event_keys.WORKFLOW_DELETED, (namespace, name), info.version)
 
     def start_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.workflow_info(namespace, name)

@@ -297,11 +297,12 @@ def test_manual_start_stop_and_restart_of_a_task(engine: Engine) -> None:
 def test_stop_after_a_restart_still_under_way_cancels_the_restart(engine: Engine) -> None:
     with Workflow("w") as wf:
         t = BashTask("t", command="sleep 30")
+        t.action_on_event_received(START, "go")
         t.action_on_event_received(RESTART, "restart")
         t.action_on_event_received(STOP, "halt")
     engine.submit(wf)
     ex = engine.start_execution("w")
-    engine.send_event("restart")
+    engine.send_event("go")
     wait_run(engine, ex, "t", TaskStatus.RUNNING)
 
     # One batch: the STOP arrives while the restart's stop is under way.

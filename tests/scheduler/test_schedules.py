@@ -151,15 +151,15 @@ def test_bad_schedules_name_the_field(kwargs: dict[str, object], message: str) -
 
 def test_a_bad_backfill_names_the_problem_and_sends_nothing(engine: Engine) -> None:
     engine.submit(scheduled(cron="0 * * * *"))
+    with Workflow("plain") as plain:
+        BashTask("t", command="true")
+    engine.submit(plain)
     start = datetime(2026, 1, 2, tzinfo=UTC)
     before = engine.log.latest_offset()
     with pytest.raises(InvalidScheduleError, match="before start"):
         engine.backfill("sched", start, start - timedelta(hours=1))
     with pytest.raises(InvalidScheduleError, match="time zone"):
         engine.backfill("sched", start.replace(tzinfo=None), start)
-    with Workflow("plain") as plain:
-        BashTask("t", command="true")
-    engine.submit(plain)
     with pytest.raises(SpecError, match="no schedule"):
         engine.backfill("plain", start, start)
     assert engine.log.latest_offset() == before
