@@ -80,7 +80,7 @@ export const NOTHING_STALE: IStale = {
 
 export const TASK_STATUS = 'aiflow.task.status';
 export const EXECUTION_STATUS = 'aiflow.execution.status';
-/** Not sent by the service yet; any `aiflow.workflow.*` event refreshes the list. */
+/** `aiflow.workflow.submitted|paused|resumed|deleted`: any of them refreshes the workflow list. */
 export const WORKFLOW_PREFIX = 'aiflow.workflow.';
 
 /** Statuses after which a task execution has an executed notebook and a final log. */
