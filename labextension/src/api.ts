@@ -85,9 +85,9 @@ export class AiflowApi {
     return (await this.json<{ workflows: IWorkflow[] }>('api/v1/workflows')).workflows;
   }
 
-  /** A workflow's executions, newest first (the service's `limit` keeps the oldest, so none is sent). */
-  async executions(namespace: string, workflow: string): Promise<IExecution[]> {
-    const path = `api/v1/executions?namespace=${q(namespace)}&workflow=${q(workflow)}`;
+  /** A workflow's newest `limit` executions, newest first (the service sends the newest N, oldest first). */
+  async executions(namespace: string, workflow: string, limit = 20): Promise<IExecution[]> {
+    const path = `api/v1/executions?namespace=${q(namespace)}&workflow=${q(workflow)}&limit=${limit}`;
     const { executions } = await this.json<{ executions: IExecution[] }>(path);
     return executions.sort((a, b) => b.id - a.id);
   }
