@@ -5,15 +5,11 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { AiflowApi, ApiError, IHealth, IServiceState, TaskAction } from './api';
-import { fill, h, safeSvg } from './dom';
 import {
   anyStale,
   checkEventForm,
   countRunning,
-  describeEvent,
   EventFeed,
-  formatDuration,
-  formatTime,
   IAiflowEvent,
   IExecution,
   initialSince,
@@ -25,12 +21,25 @@ import {
   mergeStale,
   NOTHING_STALE,
   pickExecution,
-  runSeconds,
   sortTasks,
   staleAfter,
   workflowId
 } from './state';
 import { EventStream, StreamState } from './stream';
+import {
+  buildPanel,
+  hideError,
+  IDetailActions,
+  IPanelView,
+  renderDetail,
+  renderError,
+  renderFeed,
+  renderFormNote,
+  renderService,
+  renderStartButton,
+  renderStreamState,
+  renderWorkflows
+} from './views';
 
 const ALL_STALE: IStale = { workflows: true, executions: true, tasks: true, graph: true, running: true };
 /** How many past events the feed shows on connect. */
@@ -48,7 +57,12 @@ export class AiflowPanel extends Widget {
     this.stream = new EventStream(api);
     this.stream.event.connect((_, e) => this._onEvent(e));
     this.stream.stateChanged.connect((_, s) => this._onStreamState(s));
-    this._build();
+    this._view = buildPanel(this.node, {
+      refresh: () => void this.connect(),
+      startService: () => void this.startService(),
+      sendEvent: () => void this.sendEvent(),
+      filterChanged: () => this._renderFeed()
+    });
   }
 
   readonly stream: EventStream;
@@ -127,16 +141,14 @@ export class AiflowPanel extends Widget {
   }
 
   async startService(): Promise<void> {
-    this._startButton.disabled = true;
-    this._startButton.textContent = 'Starting...';
+    renderStartButton(this._view.startButton, true);
     try {
       await this.api.startService();
       this.clearError();
     } catch (err) {
       this.showError(err);
     } finally {
-      this._startButton.disabled = false;
-      this._startButton.textContent = 'Start the service';
+      renderStartButton(this._view.startButton, false);
     }
     await this.connect();
   }
@@ -214,24 +226,23 @@ export class AiflowPanel extends Widget {
 
   /** Send the form's event; an empty key is refused here, before anything is sent. */
   async sendEvent(): Promise<void> {
-    const checked = checkEventForm(this._keyInput.value, this._valueInput.value, this._nsInput.value);
+    const { keyInput, valueInput, nsInput, formNote } = this._view;
+    const checked = checkEventForm(keyInput.value, valueInput.value, nsInput.value);
     if (!checked.ok) {
-      this._formNote.textContent = checked.error;
-      this._formNote.className = 'jp-AiflowPanel-formNote jp-mod-error';
+      renderFormNote(formNote, checked.error, true);
       return;
     }
     try {
       const offset = await this.api.sendEvent(checked.value);
-      this._formNote.textContent = `sent ${checked.value.key} (offset ${offset})`;
-      this._formNote.className = 'jp-AiflowPanel-formNote';
+      renderFormNote(formNote, `sent ${checked.value.key} (offset ${offset})`);
     } catch (err) {
-      this._formNote.textContent = '';
+      formNote.textContent = '';
       this.showError(err);
     }
   }
 
   focusEventForm(): void {
-    this._keyInput.focus();
+    this._view.keyInput.focus();
   }
 
   /** Fetch again what ``stale`` names, coalescing bursts of events into one round. */
@@ -251,13 +262,11 @@ export class AiflowPanel extends Widget {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    fill(this._error, h('span', {}, message), h('button', { title: 'Dismiss', onclick: () => this.clearError() }, '×'));
-    this._error.hidden = false;
+    renderError(this._view.error, message, () => this.clearError());
   }
 
   clearError(): void {
-    fill(this._error);
-    this._error.hidden = true;
+    hideError(this._view.error);
   }
 
   // -- fetching ----------------------------------------------------------------
@@ -345,8 +354,7 @@ export class AiflowPanel extends Widget {
   }
 
   private _onStreamState(state: StreamState): void {
-    this._live.className = `jp-AiflowPanel-live jp-mod-${state}`;
-    this._live.title = state === 'open' ? 'live: following the event stream' : `event stream ${state}`;
+    renderStreamState(this._view.live, state);
     if (state === 'open') {
       this.refresh(ALL_STALE);
     } else if (state === 'closed' && this.service?.running) {
@@ -364,99 +372,11 @@ export class AiflowPanel extends Widget {
     }
   }
 
-  // -- rendering ---------------------------------------------------------------
-
-  private _build(): void {
-    this._live = h('span', { class: 'jp-AiflowPanel-live jp-mod-closed', title: 'event stream closed' });
-    const header = h(
-      'header',
-      { class: 'jp-AiflowPanel-header' },
-      h('h2', {}, 'aiflow-nb'),
-      this._live,
-      h('button', { class: 'jp-AiflowPanel-refresh', title: 'Refresh', onclick: () => void this.connect() }, '⟳')
-    );
-    this._error = h('div', { class: 'jp-AiflowPanel-error', role: 'alert' });
-    this._error.hidden = true;
-    this._startButton = h(
-      'button',
-      { class: 'jp-AiflowPanel-startService jp-mod-styled jp-mod-accept', onclick: () => void this.startService() },
-      'Start the service'
-    );
-    this._down = h(
-      'div',
-      { class: 'jp-AiflowPanel-down' },
-      h(
-        'p',
-        {},
-        'The aiflow-nb service is not running. It runs your workflows and keeps their event log; ' +
-          'this panel shows them live once it runs. Start it here, or with `aiflow-nb server start`, ' +
-          'or by using a %aiflow magic in a notebook.'
-      ),
-      this._startButton
-    );
-    this._down.hidden = true;
-    this._workflowsBody = h('tbody');
-    this._detail = h('section', { class: 'jp-AiflowPanel-detail' });
-    this._keyInput = h('input', { class: 'jp-AiflowPanel-key', placeholder: 'key', 'aria-label': 'event key' });
-    this._valueInput = h('input', { class: 'jp-AiflowPanel-value', placeholder: 'value (JSON or text)' });
-    this._nsInput = h('input', { class: 'jp-AiflowPanel-namespace', placeholder: 'namespace', value: 'default' });
-    this._formNote = h('div', { class: 'jp-AiflowPanel-formNote' });
-    const form = h(
-      'form',
-      {
-        class: 'jp-AiflowPanel-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void this.sendEvent();
-        }
-      },
-      this._keyInput,
-      this._valueInput,
-      this._nsInput,
-      h('button', { type: 'submit', class: 'jp-AiflowPanel-send' }, 'Send'),
-      this._formNote
-    );
-    this._filterInput = h('input', {
-      class: 'jp-AiflowPanel-filter',
-      placeholder: 'filter by key',
-      oninput: () => this._renderFeed()
-    });
-    this._feedList = h('ul', { class: 'jp-AiflowPanel-feed' });
-    this._main = h(
-      'div',
-      { class: 'jp-AiflowPanel-main' },
-      h('h3', {}, 'Workflows'),
-      h(
-        'table',
-        { class: 'jp-AiflowPanel-workflows' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            h('th', {}, 'workflow'),
-            h('th', { class: 'jp-AiflowPanel-colSeq' }, 'v'),
-            h('th', { class: 'jp-AiflowPanel-colState' }, 'state'),
-            h('th', { class: 'jp-AiflowPanel-colStatus' }, 'latest')
-          )
-        ),
-        this._workflowsBody
-      ),
-      this._detail,
-      h('h3', {}, 'Send an event'),
-      form,
-      h('h3', {}, 'Events'),
-      this._filterInput,
-      this._feedList
-    );
-    fill(this.node, header, this._error, this._down, this._main);
-  }
+  // -- rendering (the DOM itself is built in views.ts) -------------------------
 
   private _renderService(): void {
     const running = !!this.service?.running;
-    this._down.hidden = running;
-    this._main.hidden = !running;
+    renderService(this._view, running);
     // While there is no service there is no stream to wait on: look now and then whether one was
     // started elsewhere (a magic, the CLI), so the panel comes back by itself.
     if (running) {
@@ -469,190 +389,43 @@ export class AiflowPanel extends Widget {
 
   private _render(): void {
     this._renderService();
-    this._renderWorkflows();
-    this._renderDetail();
-  }
-
-  private _renderWorkflows(): void {
-    const selected = this.selection.workflow ? workflowId(this.selection.workflow) : '';
-    if (!this.workflows.length) {
-      fill(this._workflowsBody, h('tr', {}, h('td', { colspan: '4', class: 'jp-AiflowPanel-empty' }, 'no workflow yet')));
-      return;
-    }
-    fill(
-      this._workflowsBody,
-      ...this.workflows.map(w => {
-        const status = w.latest_execution?.status ?? '';
-        return h(
-          'tr',
-          {
-            class: workflowId(w) === selected ? 'jp-mod-selected' : '',
-            'data-workflow': workflowId(w),
-            onclick: () => this.selectWorkflow(w.namespace, w.name)
-          },
-          h('td', {}, w.namespace === 'default' ? w.name : workflowId(w)),
-          h('td', {}, String(w.version)),
-          h('td', {}, w.paused ? 'paused' : 'active'),
-          h('td', { class: `jp-AiflowPanel-status jp-mod-${status.toLowerCase()}` }, status)
-        );
-      })
+    renderWorkflows(this._view.workflowsBody, this.workflows, this.selection.workflow, (namespace, name) =>
+      this.selectWorkflow(namespace, name)
     );
+    this._renderDetail();
   }
 
   private _renderDetail(): void {
     const wf = this.selectedWorkflow;
-    if (!wf) {
-      fill(this._detail);
-      return;
-    }
-    const button = (label: string, cls: string, action: () => void, disabled = false, title = '') =>
-      h(
-        'button',
-        {
-          class: `jp-mod-styled ${cls}`,
-          disabled,
-          title,
-          'aria-label': title || label,
-          onclick: (e: Event) => {
-            e.stopPropagation();
-            action();
-          }
-        },
-        label
-      );
-    const svg = this._svg ? safeSvg(this._svg) : null;
-    if (svg) {
-      // graphviz sizes it in points; let it scale to the sidebar (its viewBox keeps the proportions).
-      svg.setAttribute('width', '100%');
-      svg.removeAttribute('height');
-    }
-    const graph = h('div', { class: 'jp-AiflowPanel-graph' }, svg);
-    const executions = h(
-      'table',
-      { class: 'jp-AiflowPanel-executions' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          h('th', {}, 'run'),
-          h('th', { class: 'jp-AiflowPanel-colStatus' }, 'status'),
-          h('th', { class: 'jp-AiflowPanel-colTime' }, 'started'),
-          h('th', { class: 'jp-AiflowPanel-colActions' }, '')
-        )
-      ),
-      h(
-        'tbody',
-        {},
-        ...this.executions.slice(0, 20).map(e =>
-          h(
-            'tr',
-            {
-              class: e.id === this.selection.execution ? 'jp-mod-selected' : '',
-              'data-execution': String(e.id),
-              onclick: () => this.selectExecution(e.id)
-            },
-            h('td', {}, `#${e.id}`),
-            h('td', { class: `jp-AiflowPanel-status jp-mod-${e.status.toLowerCase()}` }, e.status),
-            h('td', {}, formatTime(e.start_time)),
-            h(
-              'td',
-              {},
-              e.status === 'RUNNING' ? button('Stop', 'jp-AiflowPanel-stopExecution', () => void this.stopExecution(e.id)) : null
-            )
-          )
-        )
-      )
-    );
-    const execution = this.selection.execution;
-    const tasks = h(
-      'table',
-      { class: 'jp-AiflowPanel-tasks' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          h('th', { class: 'jp-AiflowPanel-colTask' }, 'task · start · took'),
-          h('th', { class: 'jp-AiflowPanel-colStatus' }, 'status'),
-          h('th', { class: 'jp-AiflowPanel-colActions' }, '')
-        )
-      ),
-      h(
-        'tbody',
-        {},
-        ...this.tasks.map(t => {
-          const alive = !isFinished(t.status);
-          const finished = isFinished(t.status);
-          return h(
-            'tr',
-            {
-              class: [t.id === this._selectedTask ? 'jp-mod-selected' : '', finished ? 'jp-mod-openable' : ''].join(' '),
-              'data-task': t.task,
-              'data-task-execution': String(t.id),
-              title: finished ? 'open the executed notebook and its log' : t.error ?? '',
-              onclick: () => {
-                this._selectedTask = t.id;
-                this._renderDetail();
-                if (finished) {
-                  this._openRequested.emit(t);
-                }
-              }
-            },
-            // Two lines in one cell, so the table fits a narrow sidebar.
-            h(
-              'td',
-              {},
-              h('div', { class: 'jp-AiflowPanel-taskName' }, `${t.task} #${t.seq}`),
-              h(
-                'div',
-                { class: 'jp-AiflowPanel-taskTimes' },
-                [formatTime(t.start_time), formatDuration(runSeconds(t))].filter(Boolean).join(' · ')
-              )
-            ),
-            h('td', { class: `jp-AiflowPanel-status jp-mod-${t.status.toLowerCase()}` }, t.status),
-            h(
-              'td',
-              { class: 'jp-AiflowPanel-taskActions' },
-              alive
-                ? button('■', 'jp-AiflowPanel-stopTask', () => void this.taskAction('stop', t.task), false, 'Stop')
-                : null,
-              button('↻', 'jp-AiflowPanel-restartTask', () => void this.taskAction('restart', t.task), false, 'Restart')
-            )
-          );
-        })
-      )
-    );
-    fill(
-      this._detail,
-      h('h3', { class: 'jp-AiflowPanel-title' }, `${workflowId(wf)} v${wf.version}${wf.paused ? ' (paused)' : ''}`),
-      h(
-        'div',
-        { class: 'jp-AiflowPanel-actions' },
-        button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => void this.startExecution()),
-        wf.paused
-          ? button('Resume', 'jp-AiflowPanel-resume', () => void this.setPaused(false))
-          : button('Pause', 'jp-AiflowPanel-pause', () => void this.setPaused(true))
-      ),
-      graph,
-      h('h4', {}, 'Executions'),
-      this.executions.length ? executions : h('p', { class: 'jp-AiflowPanel-empty' }, 'no execution yet'),
-      execution !== null ? h('h4', {}, `Tasks of execution #${execution}`) : null,
-      execution !== null ? tasks : null
-    );
+    const state = wf && {
+      workflow: wf,
+      svg: this._svg,
+      executions: this.executions,
+      execution: this.selection.execution,
+      tasks: this.tasks,
+      selectedTask: this._selectedTask
+    };
+    renderDetail(this._view.detail, state, this._detailActions);
   }
 
   private _renderFeed(): void {
-    const events = this.feed.filtered(this._filterInput.value).slice(0, 100);
-    fill(
-      this._feedList,
-      ...events.map(e =>
-        h('li', { 'data-key': e.key, title: e.create_time ?? '' }, describeEvent(e))
-      )
-    );
+    renderFeed(this._view.feedList, this.feed.filtered(this._view.filterInput.value));
   }
+
+  private readonly _detailActions: IDetailActions = {
+    startExecution: () => void this.startExecution(),
+    setPaused: paused => void this.setPaused(paused),
+    selectExecution: id => this.selectExecution(id),
+    stopExecution: id => void this.stopExecution(id),
+    selectTask: task => {
+      this._selectedTask = task.id;
+      this._renderDetail();
+      if (isFinished(task.status)) {
+        this._openRequested.emit(task);
+      }
+    },
+    taskAction: (action, task) => void this.taskAction(action, task)
+  };
 
   private _stale: IStale = NOTHING_STALE;
   private _timer = 0;
@@ -665,17 +438,5 @@ export class AiflowPanel extends Widget {
   private _svg = '';
   private _openRequested = new Signal<this, ITaskExecution>(this);
   private _runningChanged = new Signal<this, number>(this);
-  private _live!: HTMLSpanElement;
-  private _error!: HTMLDivElement;
-  private _down!: HTMLDivElement;
-  private _main!: HTMLDivElement;
-  private _startButton!: HTMLButtonElement;
-  private _workflowsBody!: HTMLTableSectionElement;
-  private _detail!: HTMLElement;
-  private _keyInput!: HTMLInputElement;
-  private _valueInput!: HTMLInputElement;
-  private _nsInput!: HTMLInputElement;
-  private _formNote!: HTMLDivElement;
-  private _filterInput!: HTMLInputElement;
-  private _feedList!: HTMLUListElement;
+  private _view: IPanelView;
 }

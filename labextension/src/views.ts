@@ -1,0 +1,393 @@
+/** The panel's DOM: a skeleton built once, and functions that refill its parts from the state they are given. */
+
+import { TaskAction } from './api';
+import { fill, h, safeSvg } from './dom';
+import {
+  describeEvent,
+  formatDuration,
+  formatTime,
+  IAiflowEvent,
+  IExecution,
+  isFinished,
+  ITaskExecution,
+  ISelection,
+  IWorkflow,
+  runSeconds,
+  workflowId
+} from './state';
+import { StreamState } from './stream';
+
+/** How many events the feed lists at most. */
+const FEED_MAX = 100;
+/** How many executions the detail lists at most (the newest). */
+const EXECUTIONS_MAX = 20;
+
+/** What the skeleton's fixed controls do. */
+export interface ISkeletonActions {
+  refresh(): void;
+  startService(): void;
+  sendEvent(): void;
+  filterChanged(): void;
+}
+
+/** The parts of the skeleton the panel refills or reads. */
+export interface IPanelView {
+  live: HTMLSpanElement;
+  error: HTMLDivElement;
+  down: HTMLDivElement;
+  main: HTMLDivElement;
+  startButton: HTMLButtonElement;
+  workflowsBody: HTMLTableSectionElement;
+  detail: HTMLElement;
+  keyInput: HTMLInputElement;
+  valueInput: HTMLInputElement;
+  nsInput: HTMLInputElement;
+  formNote: HTMLDivElement;
+  filterInput: HTMLInputElement;
+  feedList: HTMLUListElement;
+}
+
+/** What the selected workflow's detail shows. */
+export interface IDetailState {
+  workflow: IWorkflow;
+  svg: string;
+  executions: IExecution[];
+  execution: number | null;
+  tasks: ITaskExecution[];
+  selectedTask: number | null;
+}
+
+/** What the detail's rows and buttons do. */
+export interface IDetailActions {
+  startExecution(): void;
+  setPaused(paused: boolean): void;
+  selectExecution(id: number): void;
+  stopExecution(id: number): void;
+  selectTask(task: ITaskExecution): void;
+  taskAction(action: TaskAction, task: string): void;
+}
+
+/** Build the panel's skeleton into ``root`` (replacing what is there). */
+export function buildPanel(root: HTMLElement, actions: ISkeletonActions): IPanelView {
+  const live = h('span', { class: 'jp-AiflowPanel-live jp-mod-closed', title: 'event stream closed' });
+  const header = h(
+    'header',
+    { class: 'jp-AiflowPanel-header' },
+    h('h2', {}, 'aiflow-nb'),
+    live,
+    h('button', { class: 'jp-AiflowPanel-refresh', title: 'Refresh', onclick: () => actions.refresh() }, '⟳')
+  );
+  const error = h('div', { class: 'jp-AiflowPanel-error', role: 'alert' });
+  error.hidden = true;
+  const startButton = h(
+    'button',
+    { class: 'jp-AiflowPanel-startService jp-mod-styled jp-mod-accept', onclick: () => actions.startService() },
+    'Start the service'
+  );
+  const down = h(
+    'div',
+    { class: 'jp-AiflowPanel-down' },
+    h(
+      'p',
+      {},
+      'The aiflow-nb service is not running. It runs your workflows and keeps their event log; ' +
+        'this panel shows them live once it runs. Start it here, or with `aiflow-nb server start`, ' +
+        'or by using a %aiflow magic in a notebook.'
+    ),
+    startButton
+  );
+  down.hidden = true;
+  const workflowsBody = h('tbody');
+  const detail = h('section', { class: 'jp-AiflowPanel-detail' });
+  const keyInput = h('input', { class: 'jp-AiflowPanel-key', placeholder: 'key', 'aria-label': 'event key' });
+  const valueInput = h('input', { class: 'jp-AiflowPanel-value', placeholder: 'value (JSON or text)' });
+  const nsInput = h('input', { class: 'jp-AiflowPanel-namespace', placeholder: 'namespace', value: 'default' });
+  const formNote = h('div', { class: 'jp-AiflowPanel-formNote' });
+  const form = h(
+    'form',
+    {
+      class: 'jp-AiflowPanel-form',
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        actions.sendEvent();
+      }
+    },
+    keyInput,
+    valueInput,
+    nsInput,
+    h('button', { type: 'submit', class: 'jp-AiflowPanel-send' }, 'Send'),
+    formNote
+  );
+  const filterInput = h('input', {
+    class: 'jp-AiflowPanel-filter',
+    placeholder: 'filter by key',
+    oninput: () => actions.filterChanged()
+  });
+  const feedList = h('ul', { class: 'jp-AiflowPanel-feed' });
+  const main = h(
+    'div',
+    { class: 'jp-AiflowPanel-main' },
+    h('h3', {}, 'Workflows'),
+    h(
+      'table',
+      { class: 'jp-AiflowPanel-workflows' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', {}, 'workflow'),
+          h('th', { class: 'jp-AiflowPanel-colSeq' }, 'v'),
+          h('th', { class: 'jp-AiflowPanel-colState' }, 'state'),
+          h('th', { class: 'jp-AiflowPanel-colStatus' }, 'latest')
+        )
+      ),
+      workflowsBody
+    ),
+    detail,
+    h('h3', {}, 'Send an event'),
+    form,
+    h('h3', {}, 'Events'),
+    filterInput,
+    feedList
+  );
+  fill(root, header, error, down, main);
+  return {
+    live,
+    error,
+    down,
+    main,
+    startButton,
+    workflowsBody,
+    detail,
+    keyInput,
+    valueInput,
+    nsInput,
+    formNote,
+    filterInput,
+    feedList
+  };
+}
+
+/** Show the "not running" note or the main part. */
+export function renderService(view: IPanelView, running: boolean): void {
+  view.down.hidden = running;
+  view.main.hidden = !running;
+}
+
+export function renderStartButton(button: HTMLButtonElement, starting: boolean): void {
+  button.disabled = starting;
+  button.textContent = starting ? 'Starting...' : 'Start the service';
+}
+
+export function renderStreamState(live: HTMLSpanElement, state: StreamState): void {
+  live.className = `jp-AiflowPanel-live jp-mod-${state}`;
+  live.title = state === 'open' ? 'live: following the event stream' : `event stream ${state}`;
+}
+
+/** The error line with its dismiss button. */
+export function renderError(error: HTMLDivElement, message: string, dismiss: () => void): void {
+  fill(error, h('span', {}, message), h('button', { title: 'Dismiss', onclick: () => dismiss() }, '×'));
+  error.hidden = false;
+}
+
+export function hideError(error: HTMLDivElement): void {
+  fill(error);
+  error.hidden = true;
+}
+
+export function renderFormNote(note: HTMLDivElement, text: string, isError = false): void {
+  note.textContent = text;
+  note.className = isError ? 'jp-AiflowPanel-formNote jp-mod-error' : 'jp-AiflowPanel-formNote';
+}
+
+export function renderWorkflows(
+  body: HTMLTableSectionElement,
+  workflows: IWorkflow[],
+  selection: ISelection['workflow'],
+  select: (namespace: string, name: string) => void
+): void {
+  const selected = selection ? workflowId(selection) : '';
+  if (!workflows.length) {
+    fill(body, h('tr', {}, h('td', { colspan: '4', class: 'jp-AiflowPanel-empty' }, 'no workflow yet')));
+    return;
+  }
+  fill(
+    body,
+    ...workflows.map(w => {
+      const status = w.latest_execution?.status ?? '';
+      return h(
+        'tr',
+        {
+          class: workflowId(w) === selected ? 'jp-mod-selected' : '',
+          'data-workflow': workflowId(w),
+          onclick: () => select(w.namespace, w.name)
+        },
+        h('td', {}, w.namespace === 'default' ? w.name : workflowId(w)),
+        h('td', {}, String(w.version)),
+        h('td', {}, w.paused ? 'paused' : 'active'),
+        h('td', { class: `jp-AiflowPanel-status jp-mod-${status.toLowerCase()}` }, status)
+      );
+    })
+  );
+}
+
+/** The selected workflow's title, actions, graph, executions and (of the selected execution) tasks. */
+export function renderDetail(detail: HTMLElement, state: IDetailState | null, actions: IDetailActions): void {
+  if (!state) {
+    fill(detail);
+    return;
+  }
+  const wf = state.workflow;
+  const execution = state.execution;
+  fill(
+    detail,
+    h('h3', { class: 'jp-AiflowPanel-title' }, `${workflowId(wf)} v${wf.version}${wf.paused ? ' (paused)' : ''}`),
+    h(
+      'div',
+      { class: 'jp-AiflowPanel-actions' },
+      button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => actions.startExecution()),
+      wf.paused
+        ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
+        : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true))
+    ),
+    graph(state.svg),
+    h('h4', {}, 'Executions'),
+    state.executions.length
+      ? executionsTable(state.executions, execution, actions)
+      : h('p', { class: 'jp-AiflowPanel-empty' }, 'no execution yet'),
+    execution !== null ? h('h4', {}, `Tasks of execution #${execution}`) : null,
+    execution !== null ? tasksTable(state.tasks, state.selectedTask, actions) : null
+  );
+}
+
+export function renderFeed(list: HTMLUListElement, events: IAiflowEvent[]): void {
+  fill(
+    list,
+    ...events
+      .slice(0, FEED_MAX)
+      .map(e => h('li', { 'data-key': e.key, title: e.create_time ?? '' }, describeEvent(e)))
+  );
+}
+
+/** A button inside a clickable row: its click must not select the row too. */
+function button(label: string, cls: string, action: () => void, title = ''): HTMLButtonElement {
+  return h(
+    'button',
+    {
+      class: `jp-mod-styled ${cls}`,
+      title,
+      'aria-label': title || label,
+      onclick: (e: Event) => {
+        e.stopPropagation();
+        action();
+      }
+    },
+    label
+  );
+}
+
+function graph(text: string): HTMLDivElement {
+  const svg = text ? safeSvg(text) : null;
+  if (svg) {
+    // graphviz sizes it in points; let it scale to the sidebar (its viewBox keeps the proportions).
+    svg.setAttribute('width', '100%');
+    svg.removeAttribute('height');
+  }
+  return h('div', { class: 'jp-AiflowPanel-graph' }, svg);
+}
+
+function executionsTable(executions: IExecution[], selected: number | null, actions: IDetailActions): HTMLTableElement {
+  return h(
+    'table',
+    { class: 'jp-AiflowPanel-executions' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', {}, 'run'),
+        h('th', { class: 'jp-AiflowPanel-colStatus' }, 'status'),
+        h('th', { class: 'jp-AiflowPanel-colTime' }, 'started'),
+        h('th', { class: 'jp-AiflowPanel-colActions' }, '')
+      )
+    ),
+    h(
+      'tbody',
+      {},
+      ...executions.slice(0, EXECUTIONS_MAX).map(e =>
+        h(
+          'tr',
+          {
+            class: e.id === selected ? 'jp-mod-selected' : '',
+            'data-execution': String(e.id),
+            onclick: () => actions.selectExecution(e.id)
+          },
+          h('td', {}, `#${e.id}`),
+          h('td', { class: `jp-AiflowPanel-status jp-mod-${e.status.toLowerCase()}` }, e.status),
+          h('td', {}, formatTime(e.start_time)),
+          h(
+            'td',
+            {},
+            e.status === 'RUNNING'
+              ? button('Stop', 'jp-AiflowPanel-stopExecution', () => actions.stopExecution(e.id))
+              : null
+          )
+        )
+      )
+    )
+  );
+}
+
+function tasksTable(tasks: ITaskExecution[], selected: number | null, actions: IDetailActions): HTMLTableElement {
+  return h(
+    'table',
+    { class: 'jp-AiflowPanel-tasks' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { class: 'jp-AiflowPanel-colTask' }, 'task · start · took'),
+        h('th', { class: 'jp-AiflowPanel-colStatus' }, 'status'),
+        h('th', { class: 'jp-AiflowPanel-colActions' }, '')
+      )
+    ),
+    h('tbody', {}, ...tasks.map(t => taskRow(t, t.id === selected, actions)))
+  );
+}
+
+function taskRow(t: ITaskExecution, selected: boolean, actions: IDetailActions): HTMLTableRowElement {
+  const finished = isFinished(t.status);
+  return h(
+    'tr',
+    {
+      class: [selected ? 'jp-mod-selected' : '', finished ? 'jp-mod-openable' : ''].join(' '),
+      'data-task': t.task,
+      'data-task-execution': String(t.id),
+      title: finished ? 'open the executed notebook and its log' : (t.error ?? ''),
+      onclick: () => actions.selectTask(t)
+    },
+    // Two lines in one cell, so the table fits a narrow sidebar.
+    h(
+      'td',
+      {},
+      h('div', { class: 'jp-AiflowPanel-taskName' }, `${t.task} #${t.seq}`),
+      h(
+        'div',
+        { class: 'jp-AiflowPanel-taskTimes' },
+        [formatTime(t.start_time), formatDuration(runSeconds(t))].filter(Boolean).join(' · ')
+      )
+    ),
+    h('td', { class: `jp-AiflowPanel-status jp-mod-${t.status.toLowerCase()}` }, t.status),
+    h(
+      'td',
+      { class: 'jp-AiflowPanel-taskActions' },
+      finished ? null : button('■', 'jp-AiflowPanel-stopTask', () => actions.taskAction('stop', t.task), 'Stop'),
+      button('↻', 'jp-AiflowPanel-restartTask', () => actions.taskAction('restart', t.task), 'Restart')
+    )
+  );
+}
