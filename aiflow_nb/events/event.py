@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiflow_nb.errors import EventTooLargeError, InvalidEventError
 
@@ -160,3 +160,51 @@ def encode(event: Event) -> tuple[str, str | None]:
     if len(context) > MAX_VALUE_BYTES // 4 and len(context.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(f"event {event.key!r}: context is larger than 1 MiB")
     return value, context
+
+
+class EncodedEvents(NamedTuple):
+    """The columns of events about to be appended: names as given, value and context as JSON."""
+
+    keys: list[str]
+    values: list[str]
+    namespaces: list[str]
+    senders: list[str | None]
+    contexts: list[str | None]
+
+
+def encode_many(events: Sequence[Event]) -> EncodedEvents:
+    """:func:`encode` for a batch, column by column.
+
+    The same checks and errors, in one loop: names are checked once per
+    distinct (key, namespace, sender), and anything unusual (an error, a
+    large value, a context) goes through :func:`encode` itself.
+    """
+    out = EncodedEvents([], [], [], [], [])
+    add_key, add_value, add_namespace = out.keys.append, out.values.append, out.namespaces.append
+    add_sender, add_context = out.senders.append, out.contexts.append
+    checked: set[tuple[Any, Any, Any]] = set()
+    dumps, large = _dumps, MAX_VALUE_BYTES // 4
+    for event in events:
+        key, namespace, sender, context = event.key, event.namespace, event.sender, event.context
+        names = (key, namespace, sender)
+        try:
+            known = names in checked
+        except TypeError:  # an unhashable "name": encode words the error
+            known = False
+        if not known:
+            encode(Event(key, None, namespace, sender))
+            checked.add(names)
+        try:
+            value = dumps(event.value)
+        except (TypeError, ValueError):
+            value = encode(event)[0]  # raises, worded
+        if len(value) > large or context is not None:
+            value, encoded_context = encode(event)
+        else:
+            encoded_context = None
+        add_key(key)
+        add_value(value)
+        add_namespace(namespace)
+        add_sender(sender)
+        add_context(encoded_context)
+    return out

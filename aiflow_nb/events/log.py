@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from aiflow_nb.errors import InvalidEventError
-from aiflow_nb.events.event import Event, check_name, encode
+from aiflow_nb.events.event import EncodedEvents, Event, check_name, encode_many
 from aiflow_nb.storage import Database
 
 SCHEMA = """
@@ -153,7 +153,7 @@ class EventLog:
         """
         if idempotency_keys is not None and len(idempotency_keys) != len(events):
             raise InvalidEventError("idempotency_keys must have one entry per event")
-        encoded = [encode(e) for e in events]
+        encoded = encode_many(events)
         now = self._now()
         if idempotency_keys is None or all(k is None for k in idempotency_keys):
             # Fast path: every event is new, offsets are the next ones.
@@ -161,7 +161,7 @@ class EventLog:
             self._last_offset += len(events)
             offsets = list(range(first, self._last_offset + 1))
             if offsets:
-                self._insert(offsets, events, encoded, [None] * len(events), now)
+                self._insert(offsets, encoded, None, now)
             return offsets
         keys = list(idempotency_keys)
         for k in keys:
@@ -169,10 +169,9 @@ class EventLog:
         known = self._known_keys({k for k in keys if k is not None})
         offsets = []
         new_offsets: list[int] = []
-        new_events: list[Event] = []
-        new_encoded: list[tuple[str, str | None]] = []
+        new_rows: list[int] = []
         new_keys: list[str | None] = []
-        for event, enc, key in zip(events, encoded, keys, strict=True):
+        for i, key in enumerate(keys):
             if key is not None and key in known:
                 offsets.append(known[key])
                 continue
@@ -182,11 +181,12 @@ class EventLog:
                 known[key] = offset
             offsets.append(offset)
             new_offsets.append(offset)
-            new_events.append(event)
-            new_encoded.append(enc)
+            new_rows.append(i)
             new_keys.append(key)
         if new_offsets:
-            self._insert(new_offsets, new_events, new_encoded, new_keys, now)
+            if len(new_rows) < len(keys):
+                encoded = EncodedEvents(*([column[i] for i in new_rows] for column in encoded))  # type: ignore[arg-type]
+            self._insert(new_offsets, encoded, new_keys, now)
         return offsets
 
     def _known_keys(self, keys: set[str]) -> dict[str, int]:
@@ -206,38 +206,33 @@ class EventLog:
         return {k: int(o) for k, o in found}
 
     def _insert(
-        self,
-        offsets: list[int],
-        events: Sequence[Event],
-        encoded: Sequence[tuple[str, str | None]],
-        keys: Sequence[str | None],
-        now: datetime,
+        self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, now: datetime
     ) -> None:
+        """Insert new events (``keys``: their idempotency keys, None for none at all)."""
         conn = self.db.conn
         if len(offsets) < 8:
             # One statement: executemany costs a round trip per row.
-            rows = [
-                (o, e.key, v, e.namespace, e.sender, c, now, k)
-                for o, e, (v, c), k in zip(offsets, events, encoded, keys, strict=True)
-            ]
-            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            conn.execute(f"INSERT INTO {_EVENTS_INSERT} VALUES {marks}", [x for r in rows for x in r])
+            keys = keys if keys is not None else [None] * len(offsets)
+            rows = zip(offsets, *encoded, keys, strict=True)
+            params = [x for o, k, v, ns, s, c, ik in rows for x in (o, k, v, ns, s, c, now, ik)]
+            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(offsets))
+            conn.execute(f"INSERT INTO {_EVENTS_INSERT} VALUES {marks}", params)
             keyed = [x for o, k in zip(offsets, keys, strict=True) if k is not None for x in (k, o)]
             if keyed:
                 marks = ", ".join(["(?, ?)"] * (len(keyed) // 2))
                 conn.execute(f'INSERT INTO event_idempotency (idempotency_key, "offset") VALUES {marks}', keyed)
             return
         # Built column by column; create_time is one value, passed as a parameter.
-        values, contexts = zip(*encoded, strict=True)
+        key_column = pa.nulls(len(offsets), pa.string()) if keys is None else pa.array(keys, pa.string())
         table = pa.Table.from_arrays(
             [
                 pa.array(offsets, pa.int64()),
-                pa.array([e.key for e in events], pa.string()),
-                pa.array(values, pa.string()),
-                pa.array([e.namespace for e in events], pa.string()),
-                pa.array([e.sender for e in events], pa.string()),
-                pa.array(contexts, pa.string()),
-                pa.array(keys, pa.string()),
+                pa.array(encoded.keys, pa.string()),
+                pa.array(encoded.values, pa.string()),
+                pa.array(encoded.namespaces, pa.string()),
+                pa.array(encoded.senders, pa.string()),
+                pa.array(encoded.contexts, pa.string()),
+                key_column,
             ],
             schema=_ARROW_SCHEMA,
         )
@@ -248,7 +243,7 @@ class EventLog:
                 "idempotency_key FROM _aiflow_new_events",
                 [now],
             )
-            if any(k is not None for k in keys):
+            if keys is not None and any(k is not None for k in keys):
                 # One set-based insert: executemany does ~1,400 rows a second.
                 conn.execute(
                     'INSERT INTO event_idempotency (idempotency_key, "offset") SELECT idempotency_key, "offset" '

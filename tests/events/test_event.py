@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,39 @@ def test_from_dict_rejects_unknown_fields_and_non_objects() -> None:
         Event.from_dict({"key": "k", "colour": "red"})
     with pytest.raises(InvalidEventError, match="JSON object"):
         Event.from_dict(["k"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Event(["x"]),  # type: ignore[arg-type]
+        Event(""),
+        Event("k", object()),
+        Event("k", float("nan")),
+        Event("k", "x" * (MAX_VALUE_BYTES + 1)),
+        Event("k", 1, context=[1]),  # type: ignore[arg-type]
+        Event("k", 1, namespace=" "),
+        Event("k", 1, sender=""),
+    ],
+    ids=["list-key", "empty-key", "object", "nan", "too-large", "context-list", "blank-namespace", "empty-sender"],
+)
+def test_a_batch_rejects_a_bad_event_as_a_single_append_does(event: Event) -> None:
+    from aiflow_nb.events.event import encode, encode_many
+
+    with pytest.raises((InvalidEventError, EventTooLargeError)) as single:
+        encode(event)
+    with pytest.raises(type(single.value), match=re.escape(str(single.value))):
+        encode_many([Event("fine"), event])
+
+
+def test_a_batch_encodes_as_single_events_do() -> None:
+    from aiflow_nb.events.event import encode, encode_many
+
+    events = [
+        Event("k", {"a": 1}, context={"execution_id": 3}),
+        Event("k", "é", sender="s"),
+        Event("j", [1, 2.5, None]),
+    ]
+    encoded = encode_many(events)
+    assert list(zip(encoded.values, encoded.contexts, strict=True)) == [encode(e) for e in events]
+    assert (encoded.keys, encoded.namespaces, encoded.senders) == (["k", "k", "j"], ["default"] * 3, [None, "s", None])
