@@ -194,13 +194,15 @@ def encode_many(events: Sequence[Event]) -> EncodedEvents:
         if not known:
             encode(Event(key, None, namespace, sender))
             checked.add(names)
-        try:
-            value = dumps(event.value)
-        except (TypeError, ValueError):
-            value = encode(event)[0]  # raises, worded
-        if len(value) > large or context is not None:
+        if context is not None:  # the scheduler's status events: encode checks the context too
             value, encoded_context = encode(event)
         else:
+            try:
+                value = dumps(event.value)
+            except (TypeError, ValueError):
+                value = encode(event)[0]  # raises, worded
+            if len(value) > large:
+                value = encode(event)[0]  # checks the exact size
             encoded_context = None
         add_key(key)
         add_value(value)
