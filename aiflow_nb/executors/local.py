@@ -16,7 +16,14 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import HEARTBEAT_FILE, STOP_FILE, claim, task_environment, write_json
+from aiflow_nb.executors.runner import (
+    HEARTBEAT_FILE,
+    STOP_FILE,
+    claim,
+    stops_gently,
+    task_environment,
+    write_json,
+)
 from aiflow_nb.scheduler.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -39,7 +46,7 @@ class _Run:
     killed: bool = False
     #: Seconds without a heartbeat after which the run is killed and FAILED.
     heartbeat_timeout: float | None = None
-    #: A streaming notebook or Python task: a stop signals the runner alone (see runner.main).
+    #: A stop signals the runner alone (runner.stops_gently).
     gentle_stop: bool = False
     #: Why the run was killed for want of a heartbeat.
     lost: str | None = None
@@ -58,8 +65,7 @@ def _group_alive(pgid: int) -> bool:
 def _configure(run: _Run, request: LaunchRequest) -> None:
     timeout = request.get("heartbeat_timeout")
     run.heartbeat_timeout = float(timeout) if timeout else None
-    task = request.get("task") or {}
-    run.gentle_stop = bool(task.get("streaming")) and task.get("kind") in ("notebook", "python")
+    run.gentle_stop = stops_gently(request.get("task") or {})
 
 
 def _reap(children: list[subprocess.Popen[bytes]]) -> None:

@@ -200,6 +200,12 @@ def run_task(request: dict[str, Any], run_dir: Path) -> None:
     runner(request, run_dir)
 
 
+def stops_gently(task: dict[str, Any]) -> bool:
+    """A streaming notebook or Python task: a stop signals the runner alone and the
+    task's code ends its step (stop_requested()); anything else is stopped at once."""
+    return bool(task.get("streaming")) and task.get("kind") in ("notebook", "python")
+
+
 def _terminate(signum: int, frame: object) -> None:
     # Unwind normally so papermill shuts the kernel down.
     raise SystemExit(128 + signum)
@@ -230,7 +236,7 @@ def main(argv: list[str]) -> int:
     if not claim(run_dir):
         return ALREADY_CLAIMED
     request = json.loads((run_dir / "task.json").read_text())
-    if request["task"].get("streaming") and request["task"]["kind"] in ("notebook", "python"):
+    if stops_gently(request["task"]):
         # The executor signals only this process: the task's code sees stop_requested()
         # and ends its step; the executor kills the whole group after the grace period.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -34,6 +32,7 @@ from aiflow_nb.events import keys
 from aiflow_nb.scheduler import TaskExecution
 from aiflow_nb.workflow.cells import workflows_from_notebook
 from tests.conftest import RunningService
+from tests.server import wait
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXAMPLES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
@@ -45,8 +44,6 @@ import json
 from aiflow_nb.magics import draft
 print({DRAFTED_MARK!r} + json.dumps([wf.to_spec() for wf in draft().build_all()]))
 """
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -66,17 +63,6 @@ class Ran:
         return "".join(
             out.get("text", "") for cell in self.notebook.cells for out in cell.get("outputs", []) if "text" in out
         )
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(0.2)
 
 
 def run_example(name: str, folder: Path, service: RunningService, monkeypatch: pytest.MonkeyPatch) -> Ran:
@@ -194,7 +180,7 @@ def test_streaming_watermark(service: RunningService, tmp_path: Path, monkeypatc
         runs = client.task_executions(clicks.id)
         return runs if all(r.status == TaskStatus.STOPPED for r in runs) else None
 
-    streams = wait_for(stopped_streams)
+    streams = wait(stopped_streams, 60, "both stream runs to be STOPPED")
     assert summary(streams) == [("stream", 1, TaskStatus.STOPPED), ("stream", 2, TaskStatus.STOPPED)]
     assert streams[1].event is not None and streams[1].event["offset"] == drift.offset
 

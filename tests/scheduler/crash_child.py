@@ -16,8 +16,12 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from aiflow_nb import BashTask, Engine, Event, EventCondition, Workflow
+from aiflow_nb import BashTask, Engine, Event, EventCondition, TaskStatus, Workflow, WorkflowStatus
 
 TOTAL = 300
 GROUP = 5
@@ -35,6 +39,30 @@ def workflow(out_file: str) -> Workflow:
         BashTask("record", command=command)
     wf.trigger_on(EventCondition("tick"))
     return wf
+
+
+def assert_each_offset_ran_once(
+    executions: list[Any], task_executions: Callable[[int], list[Any]], offsets: Counter[int], out: Path, label: str
+) -> None:
+    """One execution per event offset, each one successful run of the task, and each offset written once."""
+    per_event = Counter(ex.event["offset"] for ex in executions if ex.event is not None)
+    assert per_event == offsets, (
+        f"{label}: events without an execution {sorted(offsets - per_event)}, "
+        f"events with extra executions {sorted(per_event - offsets)}"
+    )
+    problems = []
+    for ex in executions:
+        tes = task_executions(ex.id)
+        runs = [(te.task, te.seq, te.attempt, te.status, te.event["offset"] if te.event else None) for te in tes]
+        if ex.status is not WorkflowStatus.SUCCESS or runs != [
+            ("record", 1, 1, TaskStatus.SUCCESS, ex.event["offset"])
+        ]:
+            problems.append((ex.id, ex.status.value, runs, [te.error for te in tes]))
+    assert not problems, f"{label}: {problems[:5]}"
+    written = Counter(int(line) for line in out.read_text().split())
+    assert written == offsets, (
+        f"{label}: offsets written twice {sorted(written - offsets)}, never written {sorted(offsets - written)}"
+    )
 
 
 def unfinished(engine: Engine) -> int:

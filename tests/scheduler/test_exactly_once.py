@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb import Engine, TaskStatus, WorkflowStatus
+from aiflow_nb import Engine
+from tests.scheduler.crash_child import TOTAL, assert_each_offset_ran_once
 
 CHILD = Path(__file__).with_name("crash_child.py")
-TOTAL = 300
 
 
 class Child:
@@ -143,23 +143,6 @@ def test_every_event_runs_its_task_exactly_once_across_sigkill(
         assert len(ticks) == TOTAL, f"{len(ticks)} tick events in the log (kills at sent/lines {at_kill})"
         assert sorted(e.value["i"] for e in ticks) == list(range(TOTAL))
 
-        executions = engine.executions(workflow="ticks")
-        per_event = Counter(ex.event["offset"] for ex in executions)
-        assert per_event == offsets, (
-            f"kills at sent/lines {at_kill}: events without an execution "
-            f"{sorted(offsets - per_event)}, events with extra executions {sorted(per_event - offsets)}"
+        assert_each_offset_ran_once(
+            engine.executions(workflow="ticks"), engine.task_executions, offsets, out, f"kills at sent/lines {at_kill}"
         )
-        problems = []
-        for ex in executions:
-            tes = engine.task_executions(ex.id)
-            runs = [(te.task, te.seq, te.attempt, te.status, te.event["offset"]) for te in tes]
-            expected = [("record", 1, 1, TaskStatus.SUCCESS, ex.event["offset"])]
-            if ex.status is not WorkflowStatus.SUCCESS or runs != expected:
-                problems.append((ex.id, ex.status.value, runs, [te.error for te in tes]))
-        assert not problems, f"kills at sent/lines {at_kill}: {problems[:5]}"
-
-    written = Counter(int(line) for line in out.read_text().split())
-    assert written == offsets, (
-        f"kills at sent/lines {at_kill}: offsets written twice {sorted(written - offsets)}, "
-        f"never written {sorted(offsets - written)}"
-    )

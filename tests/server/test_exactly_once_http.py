@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shlex
 import signal
 import threading
 import time
@@ -31,10 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb import BashTask, EventCondition, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.client import Client
 from aiflow_nb.home import database_path
 from tests.conftest import RunningService
+from tests.scheduler.crash_child import assert_each_offset_ran_once
+from tests.scheduler.crash_child import workflow as ticks_workflow
 
 TOTAL = 1000
 #: The producer stays at most this many events ahead of the task that records them,
@@ -50,19 +50,6 @@ def line_count(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def ticks_workflow(out: Path) -> Workflow:
-    # The triggering event arrives as JSON in $AIFLOW_NB_EVENT; a bash regex keeps
-    # the task fast (no interpreter start) and the one short append atomic.
-    command = (
-        r"[[ $AIFLOW_NB_EVENT =~ \"offset\":\ ?([0-9]+) ]] || exit 3; "
-        f'echo "${{BASH_REMATCH[1]}}" >> {shlex.quote(str(out))}'
-    )
-    with Workflow("ticks") as wf:
-        BashTask("record", command=command)
-    wf.trigger_on(EventCondition("tick"))
-    return wf
 
 
 class Producer:
@@ -190,7 +177,7 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
     home: Path, tmp_path: Path, service: RunningService, restarted: list[RunningService]
 ) -> None:
     out = tmp_path / "offsets.txt"
-    service.client().submit(ticks_workflow(out))
+    service.client().submit(ticks_workflow(str(out)))
     rng = random.Random(SEED)
     kill_points = [rng.randint(150, 400), rng.randint(550, 850)]
     at_kill: list[tuple[int, int]] = []  # (acknowledged events, offsets in the file) at each kill
@@ -253,26 +240,11 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
         f"in flight at the kills: {[sorted(sent) for sent, _ in inflight_at_kill]})"
     )
 
-    # One execution per acknowledged event, each with one successful run of its task.
-    executions = client.executions(workflow="ticks")
-    per_event = Counter(ex.event["offset"] for ex in executions if ex.event is not None)
-    assert per_event == acked_offsets, (
-        f"kills at acked/lines {at_kill}: events without an execution {sorted(acked_offsets - per_event)}, "
-        f"events with extra executions {sorted(per_event - acked_offsets)}"
-    )
-    problems = []
-    for ex in executions:
-        runs = client.task_executions(ex.id)
-        summary = [(te.task, te.seq, te.attempt, te.status, te.event["offset"] if te.event else None) for te in runs]
-        if ex.status is not WorkflowStatus.SUCCESS or summary != [
-            ("record", 1, 1, TaskStatus.SUCCESS, ex.event["offset"])
-        ]:
-            problems.append((ex.id, ex.status.value, summary, [te.error for te in runs]))
-    assert not problems, f"kills at acked/lines {at_kill}: {problems[:5]}"
-
-    # The task itself ran once per event: each acknowledged offset is in the file once.
-    written = Counter(int(line) for line in out.read_text().split())
-    assert written == acked_offsets, (
-        f"kills at acked/lines {at_kill}: missing {sorted(acked_offsets - written)}, "
-        f"doubled {sorted(written - acked_offsets)}"
+    # One execution per acknowledged event, each with one successful run of its task, which wrote its offset once.
+    assert_each_offset_ran_once(
+        client.executions(workflow="ticks"),
+        client.task_executions,
+        acked_offsets,
+        out,
+        f"kills at acked/lines {at_kill}",
     )

@@ -13,10 +13,8 @@ the other execution: it was the scoping that kept it out.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
@@ -24,8 +22,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from aiflow_nb import BashTask, NotebookTask, TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.client import Client
 from tests.conftest import RunningService
+from tests.server import wait
 
-T = TypeVar("T")
 NAMESPACE = "team"
 
 WAIT_CELL = """\
@@ -60,17 +58,6 @@ def sender_notebook(path: Path) -> Path:
     return path
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def runs(client: Client, execution_id: int, task: str) -> list[Any]:
     return [te for te in client.task_executions(execution_id) if te.task == task]
 
@@ -93,18 +80,18 @@ def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(service: Run
     first = client.start_execution("scoped", NAMESPACE)
     second = client.start_execution("scoped", NAMESPACE)
     for ex in (first, second):
-        wait_for(
+        wait(
             lambda ex=ex: [te.status for te in runs(client, ex, "A")] == [TaskStatus.RUNNING],
             60,
             f"task A of execution {ex} to run",
         )
 
     release(tmp_path, first, "send")
-    b_runs = wait_for(
+    b_runs = wait(
         lambda: [te for te in runs(client, first, "B") if te.status.finished], 120, "task B of the sending execution"
     )
     sent_file = tmp_path / f"sent-{first}"
-    wait_for(sent_file.exists, 60, "task A to report the offsets it was given")
+    wait(sent_file.exists, 60, "task A to report the offsets it was given")
     sent = json.loads(sent_file.read_text())
 
     # Both functions scoped their event to the sending task's execution.
@@ -121,7 +108,7 @@ def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(service: Run
     # B ran in the sending execution, on that event, and that execution then ended.
     assert [(te.seq, te.status, te.event["offset"]) for te in b_runs] == [(1, TaskStatus.SUCCESS, ready[0].offset)]
     assert "B got" in client.task_log(b_runs[0].id)
-    assert wait_for(lambda: client.execution(first).status.finished, 60, f"execution {first} to end") is True
+    assert wait(lambda: client.execution(first).status.finished, 60, f"execution {first} to end") is True
     assert client.execution(first).status is WorkflowStatus.SUCCESS
 
     # The scheduler has applied the event (B started from it), and not in the other execution.
@@ -130,14 +117,14 @@ def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(service: Run
 
     # Control: the same key sent from outside, unscoped, starts B in every running execution.
     outside = client.send_event("ready", {"from": "outside"}, namespace=NAMESPACE)
-    other_b = wait_for(
+    other_b = wait(
         lambda: [te for te in runs(client, second, "B") if te.status.finished], 60, "task B of the other execution"
     )
     assert [(te.seq, te.status, te.event["offset"]) for te in other_b] == [(1, TaskStatus.SUCCESS, outside)]
     assert len(runs(client, first, "B")) == 1  # the finished execution is not touched
 
     release(tmp_path, second, "skip")
-    wait_for(lambda: client.execution(second).status.finished, 60, f"execution {second} to end")
+    wait(lambda: client.execution(second).status.finished, 60, f"execution {second} to end")
     assert client.execution(second).status is WorkflowStatus.SUCCESS
     assert [(e.sender, e.context) for e in client.events(key="ready")] == [
         (f"{first}/A/1", {"execution_id": first}),
