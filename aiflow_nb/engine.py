@@ -345,15 +345,44 @@ class Engine:
         idempotency_key: str | None = None,
     ) -> int:
         """Append an event to the log and return its offset."""
-        with self.db.lock:
-            offset = self.log.append(Event(key, value, namespace, sender, context), idempotency_key)
-            self._notify()
-        self._wake.set()
-        return offset
+        return self.send_events([Event(key, value, namespace, sender, context)], [idempotency_key])[0]
 
-    def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
+    def send_events(
+        self,
+        events: Sequence[Event],
+        idempotency_keys: Sequence[str | None] | None = None,
+        *,
+        on_commit: Callable[[list[int]], None] | None = None,
+    ) -> list[int]:
+        """Append events in one transaction and return their offsets.
+
+        The scheduler reacts to them in that same transaction: the executions
+        and launches they cause are committed with them, and the launches are
+        sent right after.  ``on_commit(offsets)`` runs once they are durable,
+        before any launch (the service answers the request there).
+        """
         with self.db.lock:
-            offsets = self.log.append_many(events, idempotency_keys)
+            try:
+                with self.db.transaction():
+                    offsets = self.log.stage(events, idempotency_keys)
+                    self.scheduler.consume(self.batch_size, just_appended=True)
+                    self.scheduler.commit()
+            except AiflowError:
+                raise  # the events themselves are wrong: nothing was appended
+            except Exception:
+                # A scheduler fault must not cost the sender its events: append
+                # them alone; the loop retries the rules (and logs the fault again).
+                log.exception("scheduler failed on new events; appending them without it")
+                with self.db.transaction():
+                    offsets = self.log.stage(events, idempotency_keys)
+            self._notify()
+            if on_commit is not None:
+                on_commit(offsets)
+            try:
+                self._act()
+            except Exception:
+                # The events are committed: report success; the loop retries the launches.
+                log.exception("launching after new events failed; retrying in the loop")
             self._notify()
         self._wake.set()
         return offsets

@@ -10,8 +10,11 @@ temporary folder, stopped (SIGTERM) and removed at the end.  Measured:
 - single-event ``POST /api/v1/events``, one request per event, each with its
   own idempotency key (what ``Client.send_event`` does), answered once
   committed: 1 client, and 50 concurrent clients as threads of this process
-  (each its own ``Client``), and as 5 processes x 10 threads (the same 50
-  clients without one GIL on the client side);
+  (each its own ``Client``), as 50 keep-alive connections of a small asyncio
+  load generator (``_load.py``, about 0.1 ms of client CPU a request), and as
+  5 processes x 10 threads; next to the load generator's figure, the same
+  load against a bare tornado handler (parse the JSON, answer), the ceiling
+  of one tornado process on this machine;
 - the batch form ``{"events": [...]}`` of 10,000 events, with keys
   (``Client.send_events``) and without;
 - event-to-RUNNING: a ``go`` event triggers a workflow whose one bash task
@@ -45,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import _load
 import nbformat
 from _common import fmt_rate, print_machine, print_table, verdict
 from nbformat.v4 import new_code_cell, new_notebook
@@ -401,6 +405,33 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         notes.append(f"the 50 client threads used {client_cpu:.2f} CPU seconds per second of this process")
+
+        load = profiler.run("50 connections", lambda: _load.post_events(server.url, server.token, 50, per_client))
+        cpu, used = cpu_seconds(server.pid), cpu_seconds(server.pid) - cpu
+        rows.append(
+            [
+                "single events, 50 connections (asyncio load generator)",
+                f"{load.requests:,} requests",
+                f"{fmt_rate(load.rate)} req/s",
+                per_event(used, load.requests),
+                f"p50 {ms(percentile(load.latencies, 50))} ms, p99 {ms(percentile(load.latencies, 99))} ms",
+                f">= {SINGLE_TARGET:,} req/s",
+                verdict(load.rate, SINGLE_TARGET),
+            ]
+        )
+        notes.append(f"the load generator used {load.client_cpu / load.wall:.2f} CPU seconds per second")
+        bare = _load.bare_tornado(50, per_client)
+        rows.append(
+            [
+                "  reference: a bare tornado handler, same load",
+                f"{bare.requests:,} requests",
+                f"{fmt_rate(bare.rate)} req/s",
+                "-",
+                f"p50 {ms(percentile(bare.latencies, 50))} ms, p99 {ms(percentile(bare.latencies, 99))} ms",
+                "-",
+                "-",
+            ]
+        )
 
         rate = process_clients(server, 5, 10, per_client)
         cpu, used = cpu_seconds(server.pid), cpu_seconds(server.pid) - cpu

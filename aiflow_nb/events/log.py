@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class EventLog:
             conn.execute(SCHEMA)
         self._reload()
         self.db.on_rollback(self._reload)
+        #: What the last ``stage`` inserted: (offsets, columns, create_time).
+        self._fresh: tuple[list[int], EncodedEvents, datetime] | None = None
 
     def _reload(self) -> None:
         row = self.db.conn.execute('SELECT max("offset"), max(create_time) FROM events').fetchone()
@@ -153,6 +155,7 @@ class EventLog:
         """
         if idempotency_keys is not None and len(idempotency_keys) != len(events):
             raise InvalidEventError("idempotency_keys must have one entry per event")
+        self._fresh = None
         encoded = encode_many(events)
         now = self._now()
         if idempotency_keys is None or all(k is None for k in idempotency_keys):
@@ -209,6 +212,7 @@ class EventLog:
         self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, now: datetime
     ) -> None:
         """Insert new events (``keys``: their idempotency keys, None for none at all)."""
+        self._fresh = (offsets, encoded, now)
         conn = self.db.conn
         if len(offsets) < 8:
             # One statement: executemany costs a round trip per row.
@@ -252,6 +256,21 @@ class EventLog:
         finally:
             conn.unregister("_aiflow_new_events")
 
+    def fresh(self, keys: Collection[str]) -> tuple[list[Event], range]:
+        """What the last :meth:`stage` appended: as :meth:`read_wanted` would return it, and its offsets.
+
+        Lets the scheduler react to new events without reading them back.
+        """
+        if self._fresh is None:
+            return [], range(0)
+        offsets, encoded, now = self._fresh
+        rows = [
+            row
+            for row in zip(offsets, *encoded, [now] * len(offsets), strict=True)
+            if row[5] is not None or row[1] in keys
+        ]
+        return _rows_to_events(rows), range(offsets[0], offsets[-1] + 1)  # type: ignore[arg-type]
+
     # -- reading ---------------------------------------------------------
 
     @staticmethod
@@ -281,6 +300,31 @@ class EventLog:
         with self.db.lock:
             rows = self.db.conn.execute(sql, params).fetchall()
         return _rows_to_events(rows)
+
+    def read_wanted(self, since: int, until: int, keys: Collection[str], limit: int) -> tuple[list[Event], int]:
+        """Events in ``(since, until]`` whose key is in ``keys`` or that carry a context.
+
+        Returns at most ``limit`` of them and the offset up to which every
+        event was looked at.  The scheduler reads this way: events no rule
+        names are never decoded, and with a few keys DuckDB skips them itself.
+        """
+        where = '"offset" > ? AND "offset" <= ?'
+        params: list[Any] = [since, until]
+        in_sql = len(keys) <= 16  # a literal IN list is cheap; a long one costs more than it saves
+        if in_sql:
+            where += (
+                f" AND (context IS NOT NULL OR key IN ({', '.join('?' * len(keys))}))"
+                if keys
+                else " AND context IS NOT NULL"
+            )
+            params.extend(keys)
+        sql = f'SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY "offset" LIMIT ?'
+        with self.db.lock:
+            rows = self.db.conn.execute(sql, [*params, limit]).fetchall()
+        through = rows[-1][0] if len(rows) == limit else until
+        if not in_sql:
+            rows = [r for r in rows if r[5] is not None or r[1] in keys]
+        return _rows_to_events(rows), through
 
     def count(
         self,

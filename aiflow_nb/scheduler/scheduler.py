@@ -45,6 +45,8 @@ RESTART_RULE = "restart:"
 WAITING_RULE = "waiting:"
 MAX_TICKS_PER_STEP = 1000
 CHECKPOINT_EVERY = 1.0
+#: A batch reads at most ``limit`` events from at most this many times ``limit`` offsets.
+SKIP_WINDOW = 8
 MAX_BACKFILL = 100_000
 
 
@@ -223,15 +225,39 @@ class Scheduler:
     def emit(self, event: Event, idempotency_key: str | None = None) -> None:
         self.events.append((event, idempotency_key))
 
-    def consume(self, limit: int) -> int:
-        """Apply the rules to up to ``limit`` events after the checkpoint."""
-        events = self.log.read(since=self.checkpoint, limit=limit)
+    def consume(self, limit: int, just_appended: bool = False) -> int:
+        """Apply the rules to the events after the checkpoint; return how far it moved.
+
+        Only events some rule or trigger names, schedule ticks and scoped
+        events are read (at most ``limit``); the others change nothing, so
+        the checkpoint passes over them unread.  ``just_appended``: this
+        transaction has just appended; if that is all that is new, take the
+        events from the log's memory instead of reading them back.
+        """
+        latest = self.log.latest_offset()
+        if latest <= self.checkpoint:
+            return 0
+        wanted = self._wanted_keys()
+        fresh, offsets = self.log.fresh(wanted) if just_appended else ([], range(0))
+        if offsets and offsets.start == self.checkpoint + 1 and offsets[-1] == latest:
+            events, end = fresh, latest
+        else:
+            # A bounded window: DuckDB scans all of it, and a long backlog of
+            # wanted events would otherwise be scanned again at every batch.
+            until = min(latest, self.checkpoint + SKIP_WINDOW * limit)
+            events, end = self.log.read_wanted(self.checkpoint, until, wanted, limit)
         for event in events:
             self.process(event)
-        if events:
-            self.checkpoint = events[-1].offset  # type: ignore[assignment]
-            self.changes.checkpoint = self.checkpoint
-        return len(events)
+        moved, self.checkpoint = end - self.checkpoint, end
+        self.changes.checkpoint = end
+        return moved
+
+    def _wanted_keys(self) -> set[str]:
+        """Every key an unscoped event may have to matter (scoped events are read anyway)."""
+        wanted = {key for (_, key), versions in self.index.items() if versions}
+        wanted.update(key for (_, key), versions in self.trigger_index.items() if versions)
+        wanted.add(event_keys.SCHEDULE_TICK)
+        return wanted
 
     def process(self, event: Event) -> None:
         if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":

@@ -45,45 +45,63 @@ class GroupCommit:
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
-    def _commit(self) -> list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]]:
-        """On a database thread: take what is pending and commit it; (future, offsets, error) each."""
+    def _commit(self) -> None:
+        """On a database thread: commit what is pending; each request is answered once committed."""
         engine = self.service.engine
         with engine.db.lock:
             with self._mutex:
                 group, self.pending = self.pending, []
             if not group:
-                return []
-            try:
-                offsets = engine.send_events([e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b])
-            except Exception as exc:
-                if len(group) == 1:
-                    return [(group[0][2], None, exc)]
-            else:
-                results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]] = []
+                return
+
+            committed = False
+
+            def answer(offsets: list[int]) -> None:
+                nonlocal committed
+                committed = True
                 start = 0
                 for batch, _, future in group:
-                    results.append((future, offsets[start : start + len(batch)], None))
+                    self._resolve(future, offsets[start : start + len(batch)], None)
                     start += len(batch)
-                return results
+
+            try:
+                engine.send_events(
+                    [e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b], on_commit=answer
+                )
+                return
+            except Exception as exc:
+                if committed:  # never append twice
+                    log.exception("group commit: failed after the commit")
+                    return
+                if len(group) == 1:
+                    self._resolve(group[0][2], None, exc)
+                    return
             # Some request of the group is bad: find it by committing each alone.
-            results = []
             for batch, keys, future in group:
                 try:
-                    results.append((future, engine.send_events(batch, keys), None))
+                    offsets = engine.send_events(batch, keys)
                 except Exception as exc:
-                    results.append((future, None, exc))
-            return results
+                    self._resolve(future, None, exc)
+                else:
+                    self._resolve(future, offsets, None)
+
+    def _resolve(self, future: asyncio.Future[list[int]], offsets: list[int] | None, error: Exception | None) -> None:
+        """From a database thread: settle a request's future on its loop."""
+
+        def settle() -> None:
+            if future.done():  # the client went away
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(offsets)  # type: ignore[arg-type]
+
+        future.get_loop().call_soon_threadsafe(settle)
 
     async def _flush(self) -> None:
         try:
             while self.pending:
-                for future, offsets, error in await self.service.db(self._commit):
-                    if future.done():  # the client went away
-                        continue
-                    if error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(offsets)  # type: ignore[arg-type]
+                await self.service.db(self._commit)
         finally:
             self.flushing = False
 
