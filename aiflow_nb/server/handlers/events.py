@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event
@@ -16,27 +16,42 @@ MAX_READ = 10_000
 FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
 
 
-def parse_event(data: Any) -> tuple[Event, str | None]:
-    """An event and its idempotency key from a request's JSON.
+def parse_events(items: list[Any], many: bool) -> tuple[list[Event], list[str | None]]:
+    """Events and their idempotency keys from a request's JSON.
 
     Only the shape is checked here; the log validates the names and values
     when it appends (a bad request then fails alone, see ``GroupCommit``).
+    One loop, no call per event: a batch holds up to 100,000 of them.
     """
+    events: list[Event] = []
+    keys: list[str | None] = []
+    add_event, add_key = events.append, keys.append
+    for i, data in enumerate(items):
+        if type(data) is not dict or not data.keys() <= FIELDS:
+            _refuse(i, data, many)
+        get = data.get
+        key, namespace = get("idempotency_key"), get("namespace")
+        if key is not None or namespace is not None:
+            try:
+                # Checked here too: a bad key would otherwise fail every request of its commit group.
+                check_name("idempotency key", key, optional=True)
+                check_name("namespace", namespace, optional=True)  # Event would turn "" into the default
+            except InvalidEventError as exc:
+                raise type(exc)(f"event {i}: {exc}" if many else str(exc)) from None
+        event_key: str = get("key")  # type: ignore[assignment]  # the log validates it
+        add_event(Event(event_key, get("value"), namespace or DEFAULT_NAMESPACE, get("sender"), get("context")))
+        add_key(key)
+    return events, keys
+
+
+def _refuse(index: int, data: Any, many: bool) -> NoReturn:
+    prefix = f"event {index}: " if many else ""
     if not isinstance(data, dict):
-        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
-    if not data.keys() <= FIELDS:
-        for field in ("offset", "create_time"):
-            if field in data:
-                raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")
-        raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
-    key, namespace = data.get("idempotency_key"), data.get("namespace")
-    # Checked here too: a bad key would otherwise fail every request of its commit group.
-    check_name("idempotency key", key, optional=True)
-    if namespace is not None:  # Event would otherwise turn "" into the default namespace
-        check_name("namespace", namespace)
-    key_: str = data.get("key")  # type: ignore[assignment]  # the log validates it
-    event = Event(key_, data.get("value"), namespace or DEFAULT_NAMESPACE, data.get("sender"), data.get("context"))
-    return event, key
+        raise InvalidEventError(f"{prefix}an event must be a JSON object with at least a 'key'")
+    for field in ("offset", "create_time"):
+        if field in data:
+            raise InvalidEventError(f"{prefix}'{field}' is assigned by the log; do not send it")
+    raise InvalidEventError(f"{prefix}unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
 
 
 def first_invalid(events: list[Event]) -> tuple[int, Exception] | None:
@@ -56,15 +71,9 @@ class EventsHandler(BaseHandler):
         items = body["events"] if many else [body]
         if not isinstance(items, list) or not items:
             raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
-        parsed = []
-        for i, item in enumerate(items):
-            try:
-                parsed.append(parse_event(item))
-            except InvalidEventError as exc:
-                raise type(exc)(f"event {i}: {exc}" if many else str(exc)) from None
-        events = [e for e, _ in parsed]
+        events, keys = parse_events(items, many)
         try:
-            offsets = await self.service.group_commit.append(events, [k for _, k in parsed])
+            offsets = await self.service.group_commit.append(events, keys)
         except InvalidEventError:
             found = first_invalid(events) if many else None
             if found is None:
