@@ -25,8 +25,8 @@ temporary folder, stopped (SIGTERM) and removed at the end.  Measured:
   ``papermill.execute_notebook`` of the same notebook (``shutdown_kernel="immediate"``)
   in this process and in a fresh interpreter, interleaved in the same run.
 
-No workflow listens to the ingest events, but the scheduler still consumes
-each one (and commits its checkpoint) while the clients send.
+No workflow listens to the ingest events: the scheduler passes over them
+unread, as it does with any event no rule names.
 """
 
 from __future__ import annotations

@@ -20,12 +20,19 @@ skip_slow_optional_imports()  # as the service and task processes do: seconds pe
 from aiflow_nb import Engine  # noqa: E402
 from aiflow_nb.client import Client  # noqa: E402
 from aiflow_nb.executors import process  # noqa: E402
+from aiflow_nb.executors.runner import claim  # noqa: E402
 
 
 def kill_runs(home: Path) -> None:
-    """Kill every task process a test's engine left behind, by pid."""
-    for claim in home.glob("runs/*/*/claim"):
-        parsed = process.parse_identity(claim.read_text())
+    """Kill every task process a test's engine left behind, by pid.
+
+    A run launched so late that its runner has not claimed it yet is claimed
+    here: the runner then finds it taken and runs nothing.
+    """
+    for task in home.glob("runs/*/*/task.json"):
+        if claim(task.parent, "claimed by the test's clean-up\n"):
+            continue
+        parsed = process.parse_identity((task.parent / "claim").read_text())
         if parsed and process.alive(*parsed):
             try:
                 os.killpg(parsed[0], signal.SIGKILL)
