@@ -77,7 +77,11 @@ class Engine:
         self.poll_interval = poll_interval
         self.log = EventLog(self.db)
         self.scheduler = Scheduler(self.db, self.log, clock)
-        self.executor: Executor = executor_class(executor)(self.home, **(executor_options or {}))
+        try:
+            self.executor: Executor = executor_class(executor)(self.home, **(executor_options or {}))
+        except BaseException:
+            self.db.close()  # or the home stays locked by this process
+            raise
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None

@@ -74,5 +74,9 @@ def executor_class(name: str) -> type[Executor]:
         from aiflow_nb.executors.local import LocalExecutor
 
         return LocalExecutor
-    known = sorted({ep.name for ep in entry_points(group="aiflow_nb.executors")} | {"local"})
+    if name == "kernel-pool":
+        from aiflow_nb.executors.kernel_pool import KernelPoolExecutor
+
+        return KernelPoolExecutor
+    known = sorted({ep.name for ep in entry_points(group="aiflow_nb.executors")} | {"local", "kernel-pool"})
     raise ExecutorError(f"unknown executor {name!r}; known: {', '.join(known)}")

@@ -5,6 +5,12 @@
 wrong moment) still runs once, then runs the task and writes
 ``DIR/result.json`` atomically.  stdout and stderr go to ``DIR/log.txt``.
 
+``python -m aiflow_nb.executors.runner --warm [KERNEL]`` is a spare of the
+``kernel-pool`` executor: it imports what a task needs and starts a kernel
+(named ``KERNEL``) ahead of time, then reads one run folder from stdin and
+is from then on that run's runner, exactly as above, on its warm kernel.
+It runs one task and exits, so nothing is shared between two task runs.
+
 While the task runs, a thread touches ``DIR/heartbeat`` every
 ``heartbeat_interval`` seconds, so the executor can tell a frozen or vanished
 run from a slow one.  A stop creates ``DIR/stop`` first: a streaming task
@@ -91,11 +97,24 @@ def task_environment(request: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
+def notebook_kernel(task: dict[str, Any]) -> str | None:
+    """The kernel a notebook task runs on: its own, else the notebook's, else python3."""
+    kernel = task.get("kernel_name")
+    if kernel is None and not task["notebook"].get("metadata", {}).get("kernelspec"):
+        kernel = "python3"
+    if kernel is None:
+        name = task["notebook"]["metadata"]["kernelspec"].get("name")
+        return str(name) if name else None
+    return str(kernel)
+
+
+def run_notebook(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> None:
+    """papermill runs the notebook; on ``kernel`` (a started KernelManager) if given."""
     import logging
 
     import nbformat
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     # papermill logs each cell's output (log_output=True): keep it in log.txt.
@@ -114,26 +133,47 @@ def run_notebook(request: dict[str, Any], run_dir: Path) -> None:
         "aiflow_task_execution_id": request["task_execution_id"],
         "aiflow_seq": request["seq"],
     }
-    kernel = task.get("kernel_name")
-    if kernel is None and not task["notebook"].get("metadata", {}).get("kernelspec"):
-        kernel = "python3"
     cwd = task.get("cwd")
+    cwd = cwd if cwd and os.path.isdir(cwd) else str(run_dir)
+    warm: dict[str, Any] = {}
+    if kernel is not None:
+        # Started before this run existed: give it the run's environment and folder.
+        _enter_run(kernel, {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}, cwd)
+        warm["km"] = kernel
     try:
         papermill.execute_notebook(
             str(source),
             str(run_dir / "output.ipynb"),
             parameters=parameters,
-            kernel_name=kernel,
-            cwd=cwd if cwd and os.path.isdir(cwd) else str(run_dir),
+            kernel_name=notebook_kernel(task),
+            cwd=cwd,
             log_output=True,
             progress_bar=False,
             # Graceful shutdown stalls ~4 s under parallel load.
             shutdown_kernel="immediate",
+            **warm,
         )
     except PapermillExecutionError as exc:
         where = f"cell {exc.exec_count}" if exc.exec_count else "a cell"
         index = source_cell_index(task["notebook"], exc.cell_index)
         raise TaskFailed(f"{where} (index {index}) raised {exc.ename}: {exc.evalue}") from None
+    except DeadKernelError:
+        raise TaskFailed("the notebook's kernel died (the task's code ended or killed its kernel process)") from None
+
+
+def _enter_run(kernel: Any, env: dict[str, str], cwd: str) -> None:
+    """Set the environment and working folder inside a started kernel, leaving no trace in its history."""
+    from jupyter_core.utils import run_sync
+
+    code = f"import os as _o; _o.environ.update({env!r}); _o.chdir({cwd!r}); del _o"
+    client = kernel.client()
+    client.start_channels()
+    try:
+        reply = run_sync(client.execute_interactive)(code, silent=True, store_history=False, timeout=30)
+    finally:
+        client.stop_channels()
+    if reply["content"]["status"] != "ok":
+        raise TaskFailed(f"could not prepare the warm kernel: {reply['content'].get('evalue')}")
 
 
 def source_cell_index(notebook: dict[str, Any], index: int) -> int:
@@ -187,8 +227,11 @@ def run_bash(request: dict[str, Any], run_dir: Path) -> None:
 RUNNERS = {"notebook": run_notebook, "python": run_python, "bash": run_bash}
 
 
-def run_task(request: dict[str, Any], run_dir: Path) -> None:
+def run_task(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> None:
     kind = request["task"]["kind"]
+    if kind == "notebook":
+        run_notebook(request, run_dir, kernel)
+        return
     runner = RUNNERS.get(kind)
     if runner is None:
         from aiflow_nb.workflow.tasks import task_kinds
@@ -230,8 +273,10 @@ def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
     return done
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], kernel: Any = None) -> int:
     skip_slow_optional_imports()
+    if argv and argv[0] == "--warm":
+        return warm_main(argv[1] if len(argv) > 1 else None)
     run_dir = Path(argv[0])
     if not claim(run_dir):
         return ALREADY_CLAIMED
@@ -245,7 +290,7 @@ def main(argv: list[str]) -> int:
     os.environ.update(task_environment(request))
     start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))
     try:
-        run_task(request, run_dir)
+        run_task(request, run_dir, kernel)
     except TaskFailed as exc:
         write_json(run_dir / "result.json", {"status": "FAILED", "error": str(exc)})
         print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
@@ -257,6 +302,65 @@ def main(argv: list[str]) -> int:
     stopped = (run_dir / STOP_FILE).exists()
     write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
     return 0
+
+
+def warm_main(kernel_name: str | None) -> int:
+    """A spare runner: get ready, wait for a run folder on stdin, run it (see the module doc)."""
+    kernel = None
+    if kernel_name:
+        import papermill  # noqa: F401  (imported now, not when the task arrives)
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        # Async, as nbclient's own: its loop (run_sync's, one per thread) then
+        # notices a kernel that died and a stop signal while a cell runs.
+        try:
+            kernel = AsyncKernelManager(kernel_name=kernel_name)
+            run_sync(kernel.start_kernel)()
+            client = kernel.client()
+            client.start_channels()
+            run_sync(client.wait_for_ready)(timeout=60)
+            client.stop_channels()
+        except Exception:
+            traceback.print_exc()  # the task then starts its own kernel
+            _shut_down(kernel)
+            kernel = None
+    try:
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # the executor went away, or needs no more spares
+        run_dir = Path(line)
+        # From here on this process is that run's runner, as if started for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        log = os.open(run_dir / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.chdir(run_dir)
+        os.environ["AIFLOW_NB_RUN_DIR"] = str(run_dir)
+        return main([str(run_dir)], kernel if kernel is not None and _alive(kernel) else None)
+    finally:
+        _shut_down(kernel)
+
+
+def _alive(kernel: Any) -> bool:
+    from jupyter_core.utils import run_sync
+
+    return bool(run_sync(kernel.is_alive)())
+
+
+def _shut_down(kernel: Any) -> None:
+    from jupyter_core.utils import run_sync
+
+    if kernel is not None and kernel.has_kernel:
+        try:
+            run_sync(kernel.shutdown_kernel)(now=True)
+        except Exception:
+            traceback.print_exc()
 
 
 if __name__ == "__main__":

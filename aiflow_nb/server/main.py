@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = Engine(
             home,
+            executor=args.executor,
             max_parallel=args.max_parallel,
             stop_grace=args.stop_grace,
             heartbeat_timeout=args.heartbeat_timeout,

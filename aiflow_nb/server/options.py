@@ -26,6 +26,11 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """The engine's settings, shared by ``aiflow-nb server start``."""
     parser.add_argument(
+        "--executor",
+        default="local",
+        help="where task runs go: local (a process each) or kernel-pool (runners and kernels started ahead)",
+    )
+    parser.add_argument(
         "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"
     )
     parser.add_argument(
@@ -42,6 +47,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 def engine_flags(args: argparse.Namespace) -> list[str]:
     """The command-line flags that pass ``add_engine_arguments``' values on."""
     return [
+        f"--executor={args.executor}",
         f"--max-parallel={args.max_parallel}",
         f"--stop-grace={args.stop_grace}",
         f"--heartbeat-timeout={args.heartbeat_timeout}",

@@ -259,7 +259,7 @@ def test_is_loopback(ip: str, loopback: bool) -> None:
 
 
 def test_engine_settings_of_server_start(home: Path, tmp_path: Path, services: list[Pid]) -> None:
-    started = cli_json(home, "server", "start", "--max-parallel", "1", "--stop-grace", "1")
+    started = cli_json(home, "server", "start", "--executor", "kernel-pool", "--max-parallel", "1", "--stop-grace", "1")
     services.append((int(started["pid"]), process.start_time(int(started["pid"]))))
     client = Client(home=home)
     try:
@@ -274,6 +274,8 @@ def test_engine_settings_of_server_start(home: Path, tmp_path: Path, services: l
         assert statuses == ["QUEUED", "RUNNING"]
         (tmp_path / "go").touch()
         wait_execution(client, ex, "SUCCESS")
+        # The runs went to the kernel pool's spare runners, which log there.
+        assert (home / "logs" / "kernel-pool.log").exists()
     finally:
         client.close()
 
@@ -284,4 +286,11 @@ def test_engine_settings_of_server_start(home: Path, tmp_path: Path, services: l
 )
 def test_bad_engine_settings_start_nothing(home: Path, flag: str, value: str, message: str) -> None:
     assert message in mistake(home, "server", "start", flag, value, code=2)
+    assert info.read(home) is None
+
+
+def test_an_unknown_executor_starts_nothing(home: Path) -> None:
+    assert "unknown executor 'nope'; known: kernel-pool, local" in mistake(
+        home, "server", "start", "--executor", "nope", code=1
+    )
     assert info.read(home) is None

@@ -1,0 +1,184 @@
+"""The kernel-pool executor: tasks on runners and kernels started ahead of time."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb.errors import ExecutorError
+from aiflow_nb.executors import process
+from aiflow_nb.executors.kernel_pool import KernelPoolExecutor
+from aiflow_nb.notebooks import write_code_notebook as write_notebook
+from tests.executors.test_local import claimed_pid
+from tests.scheduler.tasks import wait_run
+
+
+@pytest.fixture
+def engine(home: Path) -> Iterator[Engine]:
+    eng = Engine(home, executor="kernel-pool", stop_grace=2.0)
+    yield eng
+    spares = spare_pids(eng)
+    eng.close()
+    wait_gone(spares)
+
+
+def spare_pids(engine: Engine) -> set[int]:
+    executor = engine.executor
+    assert isinstance(executor, KernelPoolExecutor)
+    return {spare.pid for pool in executor.spares.values() for spare in pool}
+
+
+def wait_gone(pids: set[int], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while any(process.alive(pid, None) for pid in pids):
+        assert time.monotonic() < deadline, f"processes {pids} still alive"
+        time.sleep(0.05)
+
+
+def run(engine: Engine, wf: Workflow, timeout: float = 90) -> tuple[int, set[int]]:
+    """Submit ``wf``, start it, wait for its end; its id and the spare pids from before the start."""
+    engine.submit(wf)
+    spares = spare_pids(engine)
+    ex = engine.start_execution(wf.name)
+    engine.wait_for(lambda: engine.execution(ex).status.finished, timeout, f"execution {ex} to end")
+    return ex, spares
+
+
+def test_a_notebook_runs_on_a_warm_kernel_as_papermill_would_run_it(engine: Engine, tmp_path: Path) -> None:
+    source = write_notebook(
+        tmp_path / "greet.ipynb",
+        "import json, os\n"
+        "print(f'greeting={greeting}')\n"
+        'json.dump({"greeting": greeting, "seq": aiflow_seq, "cwd": os.getcwd(),\n'
+        '           "env": os.environ["AIFLOW_NB_TASK_EXECUTION_ID"]}, open("seen.json", "w"))',
+        parameters='greeting = "default"',
+    )
+    with Workflow("greet") as wf:
+        NotebookTask("nb", notebook=source, parameters={"greeting": "hello"}, cwd=str(tmp_path))
+    ex, spares = run(engine, wf)
+    (te,) = engine.task_executions(ex)
+    assert (engine.execution(ex).status, te.status, te.error) == (WorkflowStatus.SUCCESS, TaskStatus.SUCCESS, None)
+    # It ran on a runner started before the execution was.
+    assert claimed_pid(engine.run_dir(te.id))[0] in spares
+
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == {"greeting": "hello", "seq": 1, "cwd": str(tmp_path), "env": str(te.id)}
+    out = nbformat.read(engine.run_dir(te.id) / "output.ipynb", as_version=4)
+    assert out.cells[0].metadata.tags == ["parameters"]
+    assert "injected-parameters" in out.cells[1].metadata.tags
+    assert 'greeting = "hello"' in out.cells[1].source
+    printed = "".join(o.get("text", "") for o in out.cells[2].outputs if o.get("name") == "stdout")
+    assert "greeting=hello" in printed
+    assert "greeting=hello" in (engine.run_dir(te.id) / "log.txt").read_text()
+
+
+def test_no_state_passes_from_one_task_run_to_the_next(engine: Engine, tmp_path: Path) -> None:
+    source = write_notebook(tmp_path / "leak.ipynb", "assert 'leak' not in globals(), 'state leaked'\nleak = 1")
+    with Workflow("leaky") as wf:
+        NotebookTask("nb", notebook=source)
+    runners = set()
+    for _ in range(3):
+        ex, spares = run(engine, wf)
+        (te,) = engine.task_executions(ex)
+        assert (te.status, te.error) == (TaskStatus.SUCCESS, None)
+        pid = claimed_pid(engine.run_dir(te.id))[0]
+        assert pid in spares
+        runners.add(pid)
+    assert len(runners) == 3  # a fresh runner and kernel each time
+
+
+def test_bash_and_python_tasks_run_on_a_spare_runner_too(engine: Engine, tmp_path: Path) -> None:
+    with Workflow("mixed") as wf:
+        BashTask("sh", command=f"echo $AIFLOW_NB_TASK > {tmp_path}/sh.txt")
+        PythonTask("py", callable="shutil:which", kwargs={"cmd": "sh"}).start_after("sh")
+    ex, spares = run(engine, wf)
+    sh, py = engine.task_executions(ex)
+    assert (sh.status, py.status) == (TaskStatus.SUCCESS, TaskStatus.SUCCESS), (sh.error, py.error)
+    assert (tmp_path / "sh.txt").read_text() == "sh\n"
+    assert claimed_pid(engine.run_dir(sh.id))[0] in spares
+
+
+def test_stop_ends_the_run_and_its_warm_kernel(engine: Engine, tmp_path: Path) -> None:
+    source = write_notebook(
+        tmp_path / "slow.ipynb",
+        f"import os, time\nopen({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)",
+    )
+    with Workflow("slow") as wf:
+        NotebookTask("nb", notebook=source)
+    engine.submit(wf)
+    ex = engine.start_execution("slow")
+    engine.wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), 60, "the cell to start")
+    kernel = int((tmp_path / "pid").read_text())
+    engine.stop_task(ex, "nb")
+    wait_run(engine, ex, "nb", TaskStatus.STOPPED, timeout=60)
+    wait_gone({kernel})
+
+
+def test_a_task_that_kills_its_kernel_fails_clearly_and_the_pool_refills(engine: Engine, tmp_path: Path) -> None:
+    source = write_notebook(tmp_path / "kill.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    with Workflow("suicide") as wf:
+        NotebookTask("nb", notebook=source)
+    ex, spares = run(engine, wf)
+    (te,) = engine.task_executions(ex)
+    assert te.status is TaskStatus.FAILED
+    assert te.error is not None and "kernel died" in te.error
+    assert claimed_pid(engine.run_dir(te.id))[0] in spares
+
+    ok = write_notebook(tmp_path / "ok.ipynb", "x = 1")
+    with Workflow("after") as wf2:
+        NotebookTask("nb", notebook=ok)
+    ex2, spares2 = run(engine, wf2)
+    (te2,) = engine.task_executions(ex2)
+    assert te2.status is TaskStatus.SUCCESS
+    assert claimed_pid(engine.run_dir(te2.id))[0] in spares2
+
+
+def test_streaming_tasks_and_other_kernels_start_a_runner_of_their_own(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second kernel spec the pool does not keep.
+    spec = tmp_path / "jupyter" / "kernels" / "other"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Other",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    source = write_notebook(tmp_path / "x.ipynb", "import aiflow_nb\nx = 1")
+    with Workflow("fallback") as wf:
+        NotebookTask("other", notebook=source, kernel_name="other")
+        NotebookTask("stream", notebook=source, streaming=True)
+    engine.submit(wf)
+    spares = spare_pids(engine)
+    ex = engine.start_execution("fallback")
+    # (A streaming task that ends keeps its execution running: the stream may be restarted.)
+    tasks = [wait_run(engine, ex, name, TaskStatus.SUCCESS, timeout=90) for name in ("other", "stream")]
+    assert all(claimed_pid(engine.run_dir(t.id))[0] not in spares for t in tasks)
+    assert "with kernel: other" in (engine.run_dir(tasks[0].id) / "log.txt").read_text()
+
+
+def test_closing_the_engine_ends_the_spares(home: Path) -> None:
+    engine = Engine(home, executor="kernel-pool")
+    spares = spare_pids(engine)
+    assert len(spares) == 2  # one plain runner, one with a python3 kernel
+    engine.close()
+    wait_gone(spares)
+
+
+def test_a_bad_pool_size_is_refused(home: Path) -> None:
+    with pytest.raises(ExecutorError, match="pool_size"):
+        Engine(home, executor="kernel-pool", executor_options={"pool_size": 0})
+    assert not os.path.exists(home / "logs" / "kernel-pool.log")
