@@ -83,6 +83,7 @@ class Engine:
             self.db.close()  # or the home stays locked by this process
             raise
         self._wake = threading.Event()
+        self.executor.wake = self._wake.set
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[int], None]] = []

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         for count in workflows:
             for size in sizes:
                 home = folder / f"run-{size}-{count}"
-                shutil.copytree(folder / f"base-{size}", home)
+                shutil.copytree(folder / f"base-{size}", home, ignore=shutil.ignore_patterns(".runs-ended"))
                 results[(size, count)] = r = _child(
                     ["measure", str(home), str(count), str(no_match), str(match), "1" if args.profile else "0"]
                 )

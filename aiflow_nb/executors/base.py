@@ -11,6 +11,7 @@ cluster) and reports how each ended.  Executors plug in through the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +39,9 @@ class Executor(ABC):
 
     def __init__(self, home: Path, **options: Any) -> None:
         self.home = Path(home)
+        #: Called (from any thread) when a run may have ended: the engine then
+        #: polls at once instead of at its next tick.
+        self.wake: Callable[[], None] = lambda: None
 
     @abstractmethod
     def launch(self, request: LaunchRequest) -> None:

@@ -40,6 +40,8 @@ ALREADY_CLAIMED = 0
 #: File names in the run folder (the executor writes STOP_FILE, the runner HEARTBEAT_FILE).
 HEARTBEAT_FILE = "heartbeat"
 STOP_FILE = "stop"
+#: A FIFO in the home (beside ``runs/``): a runner writes a line to it once its result is written.
+ENDED_FIFO = ".runs-ended"
 
 
 def stop_requested() -> bool:
@@ -75,6 +77,22 @@ def claim(run_dir: Path, text: str | None = None) -> bool:
     finally:
         tmp.unlink()
     return True
+
+
+def announce_end(run_dir: Path) -> None:
+    """Tell a listening executor that this run has its result (nothing happens if none listens)."""
+    try:
+        fd = os.open(
+            run_dir.parent.parent.parent / ENDED_FIFO, os.O_WRONLY | os.O_NONBLOCK
+        )  # <home>/runs/<id>/<attempt>
+    except OSError:  # no FIFO, or no engine reading it: it polls on its own
+        return
+    try:
+        os.write(fd, b"\n")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -299,9 +317,12 @@ def main(argv: list[str], kernel: Any = None) -> int:
         traceback.print_exc()
         write_json(run_dir / "result.json", {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
         return 1
-    stopped = (run_dir / STOP_FILE).exists()
-    write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
-    return 0
+    else:
+        stopped = (run_dir / STOP_FILE).exists()
+        write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
+        return 0
+    finally:
+        announce_end(run_dir)
 
 
 def warm_main(kernel_name: str | None) -> int:
