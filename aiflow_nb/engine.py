@@ -34,6 +34,8 @@ from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 
 log = logging.getLogger("aiflow_nb.engine")
+#: How many rounds of its own status events a transaction applies before the loop takes over.
+CASCADE_ROUNDS = 4
 T = TypeVar("T")
 
 
@@ -115,11 +117,21 @@ class Engine:
                 self.scheduler.stop_late(now)
                 self.scheduler.fire_timers(now)
                 consumed = self.scheduler.consume(self.batch_size)
-                self.scheduler.commit()
+                self._commit()
             self._outcomes = []
             launched = self._act()
             self._notify()
         return bool(outcomes or consumed or launched)
+
+    def _commit(self) -> None:
+        """Inside the open transaction: write the scheduler's batch, then apply the rules
+        to the status events it appended, a few rounds (a task's end finishes its
+        execution, or starts the next task of a chain, in the same transaction)."""
+        self.scheduler.commit()
+        for _ in range(CASCADE_ROUNDS):
+            if not self.scheduler.consume(self.batch_size, just_appended=True):
+                return
+            self.scheduler.commit()
 
     def _act(self) -> int:
         """Send stops and launches the last commit queued; mark them."""
@@ -149,7 +161,7 @@ class Engine:
         # A batch that only moved the checkpoint is written later (Scheduler.commit).
         if scheduler.events or not scheduler.changes.only_checkpoint():
             with self.db.transaction():
-                scheduler.commit()
+                self._commit()
         return launched
 
     def run_forever(self) -> None:
@@ -218,7 +230,7 @@ class Engine:
         with self.db.lock:
             with self.db.transaction():
                 result = fn()
-                self.scheduler.commit()
+                self._commit()
             self._act()
             self._notify()
         self._wake.set()
@@ -371,7 +383,7 @@ class Engine:
                 with self.db.transaction():
                     offsets = self.log.stage(events, idempotency_keys)
                     self.scheduler.consume(self.batch_size, just_appended=True)
-                    self.scheduler.commit()
+                    self._commit()
             except AiflowError:
                 raise  # the events themselves are wrong: nothing was appended
             except Exception:

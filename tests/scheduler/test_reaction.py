@@ -33,7 +33,7 @@ def test_an_event_is_acted_on_in_the_transaction_that_appends_it(engine: Engine)
     assert ex.status is WorkflowStatus.RUNNING and ex.event is not None and ex.event["offset"] == offset
     (run,) = engine.task_executions(ex.id)
     assert run.status is TaskStatus.RUNNING
-    assert engine.scheduler.checkpoint == offset
+    assert engine.scheduler.checkpoint >= offset  # applied, as are the status events it caused
     engine.stop_execution(ex.id)
 
 
