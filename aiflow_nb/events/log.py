@@ -112,16 +112,17 @@ class EventLog:
         self.db = db if isinstance(db, Database) else Database(db)
         with self.db.transaction() as conn:
             conn.execute(SCHEMA)
-        self._reload()
-        self.db.on_rollback(self._reload)
         #: What the last ``stage`` inserted: (offsets, columns, create_time).
         self._fresh: tuple[list[int], EncodedEvents, datetime] | None = None
+        self._reload()
+        self.db.on_rollback(self._reload)
 
     def _reload(self) -> None:
         row = self.db.conn.execute('SELECT max("offset"), max(create_time) FROM events').fetchone()
         assert row is not None
         self._last_offset = int(row[0] or 0)
         self._last_time: datetime = row[1] or datetime(1970, 1, 1)
+        self._fresh = None  # a rolled-back append was never appended
 
     def _now(self) -> datetime:
         now = datetime.now(timezone.utc).replace(tzinfo=None)

@@ -52,9 +52,11 @@ class KernelPoolExecutor(LocalExecutor):
         kernels: list[str] | tuple[str, ...] = ("python3",),
         **options: Any,
     ) -> None:
-        super().__init__(home, **options)
         if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
             raise ExecutorError(f"kernel-pool: pool_size must be a positive integer, got {pool_size!r}")
+        if isinstance(kernels, str) or not all(isinstance(k, str) and k for k in kernels):
+            raise ExecutorError(f"kernel-pool: kernels must be a list of kernel names, got {kernels!r}")
+        super().__init__(home, **options)  # checked first: this starts a listener thread
         self.pool_size = pool_size
         self.sizes = {PLAIN: 1, **dict.fromkeys(kernels, pool_size)}
         self.spares: dict[str, deque[subprocess.Popen[bytes]]] = {kind: deque() for kind in self.sizes}

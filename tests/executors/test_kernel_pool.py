@@ -178,7 +178,14 @@ def test_closing_the_engine_ends_the_spares(home: Path) -> None:
     wait_gone(spares)
 
 
-def test_a_bad_pool_size_is_refused(home: Path) -> None:
-    with pytest.raises(ExecutorError, match="pool_size"):
-        Engine(home, executor="kernel-pool", executor_options={"pool_size": 0})
-    assert not os.path.exists(home / "logs" / "kernel-pool.log")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"pool_size": 0}, "pool_size"), ({"pool_size": "2"}, "pool_size"), ({"kernels": "python3"}, "kernels")],
+)
+def test_bad_pool_options_are_refused_and_leave_the_home_usable(
+    home: Path, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ExecutorError, match=message):
+        Engine(home, executor="kernel-pool", executor_options=options)
+    assert not os.path.exists(home / "logs" / "kernel-pool.log")  # no spare was started
+    Engine(home).close()  # the failed engine let go of the database
