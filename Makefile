@@ -39,7 +39,7 @@ test: lint test-ts
 	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
 
 bench: setup
-	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

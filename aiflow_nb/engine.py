@@ -27,7 +27,7 @@ import duckdb
 
 from aiflow_nb.errors import AiflowError, NotFoundError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
-from aiflow_nb.executors.base import Executor, executor_class, run_dir
+from aiflow_nb.executors.base import Executor, LaunchRequest, executor_class, run_dir
 from aiflow_nb.home import database_path, default_home
 from aiflow_nb.scheduler import Outcome, Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.storage import Database
@@ -90,6 +90,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[int], None]] = []
         self._outcomes: list[Outcome] = []
+        #: Launch requests committed as RUNNING and not yet handed to the executor.
+        self._ready: list[LaunchRequest] = []
+        self.db.on_rollback(self._ready.clear)  # what a rolled-back commit decided never happened
         self._notified = self.log.latest_offset()
         self._recover()
 
@@ -98,7 +101,11 @@ class Engine:
     def _recover(self) -> None:
         """Watch again the runs an earlier process left running."""
         with self.db.lock:
+            # RUNNING and still in the outbox: it is launched again (see _commit), not watched.
+            unlaunched = set(self.scheduler.launch_queue)
             for te in list(self.scheduler.alive.values()):
+                if te.status is TaskStatus.RUNNING and (te.id, te.attempt) in unlaunched:
+                    continue
                 if te.status in (TaskStatus.RUNNING, TaskStatus.STOPPING):
                     self.executor.recover(te.id, te.attempt)
                 if te.status is TaskStatus.STOPPING:
@@ -126,42 +133,61 @@ class Engine:
     def _commit(self) -> None:
         """Inside the open transaction: write the scheduler's batch, then apply the rules
         to the status events it appended, a few rounds (a task's end finishes its
-        execution, or starts the next task of a chain, in the same transaction)."""
-        self.scheduler.commit()
-        for _ in range(CASCADE_ROUNDS):
-            if not self.scheduler.consume(self.batch_size, just_appended=True):
-                return
-            self.scheduler.commit()
+        execution, or starts the next task of a chain, in the same transaction).
 
-    def _act(self) -> int:
-        """Send stops and launches the last commit queued; mark them."""
+        The queued launches that fit under ``max_parallel`` are marked RUNNING
+        here too, so the launch itself (in :meth:`_act`, after the commit)
+        needs no transaction of its own.  The outbox keeps them as not yet
+        launched until the next write: a crash before it launches them again
+        on restart, and the run folder's claim lets only one of two launches run.
+        """
         scheduler = self.scheduler
-        for te_id, _reason in scheduler.stop_queue:
-            self.executor.stop(te_id, self.stop_grace)
-        scheduler.stop_queue = []
-        running = self.executor.active()
+        wrote = False
+        for _ in range(CASCADE_ROUNDS):
+            # Before the write: a task execution is inserted RUNNING rather than inserted then updated.
+            self._take_launches()
+            wrote = scheduler.commit(checkpoint=False) or wrote
+            if not scheduler.consume(self.batch_size, just_appended=True):
+                break
+        scheduler.commit(force=wrote)  # the last round's changes, and the checkpoint: written once
+
+    def _take_launches(self) -> bool:
+        """Move the launches that may start now from the scheduler's queue to ``_ready``, marked RUNNING."""
+        scheduler = self.scheduler
+        room = self.max_parallel - self.executor.active() - len(self._ready)
         waiting: list[tuple[int, int]] = []
-        launched = 0
+        taken = False
         for te_id, attempt in scheduler.launch_queue:
-            if running >= self.max_parallel:
-                waiting.append((te_id, attempt))
-                continue
             request = scheduler.launch_request(te_id, attempt)
             if request is None:  # stopped before it was launched
                 scheduler.changes.launched.append((te_id, attempt))
                 continue
+            if room <= 0:
+                waiting.append((te_id, attempt))
+                continue
             timeout = request["task"].get("heartbeat_timeout") or self.heartbeat_timeout
             request["heartbeat_timeout"] = timeout
             request["heartbeat_interval"] = min(5.0, timeout / 4)
-            self.executor.launch(request)
             scheduler.mark_running(te_id, attempt)
-            running += 1
-            launched += 1
+            self._ready.append(request)
+            room -= 1
+            taken = True
         scheduler.launch_queue = waiting
-        # A batch that only moved the checkpoint is written later (Scheduler.commit).
-        if scheduler.events or not scheduler.changes.only_checkpoint():
-            with self.db.transaction():
-                self._commit()
+        return taken
+
+    def _act(self) -> int:
+        """Send the stops and launches the last commit decided."""
+        scheduler = self.scheduler
+        for te_id, _reason in scheduler.stop_queue:
+            self.executor.stop(te_id, self.stop_grace)
+        scheduler.stop_queue = []
+        launched = 0
+        while self._ready:
+            request = self._ready[0]
+            self.executor.launch(request)  # if it raises, the rest is launched at the next step
+            self._ready.pop(0)
+            scheduler.launched(request["task_execution_id"], request["attempt"])
+            launched += 1
         return launched
 
     def run_forever(self) -> None:

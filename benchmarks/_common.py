@@ -169,3 +169,19 @@ def run_callable(fn: Callable[[], Any], repeat: int) -> tuple[list[float], list[
         cpus.append(time.process_time() - cpu)
         walls.append(time.perf_counter() - start)
     return walls, cpus
+
+
+#: A JSON-lines file each benchmark adds its headline figures to (set by run_all.py).
+SUMMARY_ENV = "AIFLOW_NB_BENCH_SUMMARY"
+
+
+def record(case: str, value: float, unit: str, target: str = "-") -> None:
+    """Add a headline figure to the run's summary (nothing happens outside ``run_all.py``)."""
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    import json
+
+    line = {"benchmark": os.path.basename(sys.argv[0]), "case": case, "value": value, "unit": unit, "target": target}
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")

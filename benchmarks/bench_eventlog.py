@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import fmt_rate, print_machine, print_table, profiled, rates, run_callable, verdict
+from _common import fmt_rate, print_machine, print_table, profiled, rates, record, run_callable, verdict
 
 from aiflow_nb import Event, EventLog
 
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                         verdict(best, APPEND_MANY_TARGET),
                     ]
                 )
+                verdict_text = f">= {APPEND_MANY_TARGET:,} {verdict(best, APPEND_MANY_TARGET)}"
+                record(f"append_many {size:,}, {'keyed' if keyed else 'no keys'}", best, "events/s", verdict_text)
         size, repeat = sizes[1]
         best, median, cpu = bench_retry(folder, size, repeat)
         rows.append(

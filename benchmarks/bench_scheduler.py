@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import fmt_rate, peak_rss_mb, print_machine, print_table, profiled, rss_mb, verdict
+from _common import fmt_rate, peak_rss_mb, print_machine, print_table, profiled, record, rss_mb, verdict
 
 NO_MATCH_TARGET = 20_000
 MATCH_TARGET = 5_000
@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     for (size, count), r in sorted(results.items()):
         nm, nm_median, nm_cpu = _rates(r["no_match"])
         m, m_median, m_cpu = _rates(r["match"])
+        where = f"{size:,} in the log, {count:,} workflows"
+        record(f"no match, {where}", nm, "events/s", f">= {NO_MATCH_TARGET:,} {verdict(nm, NO_MATCH_TARGET)}")
+        record(f"match, {where}", m, "events/s", f">= {MATCH_TARGET:,} {verdict(m, MATCH_TARGET)}")
         rows.append(
             [
                 f"{size:,}",

@@ -3,12 +3,16 @@
 A task run pays for a Python interpreter, imports and, for a notebook, a
 kernel start: about 0.5 s of the 0.6 s of a one-cell papermill run.  This
 executor keeps spare runners that have paid it already (``runner --warm``):
-one for bash and Python tasks, and ``pool_size`` per kernel name for
+``pool_size`` for bash and Python tasks, and as many per kernel name for
 notebook tasks, each with its kernel started.  A launch hands the run
 folder to a spare, which becomes that run's runner (claim, heartbeat,
-result, log: all as with ``local``), and a new spare is started at once.
-A spare runs one task and exits with its kernel, so no state ever passes
-from one task run to the next.
+result, log: all as with ``local``).  A spare runs one task and exits with
+its kernel, so no state ever passes from one task run to the next.
+
+Spares are replaced once no task was launched for ``REFILL_DELAY`` seconds,
+or at once when a pool is empty: starting one costs about a second of CPU,
+which on a small machine would otherwise slow down the very tasks (a chain,
+a burst) the pool is there to speed up.
 
 Streaming tasks, and notebooks on a kernel the pool does not keep, start a
 runner of their own, as with ``local``.
@@ -38,9 +42,12 @@ log = logging.getLogger("aiflow_nb.executors.kernel_pool")
 #: The pool of runners for tasks without a kernel (bash, Python).
 PLAIN = ""
 
+#: Seconds without a launch after which used spares are replaced (an empty pool is refilled at once).
+REFILL_DELAY = 0.5
+
 
 class KernelPoolExecutor(LocalExecutor):
-    """``local`` with spare runners: ``pool_size`` per kernel in ``kernels``, one for bash and Python."""
+    """``local`` with spare runners: ``pool_size`` per kernel in ``kernels``, and for bash and Python."""
 
     name = "kernel-pool"
 
@@ -58,10 +65,11 @@ class KernelPoolExecutor(LocalExecutor):
             raise ExecutorError(f"kernel-pool: kernels must be a list of kernel names, got {kernels!r}")
         super().__init__(home, **options)  # checked first: this starts a listener thread
         self.pool_size = pool_size
-        self.sizes = {PLAIN: 1, **dict.fromkeys(kernels, pool_size)}
+        self.sizes = {PLAIN: pool_size, **dict.fromkeys(kernels, pool_size)}
         self.spares: dict[str, deque[subprocess.Popen[bytes]]] = {kind: deque() for kind in self.sizes}
         (home / "logs").mkdir(parents=True, exist_ok=True)
         self._spare_log = home / "logs" / "kernel-pool.log"
+        self._last_launch = 0.0
         self._fill()
 
     def launch(self, request: LaunchRequest) -> None:
@@ -90,6 +98,7 @@ class KernelPoolExecutor(LocalExecutor):
         _configure(run, request)
         self.runs[te_id] = run
         log.info("launched task execution %s attempt %s on spare runner pid %s", te_id, attempt, spare.pid)
+        self._last_launch = time.monotonic()
         self._fill()
 
     def poll(self) -> list[Outcome]:
@@ -137,11 +146,12 @@ class KernelPoolExecutor(LocalExecutor):
         return None
 
     def _fill(self) -> None:
+        quiet = time.monotonic() - self._last_launch >= REFILL_DELAY
         for pool, size in self.sizes.items():
             spares = self.spares[pool]
             for spare in [s for s in spares if s.poll() is not None]:
                 spares.remove(spare)
-            while len(spares) < size:
+            while len(spares) < (size if quiet else 1):
                 spares.append(self._start_spare(pool))
 
     def _start_spare(self, pool: str) -> subprocess.Popen[bytes]:

@@ -29,10 +29,13 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiflow_nb.executors.process import identity
 from aiflow_nb.startup import skip_slow_optional_imports
+
+if TYPE_CHECKING:
+    from aiflow_nb.executors.warm_kernel import WarmKernel
 
 #: Exit code of a runner that found the run already claimed.
 ALREADY_CLAIMED = 0
@@ -126,8 +129,8 @@ def notebook_kernel(task: dict[str, Any]) -> str | None:
     return str(kernel)
 
 
-def run_notebook(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> None:
-    """papermill runs the notebook; on ``kernel`` (a started KernelManager) if given."""
+def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None) -> None:
+    """papermill runs the notebook; on ``kernel`` (a started :class:`WarmKernel`) if given."""
     import logging
 
     import nbformat
@@ -155,9 +158,14 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> 
     cwd = cwd if cwd and os.path.isdir(cwd) else str(run_dir)
     warm: dict[str, Any] = {}
     if kernel is not None:
+        from aiflow_nb.executors.warm_kernel import ENGINE
+
         # Started before this run existed: give it the run's environment and folder.
-        _enter_run(kernel, {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}, cwd)
-        warm["km"] = kernel
+        env = {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}
+        reply = kernel.run_silently(f"import os as _o; _o.environ.update({env!r}); _o.chdir({cwd!r}); del _o")
+        if reply["status"] != "ok":
+            raise TaskFailed(f"could not prepare the warm kernel: {reply.get('evalue')}")
+        warm = {"engine_name": ENGINE, "warm_kernel": kernel}
     try:
         papermill.execute_notebook(
             str(source),
@@ -177,21 +185,6 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> 
         raise TaskFailed(f"{where} (index {index}) raised {exc.ename}: {exc.evalue}") from None
     except DeadKernelError:
         raise TaskFailed("the notebook's kernel died (the task's code ended or killed its kernel process)") from None
-
-
-def _enter_run(kernel: Any, env: dict[str, str], cwd: str) -> None:
-    """Set the environment and working folder inside a started kernel, leaving no trace in its history."""
-    from jupyter_core.utils import run_sync
-
-    code = f"import os as _o; _o.environ.update({env!r}); _o.chdir({cwd!r}); del _o"
-    client = kernel.client()
-    client.start_channels()
-    try:
-        reply = run_sync(client.execute_interactive)(code, silent=True, store_history=False, timeout=30)
-    finally:
-        client.stop_channels()
-    if reply["content"]["status"] != "ok":
-        raise TaskFailed(f"could not prepare the warm kernel: {reply['content'].get('evalue')}")
 
 
 def source_cell_index(notebook: dict[str, Any], index: int) -> int:
@@ -245,7 +238,7 @@ def run_bash(request: dict[str, Any], run_dir: Path) -> None:
 RUNNERS = {"notebook": run_notebook, "python": run_python, "bash": run_bash}
 
 
-def run_task(request: dict[str, Any], run_dir: Path, kernel: Any = None) -> None:
+def run_task(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None) -> None:
     kind = request["task"]["kind"]
     if kind == "notebook":
         run_notebook(request, run_dir, kernel)
@@ -291,7 +284,7 @@ def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
     return done
 
 
-def main(argv: list[str], kernel: Any = None) -> int:
+def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     skip_slow_optional_imports()
     if argv and argv[0] == "--warm":
         return warm_main(argv[1] if len(argv) > 1 else None)
@@ -327,25 +320,15 @@ def main(argv: list[str], kernel: Any = None) -> int:
 
 def warm_main(kernel_name: str | None) -> int:
     """A spare runner: get ready, wait for a run folder on stdin, run it (see the module doc)."""
-    kernel = None
+    kernel: WarmKernel | None = None
     if kernel_name:
-        import papermill  # noqa: F401  (imported now, not when the task arrives)
-        from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
+        from aiflow_nb.executors.warm_kernel import WarmKernel, warm_up_papermill
 
-        # Async, as nbclient's own: its loop (run_sync's, one per thread) then
-        # notices a kernel that died and a stop signal while a cell runs.
         try:
-            kernel = AsyncKernelManager(kernel_name=kernel_name)
-            run_sync(kernel.start_kernel)()
-            client = kernel.client()
-            client.start_channels()
-            run_sync(client.wait_for_ready)(timeout=60)
-            client.stop_channels()
+            warm_up_papermill()
+            kernel = WarmKernel.start(kernel_name)
         except Exception:
             traceback.print_exc()  # the task then starts its own kernel
-            _shut_down(kernel)
-            kernel = None
     try:
         line = sys.stdin.readline().strip()
         if not line:
@@ -363,25 +346,13 @@ def warm_main(kernel_name: str | None) -> int:
         os.close(null)
         os.chdir(run_dir)
         os.environ["AIFLOW_NB_RUN_DIR"] = str(run_dir)
-        return main([str(run_dir)], kernel if kernel is not None and _alive(kernel) else None)
+        return main([str(run_dir)], kernel if kernel is not None and kernel.alive() else None)
     finally:
-        _shut_down(kernel)
-
-
-def _alive(kernel: Any) -> bool:
-    from jupyter_core.utils import run_sync
-
-    return bool(run_sync(kernel.is_alive)())
-
-
-def _shut_down(kernel: Any) -> None:
-    from jupyter_core.utils import run_sync
-
-    if kernel is not None and kernel.has_kernel:
-        try:
-            run_sync(kernel.shutdown_kernel)(now=True)
-        except Exception:
-            traceback.print_exc()
+        if kernel is not None:
+            try:
+                kernel.shut_down()
+            except Exception:
+                traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -196,31 +196,39 @@ class Scheduler:
 
     # -- the batch ---------------------------------------------------------------
 
-    def commit(self, force: bool = False) -> None:
-        """Write this batch; call inside the caller's open transaction.
+    def commit(self, force: bool = False, checkpoint: bool = True) -> bool:
+        """Write this batch; call inside the caller's open transaction.  True if it wrote.
 
         A batch that only moved the checkpoint (its events matched nothing,
-        or changed nothing) is not written at once: the next write carries
-        the checkpoint, and at most ``CHECKPOINT_EVERY`` seconds pass.  After
-        a crash those events are read again against the very state they saw,
-        so they change nothing again: still exactly once, at a fraction of
-        the commits.
+        or changed nothing) or marked launches done is not written at once:
+        the next write carries it, and at most ``CHECKPOINT_EVERY`` seconds
+        pass.  After a crash those events are read again against the very
+        state they saw, so they change nothing again, and those launches are
+        sent again, which their run folder's claim makes harmless: still
+        exactly once, at a fraction of the commits.
+
+        ``checkpoint=False`` leaves the checkpoint for a later call in the same
+        transaction (one write of it however many rounds the transaction has).
         """
         now = time.monotonic()
         if (
             not force
             and not self.events
             and self.changes.only_checkpoint()
-            and now - self._checkpoint_written < CHECKPOINT_EVERY
+            and (not checkpoint or now - self._checkpoint_written < CHECKPOINT_EVERY)
         ):
-            return
+            return False
+        carried = None
+        if not checkpoint:
+            carried, self.changes.checkpoint = self.changes.checkpoint, None
         if self.changes.checkpoint is not None:
             self._checkpoint_written = now
         if self.events:
             self.log.stage([e for e, _ in self.events], [k for _, k in self.events])
         self.store.flush(self.changes)
-        self.changes = Changes()
+        self.changes = Changes(checkpoint=carried)
         self.events = []
+        return True
 
     def emit(self, event: Event, idempotency_key: str | None = None) -> None:
         self.events.append((event, idempotency_key))
@@ -655,9 +663,13 @@ class Scheduler:
         return found[0]
 
     def launch_request(self, te_id: int, attempt: int) -> dict[str, Any] | None:
-        """What the executor needs to run it, or None if it must not run."""
+        """What the executor needs to run it, or None if it must not run.
+
+        A RUNNING one is in the outbox still when the process that marked it
+        ended before the next write: it is sent again (its claim decides).
+        """
         te = self.alive.get(te_id)
-        if te is None or te.status is not TaskStatus.QUEUED or te.attempt != attempt:
+        if te is None or te.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or te.attempt != attempt:
             return None
         ex = (
             self.store.executions("id = ?", [te.execution_id])[0]
@@ -678,10 +690,14 @@ class Scheduler:
         }
 
     def mark_running(self, te_id: int, attempt: int) -> None:
+        """It is about to be launched (right after this transaction commits)."""
         te = self.alive.get(te_id)
-        self.changes.launched.append((te_id, attempt))
         if te is not None and te.status is TaskStatus.QUEUED and te.attempt == attempt:
             self._set_status(te, TaskStatus.RUNNING)
+
+    def launched(self, te_id: int, attempt: int) -> None:
+        """The executor has it: take it out of the outbox with the next write."""
+        self.changes.launched.append((te_id, attempt))
 
     def finished(self, outcome: Outcome) -> None:
         """Record how a run ended (once: a repeated report changes nothing)."""
