@@ -54,7 +54,7 @@ class Engine:
         self,
         home: str | Path | None = None,
         *,
-        executor: str = "local",
+        executor: str = "kernel-pool",
         executor_options: dict[str, Any] | None = None,
         max_parallel: int = 16,
         batch_size: int = 1000,

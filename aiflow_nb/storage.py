@@ -69,9 +69,18 @@ class Database:
         # Called after a rollback so in-memory caches never keep what the
         # database forgot (offset counters, scheduler state).
         self._rollback_hooks: list[Callable[[], None]] = []
+        self._commit_hooks: list[Callable[[], None]] = []
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
         self._rollback_hooks.append(hook)
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` inside each transaction just before it commits (writes held back until then)."""
+        self._commit_hooks.append(hook)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -88,6 +97,8 @@ class Database:
             self._depth = 1
             try:
                 yield self.conn
+                for hook in self._commit_hooks:
+                    hook()
                 self.conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):

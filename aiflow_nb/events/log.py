@@ -114,8 +114,13 @@ class EventLog:
             conn.execute(SCHEMA)
         #: What the last ``stage`` inserted: (offsets, columns, create_time).
         self._fresh: tuple[list[int], EncodedEvents, datetime] | None = None
+        #: Staged in the open transaction, inserted at its commit (or before a read):
+        #: one INSERT however many times a transaction stages (DuckDB takes ~1.5 ms a statement).
+        self._pending: list[tuple[list[int], EncodedEvents, list[str | None] | None, datetime]] = []
+        self._pending_keys: dict[str, int] = {}
         self._reload()
         self.db.on_rollback(self._reload)
+        self.db.before_commit(self._flush)
 
     def _reload(self) -> None:
         row = self.db.conn.execute('SELECT max("offset"), max(create_time) FROM events').fetchone()
@@ -123,6 +128,8 @@ class EventLog:
         self._last_offset = int(row[0] or 0)
         self._last_time: datetime = row[1] or datetime(1970, 1, 1)
         self._fresh = None  # a rolled-back append was never appended
+        self._pending = []
+        self._pending_keys = {}
 
     def _now(self) -> datetime:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -165,7 +172,7 @@ class EventLog:
             self._last_offset += len(events)
             offsets = list(range(first, self._last_offset + 1))
             if offsets:
-                self._insert(offsets, encoded, None, now)
+                self._hold(offsets, encoded, None, now)
             return offsets
         keys = list(idempotency_keys)
         for k in keys:
@@ -190,12 +197,41 @@ class EventLog:
         if new_offsets:
             if len(new_rows) < len(keys):
                 encoded = EncodedEvents(*([column[i] for i in new_rows] for column in encoded))  # type: ignore[arg-type]
-            self._insert(new_offsets, encoded, new_keys, now)
+            self._hold(new_offsets, encoded, new_keys, now)
         return offsets
+
+    def _hold(self, offsets: list[int], encoded: EncodedEvents, keys: list[str | None] | None, now: datetime) -> None:
+        """Insert at the commit of the open transaction (at once outside one)."""
+        self._fresh = (offsets, encoded, now)
+        self._pending.append((offsets, encoded, keys, now))
+        if keys is not None:
+            self._pending_keys.update((k, o) for k, o in zip(keys, offsets, strict=True) if k is not None)
+        if not self.db.in_transaction:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Insert what is held: in one statement if the rows are few or share one create_time."""
+        pending, self._pending, self._pending_keys = self._pending, [], {}
+        if not pending:
+            return
+        if len(pending) == 1 or (sum(len(p[0]) for p in pending) >= 8 and len({p[3] for p in pending}) > 1):
+            for offsets, encoded, keys, now in pending:
+                self._insert(offsets, encoded, keys, [now] * len(offsets))
+            return
+        keyed = any(p[2] is not None for p in pending)
+        self._insert(
+            [o for p in pending for o in p[0]],
+            EncodedEvents(*([x for p in pending for x in p[1][i]] for i in range(len(pending[0][1])))),  # type: ignore[arg-type]
+            [k for p in pending for k in (p[2] or [None] * len(p[0]))] if keyed else None,
+            [p[3] for p in pending for _ in p[0]],
+        )
 
     def _known_keys(self, keys: set[str]) -> dict[str, int]:
         if not keys:
             return {}
+        held = {k: self._pending_keys[k] for k in keys if k in self._pending_keys}
+        if held:
+            return {**self._known_keys(keys - held.keys()), **held}
         if len(keys) <= 16:
             # A literal IN list lets DuckDB probe the primary key index; the join
             # below scans the whole table (2.3 ms instead of 1.1 ms at 500k keys).
@@ -210,16 +246,18 @@ class EventLog:
         return {k: int(o) for k, o in found}
 
     def _insert(
-        self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, now: datetime
+        self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, times: list[datetime]
     ) -> None:
-        """Insert new events (``keys``: their idempotency keys, None for none at all)."""
-        self._fresh = (offsets, encoded, now)
+        """Insert new events (``keys``: their idempotency keys, None for none at all; ``times``: create_time).
+
+        Eight rows or more must share one create_time (``_flush`` sees to it).
+        """
         conn = self.db.conn
         if len(offsets) < 8:
             # One statement: executemany costs a round trip per row.
             keys = keys if keys is not None else [None] * len(offsets)
-            rows = zip(offsets, *encoded, keys, strict=True)
-            params = [x for o, k, v, ns, s, c, ik in rows for x in (o, k, v, ns, s, c, now, ik)]
+            rows = zip(offsets, *encoded, keys, times, strict=True)
+            params = [x for o, k, v, ns, s, c, ik, t in rows for x in (o, k, v, ns, s, c, t, ik)]
             marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(offsets))
             conn.execute(f"INSERT INTO {_EVENTS_INSERT} VALUES {marks}", params)
             keyed = [x for o, k in zip(offsets, keys, strict=True) if k is not None for x in (k, o)]
@@ -246,7 +284,7 @@ class EventLog:
             conn.execute(
                 f'INSERT INTO {_EVENTS_INSERT} SELECT "offset", key, value, namespace, sender, context, ?, '
                 "idempotency_key FROM _aiflow_new_events",
-                [now],
+                [times[0]],
             )
             if keys is not None and any(k is not None for k in keys):
                 # One set-based insert: executemany does ~1,400 rows a second.
@@ -299,6 +337,7 @@ class EventLog:
             sql += " LIMIT ?"
             params.append(int(limit))
         with self.db.lock:
+            self._flush()  # what this thread's open transaction staged
             rows = self.db.conn.execute(sql, params).fetchall()
         return _rows_to_events(rows)
 
@@ -321,6 +360,7 @@ class EventLog:
             params.extend(keys)
         sql = f'SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY "offset" LIMIT ?'
         with self.db.lock:
+            self._flush()
             rows = self.db.conn.execute(sql, [*params, limit]).fetchall()
         through = rows[-1][0] if len(rows) == limit else until
         if not in_sql:
@@ -336,6 +376,7 @@ class EventLog:
     ) -> int:
         where, params = self._where(since, key, namespace, sender)
         with self.db.lock:
+            self._flush()
             row = self.db.conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
         assert row is not None
         return int(row[0])
@@ -346,6 +387,7 @@ class EventLog:
         ``read(since=log.offset_at(t))`` returns the events from ``t`` on.
         """
         with self.db.lock:
+            self._flush()
             row = self.db.conn.execute(
                 'SELECT max("offset") FROM events WHERE create_time < ?', [_utc(time)]
             ).fetchone()

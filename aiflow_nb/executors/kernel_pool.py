@@ -14,8 +14,11 @@ or at once when a pool is empty: starting one costs about a second of CPU,
 which on a small machine would otherwise slow down the very tasks (a chain,
 a burst) the pool is there to speed up.
 
-Streaming tasks, and notebooks on a kernel the pool does not keep, start a
-runner of their own, as with ``local``.
+The pool of a kernel starts with the first notebook task on that kernel
+(which runs on a runner of its own), unless ``kernels`` names the kernels
+to keep from the start.  Streaming tasks start a runner of their own, as
+with ``local``, and so do notebooks on a kernel not in ``kernels`` when it
+is given.
 
 >>> Engine(home, executor="kernel-pool", executor_options={"pool_size": 2})  # doctest: +SKIP
 """
@@ -56,16 +59,22 @@ class KernelPoolExecutor(LocalExecutor):
         home: Path,
         *,
         pool_size: int = 1,
-        kernels: list[str] | tuple[str, ...] = ("python3",),
+        kernels: list[str] | tuple[str, ...] | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
             raise ExecutorError(f"kernel-pool: pool_size must be a positive integer, got {pool_size!r}")
-        if isinstance(kernels, str) or not all(isinstance(k, str) and k for k in kernels):
+        if kernels is not None and (
+            isinstance(kernels, str)
+            or not isinstance(kernels, list | tuple)
+            or not all(isinstance(k, str) and k for k in kernels)
+        ):
             raise ExecutorError(f"kernel-pool: kernels must be a list of kernel names, got {kernels!r}")
         super().__init__(home, **options)  # checked first: this starts a listener thread
         self.pool_size = pool_size
-        self.sizes = {PLAIN: pool_size, **dict.fromkeys(kernels, pool_size)}
+        #: None: a kernel's pool starts with its first task.
+        self.kernels = None if kernels is None else list(kernels)
+        self.sizes = {PLAIN: pool_size, **dict.fromkeys(self.kernels or (), pool_size)}
         self.spares: dict[str, deque[subprocess.Popen[bytes]]] = {kind: deque() for kind in self.sizes}
         (home / "logs").mkdir(parents=True, exist_ok=True)
         self._spare_log = home / "logs" / "kernel-pool.log"
@@ -131,7 +140,13 @@ class KernelPoolExecutor(LocalExecutor):
             return PLAIN
         if kind == "notebook":
             kernel = notebook_kernel(task)
-            return kernel if kernel in self.sizes and kernel != PLAIN else None
+            if not kernel:
+                return None
+            if kernel not in self.sizes and self.kernels is None:
+                log.info("starting a pool of %s spare kernel(s) %r", self.pool_size, kernel)
+                self.sizes[kernel] = self.pool_size
+                self.spares[kernel] = deque()
+            return kernel if kernel in self.sizes else None
         return None
 
     def _take(self, pool: str | None) -> subprocess.Popen[bytes] | None:

@@ -27,8 +27,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """The engine's settings, shared by ``aiflow-nb server start``."""
     parser.add_argument(
         "--executor",
-        default="local",
-        help="where task runs go: local (a process each) or kernel-pool (runners and kernels started ahead)",
+        default="kernel-pool",
+        help="where task runs go: kernel-pool (runners, kernels started ahead; the default) or local (a process each)",
     )
     parser.add_argument(
         "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"

@@ -23,7 +23,8 @@ from tests.scheduler.tasks import wait_run
 
 @pytest.fixture
 def engine(home: Path) -> Iterator[Engine]:
-    eng = Engine(home, executor="kernel-pool", stop_grace=2.0)
+    # The python3 pool from the start (by default it starts with the first notebook task).
+    eng = Engine(home, executor="kernel-pool", executor_options={"kernels": ["python3"]}, stop_grace=2.0)
     yield eng
     spares = spare_pids(eng)
     eng.close()
@@ -171,11 +172,32 @@ def test_streaming_tasks_and_other_kernels_start_a_runner_of_their_own(
 
 
 def test_closing_the_engine_ends_the_spares(home: Path) -> None:
-    engine = Engine(home, executor="kernel-pool")
+    engine = Engine(home, executor="kernel-pool", executor_options={"kernels": ["python3"]})
     spares = spare_pids(engine)
     assert len(spares) == 2  # one plain runner, one with a python3 kernel
     engine.close()
     wait_gone(spares)
+
+
+def test_by_default_a_kernels_pool_starts_with_its_first_notebook_task(home: Path, tmp_path: Path) -> None:
+    engine = Engine(home)  # kernel-pool is the default executor
+    try:
+        assert isinstance(engine.executor, KernelPoolExecutor)
+        assert len(spare_pids(engine)) == 1  # a plain runner only: no kernel is started before it is needed
+        source = write_notebook(tmp_path / "x.ipynb", "x = 1")
+        with Workflow("twice") as wf:
+            NotebookTask("nb", notebook=source)
+        runners = []
+        for _ in range(2):
+            ex, spares = run(engine, wf)
+            (te,) = engine.task_executions(ex)
+            assert te.status is TaskStatus.SUCCESS, te.error
+            runners.append(claimed_pid(engine.run_dir(te.id))[0] in spares)
+        assert runners == [False, True]  # the first started the python3 pool, the second ran on it
+    finally:
+        spares = spare_pids(engine)
+        engine.close()
+        wait_gone(spares)
 
 
 @pytest.mark.parametrize(
