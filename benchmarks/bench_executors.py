@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = f"chain {kind}" if executor == "kernel-pool" else ""
                 wholes.append((f"chain of 10 {kind} tasks, {executor}", walls, target))
             walls = sequential(kind, notebook, tmp, repeat)
-            wholes.append((f"10 {kind} runs one after another, no aiflow-nb", walls, ""))
+            wholes.append((f"{kind}: 10 runs one after another, no aiflow-nb", walls, ""))
         for executor in ("local", "kernel-pool"):
             wf = fan_out(f"fan-{executor}", notebook)
             walls = fan_out_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
