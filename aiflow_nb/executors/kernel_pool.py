@@ -45,6 +45,10 @@ log = logging.getLogger("aiflow_nb.executors.kernel_pool")
 #: The pool of runners for tasks without a kernel (bash, Python).
 PLAIN = ""
 
+#: Environment variables whose change does not make the spares stale: pytest rewrites
+#: PYTEST_CURRENT_TEST at each phase of a test, and no task depends on it.
+VOLATILE_ENV = frozenset({"PYTEST_CURRENT_TEST"})
+
 #: Seconds without a launch after which used spares are replaced (an empty pool is refilled at once).
 REFILL_DELAY = 0.5
 
@@ -79,6 +83,8 @@ class KernelPoolExecutor(LocalExecutor):
         (home / "logs").mkdir(parents=True, exist_ok=True)
         self._spare_log = home / "logs" / "kernel-pool.log"
         self._last_launch = 0.0
+        #: The environment the spares were started with: a task gets the engine's as at its launch.
+        self._spare_env = self._environment()
         self._fill()
 
     def launch(self, request: LaunchRequest) -> None:
@@ -115,19 +121,22 @@ class KernelPoolExecutor(LocalExecutor):
         return super().poll()
 
     def close(self) -> None:
-        # A spare reads EOF on its stdin, shuts its kernel down and exits.
-        spares = [p for pool in self.spares.values() for p in pool]
+        self._let_go([p for pool in self.spares.values() for p in pool])
+        for pool in self.spares.values():
+            pool.clear()
+        super().close()
+
+    @staticmethod
+    def _let_go(spares: list[subprocess.Popen[bytes]]) -> None:
+        """End idle spares: each reads EOF on its stdin, shuts its kernel down and exits."""
         for spare in spares:
             if spare.stdin is not None:
                 try:
                     spare.stdin.close()
                 except OSError:
                     pass
-        for pool in self.spares.values():
-            pool.clear()
         if spares:
             threading.Thread(target=_reap, args=(spares,), name="aiflow-nb-reaper", daemon=True).start()
-        super().close()
 
     # -- the pools ---------------------------------------------------------------
 
@@ -151,6 +160,16 @@ class KernelPoolExecutor(LocalExecutor):
 
     def _take(self, pool: str | None) -> subprocess.Popen[bytes] | None:
         if pool is None:
+            return None
+        env = self._environment()
+        if _without_volatile(env) != _without_volatile(self._spare_env):
+            # As with local, a run sees the environment of its launch: spares started before
+            # it changed (PYTHONPATH set in a notebook, say) are let go and replaced.
+            log.info("the environment changed: replacing the spare runners")
+            self._let_go([p for spares in self.spares.values() for p in spares])
+            for spares in self.spares.values():
+                spares.clear()
+            self._spare_env = env
             return None
         spares = self.spares[pool]
         while spares:
@@ -180,12 +199,16 @@ class KernelPoolExecutor(LocalExecutor):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
-                env=self._environment(),
+                env=self._spare_env,
                 start_new_session=True,  # a stop reaches the runner's whole group, kernel included
             )
 
     def _environment(self) -> dict[str, str]:
         return {**os.environ, "AIFLOW_NB_HOME": str(self.home)}
+
+
+def _without_volatile(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in VOLATILE_ENV}
 
 
 __all__ = ["KernelPoolExecutor"]

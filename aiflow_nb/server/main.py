@@ -23,7 +23,7 @@ from aiflow_nb.executors import process
 from aiflow_nb.home import default_home
 from aiflow_nb.server import info
 from aiflow_nb.server.app import make_app
-from aiflow_nb.server.options import add_engine_arguments
+from aiflow_nb.server.options import add_engine_arguments, executor_options
 from aiflow_nb.server.service import Service
 
 log = logging.getLogger("aiflow_nb.server")
@@ -102,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.ip):
         log.warning("binding to %s: the service is reachable from other machines (the token still guards it)", args.ip)
     try:
+        options = executor_options(args)
+    except ValueError as exc:
+        print(f"aiflow-nb: {exc}", file=sys.stderr)
+        return 1
+    try:
         engine = Engine(
             home,
             executor=args.executor,
+            executor_options=options,
             max_parallel=args.max_parallel,
             stop_grace=args.stop_grace,
             heartbeat_timeout=args.heartbeat_timeout,

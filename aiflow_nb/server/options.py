@@ -31,6 +31,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="where task runs go: kernel-pool (runners, kernels started ahead; the default) or local (a process each)",
     )
     parser.add_argument(
+        "--pool-size",
+        type=_positive(int),
+        help="kernel-pool: spare runners per pool, one pool for bash and Python and one per kernel (default 1)",
+    )
+    parser.add_argument(
+        "--kernels",
+        help="kernel-pool: comma-separated kernel names whose pools start at once (default: with their first task)",
+    )
+    parser.add_argument(
         "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"
     )
     parser.add_argument(
@@ -46,9 +55,26 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def engine_flags(args: argparse.Namespace) -> list[str]:
     """The command-line flags that pass ``add_engine_arguments``' values on."""
-    return [
+    flags = [
         f"--executor={args.executor}",
         f"--max-parallel={args.max_parallel}",
         f"--stop-grace={args.stop_grace}",
         f"--heartbeat-timeout={args.heartbeat_timeout}",
     ]
+    if args.pool_size is not None:
+        flags.append(f"--pool-size={args.pool_size}")
+    if args.kernels is not None:
+        flags.append(f"--kernels={args.kernels}")
+    return flags
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, object]:
+    """The executor's options from ``--pool-size`` and ``--kernels``; ValueError if its executor has none."""
+    options: dict[str, object] = {}
+    if args.pool_size is not None:
+        options["pool_size"] = args.pool_size
+    if args.kernels is not None:
+        options["kernels"] = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    if options and args.executor != "kernel-pool":
+        raise ValueError(f"--pool-size and --kernels are settings of the kernel-pool executor, not of {args.executor}")
+    return options

@@ -211,3 +211,27 @@ def test_bad_pool_options_are_refused_and_leave_the_home_usable(
         Engine(home, executor="kernel-pool", executor_options=options)
     assert not os.path.exists(home / "logs" / "kernel-pool.log")  # no spare was started
     Engine(home).close()  # the failed engine let go of the database
+
+
+def test_a_task_sees_the_environment_of_its_launch_not_of_its_spares_start(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "user_mod.py").write_text("VALUE = 'from PYTHONPATH'\n")
+    source = write_notebook(
+        tmp_path / "env.ipynb", f"import user_mod\nopen({str(tmp_path / 'nb.txt')!r}, 'w').write(user_mod.VALUE)"
+    )
+    with Workflow("env") as wf:
+        BashTask("sh", command=f'echo "$AIFLOW_TEST_VAR" > {tmp_path}/sh.txt')
+        NotebookTask("nb", notebook=source)
+    engine.submit(wf)
+    old_spares = spare_pids(engine)
+    # Set after the spares started, as a notebook's %env or os.environ would.
+    monkeypatch.setenv("AIFLOW_TEST_VAR", "set later")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    ex = engine.start_execution("env")
+    engine.wait_for(lambda: engine.execution(ex).status.finished, 90, "the execution to end")
+    assert [(t.status, t.error) for t in engine.task_executions(ex)] == [(TaskStatus.SUCCESS, None)] * 2
+    assert (tmp_path / "sh.txt").read_text() == "set later\n"
+    assert (tmp_path / "nb.txt").read_text() == "from PYTHONPATH"
+    wait_gone(old_spares)  # let go, and replaced by spares with the new environment
+    assert spare_pids(engine) and not spare_pids(engine) & old_spares

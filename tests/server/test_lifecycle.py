@@ -282,10 +282,44 @@ def test_engine_settings_of_server_start(home: Path, tmp_path: Path, services: l
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
-    [("--max-parallel", "0", "must be positive"), ("--heartbeat-timeout", "soon", "not a number")],
+    [
+        ("--max-parallel", "0", "must be positive"),
+        ("--heartbeat-timeout", "soon", "not a number"),
+        ("--pool-size", "0", "must be positive"),
+    ],
 )
 def test_bad_engine_settings_start_nothing(home: Path, flag: str, value: str, message: str) -> None:
     assert message in mistake(home, "server", "start", flag, value, code=2)
+    assert info.read(home) is None
+
+
+def spares_of(pid: int) -> list[list[str]]:
+    """The command lines of a service's spare runners (its children started with --warm)."""
+    children = []
+    for tasks in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (tasks / "children").read_text().split()]
+    lines = []
+    for child in children:
+        try:
+            argv = [a for a in Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0") if a]
+        except OSError:
+            continue  # ended meanwhile
+        if "--warm" in argv:
+            lines.append(argv[argv.index("--warm") + 1 :][:1])
+    return lines
+
+
+def test_pool_settings_of_server_start(home: Path, services: list[Pid]) -> None:
+    started = cli_json(home, "server", "start", "--pool-size", "2", "--kernels", "python3")
+    pid = int(started["pid"])
+    services.append((pid, process.start_time(pid)))
+    # Two spares for bash and Python tasks, two with a python3 kernel, started with the service.
+    wait(lambda: sorted(map(tuple, spares_of(pid))) == [(), (), ("python3",), ("python3",)], 30, "four spares")
+
+
+def test_pool_settings_need_the_kernel_pool_executor(home: Path) -> None:
+    message = mistake(home, "server", "start", "--executor", "local", "--pool-size", "2", code=1)
+    assert "--pool-size and --kernels are settings of the kernel-pool executor, not of local" in message
     assert info.read(home) is None
 
 
