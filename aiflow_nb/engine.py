@@ -158,12 +158,12 @@ class Engine:
         waiting: list[tuple[int, int]] = []
         taken = False
         for te_id, attempt in scheduler.launch_queue:
+            if room <= 0:
+                waiting.append((te_id, attempt))
+                continue
             request = scheduler.launch_request(te_id, attempt)
             if request is None:  # stopped before it was launched
                 scheduler.changes.launched.append((te_id, attempt))
-                continue
-            if room <= 0:
-                waiting.append((te_id, attempt))
                 continue
             timeout = request["task"].get("heartbeat_timeout") or self.heartbeat_timeout
             request["heartbeat_timeout"] = timeout
@@ -176,11 +176,12 @@ class Engine:
         return taken
 
     def _act(self) -> int:
-        """Send the stops and launches the last commit decided."""
+        """Send the launches and stops the last commit decided.
+
+        Launches first: a run committed RUNNING and stopped later in the same
+        transaction must exist for its stop to reach it.
+        """
         scheduler = self.scheduler
-        for te_id, _reason in scheduler.stop_queue:
-            self.executor.stop(te_id, self.stop_grace)
-        scheduler.stop_queue = []
         launched = 0
         while self._ready:
             request = self._ready[0]
@@ -188,6 +189,9 @@ class Engine:
             self._ready.pop(0)
             scheduler.launched(request["task_execution_id"], request["attempt"])
             launched += 1
+        for te_id, _reason in scheduler.stop_queue:
+            self.executor.stop(te_id, self.stop_grace)
+        scheduler.stop_queue = []
         return launched
 
     def run_forever(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb import BashTask, Engine, Event, TaskStatus, Workflow, WorkflowStatus
-from tests.scheduler.tasks import settle
+from tests.scheduler.tasks import settle, wait_run
 
 
 def waiting_workflow(name: str, trigger: str) -> Workflow:
@@ -35,6 +35,21 @@ def test_an_event_is_acted_on_in_the_transaction_that_appends_it(engine: Engine)
     assert run.status is TaskStatus.RUNNING
     assert engine.scheduler.checkpoint >= offset  # applied, as are the status events it caused
     engine.stop_execution(ex.id)
+
+
+def test_a_task_started_and_stopped_in_one_transaction_is_stopped(engine: Engine, tmp_path: Path) -> None:
+    with Workflow("w") as wf:
+        t = BashTask("t", command=f"sleep 30; touch {tmp_path}/finished")
+        # Its own RUNNING status stops it: committed RUNNING, then STOPPING, in the transaction that starts it.
+        t.action_on_task_status("STOP", {"t": "RUNNING"})
+    wf.trigger_on("go")
+    engine.submit(wf)
+
+    engine.send_event("go")
+
+    (ex,) = engine.executions(workflow="w")
+    wait_run(engine, ex.id, "t", TaskStatus.STOPPED, timeout=15)  # not after its 30 s
+    assert not (tmp_path / "finished").exists()
 
 
 @pytest.mark.parametrize("workflows", [1, 20], ids=["few watched keys", "many watched keys"])
