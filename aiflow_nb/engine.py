@@ -151,12 +151,11 @@ class Engine:
                 break
         scheduler.commit(force=wrote)  # the last round's changes, and the checkpoint: written once
 
-    def _take_launches(self) -> bool:
+    def _take_launches(self) -> None:
         """Move the launches that may start now from the scheduler's queue to ``_ready``, marked RUNNING."""
         scheduler = self.scheduler
         room = self.max_parallel - self.executor.active() - len(self._ready)
         waiting: list[tuple[int, int]] = []
-        taken = False
         for te_id, attempt in scheduler.launch_queue:
             if room <= 0:
                 waiting.append((te_id, attempt))
@@ -171,9 +170,7 @@ class Engine:
             scheduler.mark_running(te_id, attempt)
             self._ready.append(request)
             room -= 1
-            taken = True
         scheduler.launch_queue = waiting
-        return taken
 
     def _act(self) -> int:
         """Send the launches and stops the last commit decided.

@@ -38,6 +38,8 @@ class Executor(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, home: Path, **options: Any) -> None:
+        if options:  # what no subclass took: a typo, or an option of another executor
+            raise ExecutorError(f"{self.name or type(self).__name__}: unknown option(s) {', '.join(sorted(options))}")
         self.home = Path(home)
         #: Called (from any thread) when a run may have ended: the engine then
         #: polls at once instead of at its next tick.

@@ -120,7 +120,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, home: Path, *, python: str = sys.executable, **options: Any) -> None:
-        super().__init__(home)
+        super().__init__(home, **options)
         self.python = python
         self.runs: dict[int, _Run] = {}
         self._ended = _EndedListener(self.home / ENDED_FIFO, lambda: self.wake())

@@ -202,7 +202,12 @@ def test_by_default_a_kernels_pool_starts_with_its_first_notebook_task(home: Pat
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"pool_size": 0}, "pool_size"), ({"pool_size": "2"}, "pool_size"), ({"kernels": "python3"}, "kernels")],
+    [
+        ({"pool_size": 0}, "pool_size"),
+        ({"pool_size": "2"}, "pool_size"),
+        ({"kernels": "python3"}, "kernels"),
+        ({"pool_sise": 2}, "kernel-pool: unknown option.s. pool_sise"),
+    ],
 )
 def test_bad_pool_options_are_refused_and_leave_the_home_usable(
     home: Path, options: dict[str, object], message: str

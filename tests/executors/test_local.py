@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb.errors import ExecutorError
 from aiflow_nb.events import keys
 from aiflow_nb.executors import local, process
 from aiflow_nb.executors.base import run_dir
@@ -477,3 +478,9 @@ def test_a_run_never_claimed_is_reported_lost_and_can_never_start_later(
     # Reported lost (and maybe retried as attempt 2): a runner that starts now must not run attempt 1.
     assert start_runner(folder).returncode == ALREADY_CLAIMED
     assert not (tmp_path / "ran.txt").exists()
+
+
+def test_an_unknown_executor_option_is_refused_by_name(home: Path) -> None:
+    with pytest.raises(ExecutorError, match=r"^local: unknown option\(s\) pool_size$"):
+        Engine(home, executor="local", executor_options={"pool_size": 2})
+    Engine(home, executor="local").close()  # the failed engine let go of the database
