@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from aiflow_nb.errors import AiflowError, NotFoundError
+from aiflow_nb.errors import AiflowError, NotFoundError, SpecError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
-from aiflow_nb.executors.base import Executor, LaunchRequest, executor_class, run_dir
+from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
+from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home
 from aiflow_nb.scheduler import Outcome, Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.storage import Database
@@ -56,6 +57,7 @@ class Engine:
         *,
         executor: str = "kernel-pool",
         executor_options: dict[str, Any] | None = None,
+        executors: dict[str, dict[str, Any]] | None = None,
         max_parallel: int = 16,
         batch_size: int = 1000,
         stop_grace: float = 10.0,
@@ -79,13 +81,18 @@ class Engine:
         self.poll_interval = poll_interval
         self.log = EventLog(self.db)
         self.scheduler = Scheduler(self.db, self.log, clock)
+        options = {**(executors or {})}
+        options[executor] = {**options.get(executor, {}), **(executor_options or {})}
         try:
-            self.executor: Executor = executor_class(executor)(self.home, **(executor_options or {}))
+            #: Every run goes through it, to the executor its task names or the default.
+            self.executors = ExecutorRouter(self.home, executor, options)
         except BaseException:
             self.db.close()  # or the home stays locked by this process
             raise
+        #: The default executor.
+        self.executor: Executor = self.executors.default_executor
         self._wake = threading.Event()
-        self.executor.wake = self._wake.set
+        self.executors.wake = self._wake.set
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[int], None]] = []
@@ -107,15 +114,15 @@ class Engine:
                 if te.status is TaskStatus.RUNNING and (te.id, te.attempt) in unlaunched:
                     continue
                 if te.status in (TaskStatus.RUNNING, TaskStatus.STOPPING):
-                    self.executor.recover(te.id, te.attempt)
+                    self.executors.recover(te.id, te.attempt)
                 if te.status is TaskStatus.STOPPING:
-                    self.executor.stop(te.id, self.stop_grace)
+                    self.executors.stop(te.id, self.stop_grace)
 
     def step(self) -> bool:
         """One round: outcomes, timers, a batch of events, launches.  True if anything happened."""
         with self.db.lock:
             # Kept until committed: a failed step must not forget how runs ended.
-            self._outcomes.extend(self.executor.poll())
+            self._outcomes.extend(self.executors.poll())
             outcomes = self._outcomes
             with self.db.transaction():
                 for outcome in outcomes:
@@ -154,7 +161,7 @@ class Engine:
     def _take_launches(self) -> None:
         """Move the launches that may start now from the scheduler's queue to ``_ready``, marked RUNNING."""
         scheduler = self.scheduler
-        room = self.max_parallel - self.executor.active() - len(self._ready)
+        room = self.max_parallel - self.executors.active() - len(self._ready)
         waiting: list[tuple[int, int]] = []
         for te_id, attempt in scheduler.launch_queue:
             if room <= 0:
@@ -182,12 +189,12 @@ class Engine:
         launched = 0
         while self._ready:
             request = self._ready[0]
-            self.executor.launch(request)  # if it raises, the rest is launched at the next step
+            self.executors.launch(request)  # if it raises, the rest is launched at the next step
             self._ready.pop(0)
             scheduler.launched(request["task_execution_id"], request["attempt"])
             launched += 1
         for te_id, _reason in scheduler.stop_queue:
-            self.executor.stop(te_id, self.stop_grace)
+            self.executors.stop(te_id, self.stop_grace)
         scheduler.stop_queue = []
         return launched
 
@@ -228,7 +235,7 @@ class Engine:
         with self.db.lock:
             with self.db.transaction():
                 self.scheduler.commit(force=True)  # the checkpoint it has not written yet
-            self.executor.close()
+            self.executors.close()
             self.db.close()
 
     def __enter__(self) -> Engine:
@@ -279,6 +286,10 @@ class Engine:
     def submit(self, workflow: Workflow) -> int:
         """Store a new version of ``workflow`` (unless it is unchanged) and return it."""
         workflow.validate()
+        known = known_executors()
+        for task in workflow.tasks.values():
+            if task.executor is not None and task.executor not in known:
+                raise SpecError(f"task {task.name!r}: unknown executor {task.executor!r}; known: {', '.join(known)}")
         return self._command(lambda: self.scheduler.submit(workflow))
 
     def workflows(self) -> list[WorkflowInfo]:

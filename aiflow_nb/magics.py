@@ -157,7 +157,8 @@ class AiflowMagics(Magics):
 
             %%aiflow setup --workflow WF [--namespace NS]          (code run before every cell task of WF)
             %%aiflow task NAME --workflow WF [--notebook PATH] [--param k=v ...] [--streaming] [--retries N]
-                  [--retry-delay S] [--timeout S] [--on-event KEY[@NS] [--value V]] [--after a,b | a:FAILED]
+                  [--retry-delay S] [--timeout S] [--executor NAME]
+                  [--on-event KEY[@NS] [--value V]] [--after a,b | a:FAILED]
                   [--condition module:Class] [--action start|stop|restart] [--cron EXPR [--tz TZ]] [--interval S]
             %aiflow rule TASK --workflow WF --on-event KEY | --after ... | --condition ... [--action ...]
             %aiflow workflow WF [--trigger-on KEY[@NS] [--value V]] [--cron EXPR [--tz TZ]] [--interval S]

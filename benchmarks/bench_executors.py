@@ -1,7 +1,13 @@
-"""Benchmark: event to task SUCCESS, chains and fan-outs on ``local`` and ``kernel-pool``, next to papermill.
+"""Benchmark: event to task SUCCESS, chains and fan-outs on each executor, next to papermill.
 
-    .venv/bin/python benchmarks/bench_executors.py           # 20 events per case (~2 min)
-    .venv/bin/python benchmarks/bench_executors.py --quick   # 5 per case
+    .venv/bin/python benchmarks/bench_executors.py           # 100 events per case
+    .venv/bin/python benchmarks/bench_executors.py --quick   # 10 per case
+    .venv/bin/python benchmarks/bench_executors.py --executors kernel-pool,dask
+
+The ``dask`` executor runs on a ``distributed.LocalCluster`` this script
+starts on the same machine (2 worker processes, 1 thread each): what it
+adds to a run (the scheduler's round trips, the result coming back), not
+what a bigger cluster gains.
 
 An engine (its loop in a thread, as in the service) on a fresh home in a
 temporary folder; a workflow triggered by an event runs one task: a bash
@@ -48,8 +54,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
+#: The LocalCluster's scheduler, when the dask executor is measured.
+DASK_ADDRESS: str | None = None
+
+
 def pool_options(executor: str, pool_size: int) -> dict[str, Any]:
-    return {"pool_size": pool_size} if executor == "kernel-pool" else {}
+    if executor == "dask":
+        return {"address": DASK_ADDRESS}
+    # The python3 pool from the start: otherwise it starts with the first notebook task, which runs cold.
+    return {"pool_size": pool_size, "kernels": ["python3"]} if executor == "kernel-pool" else {}
 
 
 class Commits:
@@ -211,9 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pool-size", type=int, default=10, help="kernel-pool spares per pool for the chains and fan-outs (default 10)"
     )
+    parser.add_argument(
+        "--executors", default="local,kernel-pool,dask", help="comma-separated (default local,kernel-pool,dask)"
+    )
     args = parser.parse_args(argv)
     samples = args.events or (10 if args.quick else 100)
     repeat = 1 if args.quick else 3
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    cluster = None
+    if "dask" in executors:
+        from distributed import LocalCluster
+
+        global DASK_ADDRESS
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        DASK_ADDRESS = cluster.scheduler_address
 
     print(f"aiflow-nb benchmark: executors (kernel-pool: pool_size 1 for latency, {args.pool_size} for chains)")
     print_machine()
@@ -223,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     wholes: list[tuple[str, list[float], str]] = []
     try:
         for kind in ("bash", "notebook"):
-            for executor in ("local", "kernel-pool"):
+            for executor in executors:
                 with Workflow(f"{kind}-{executor}") as wf:
                     if kind == "bash":
                         BashTask("t", command="true")
@@ -238,19 +262,21 @@ def main(argv: list[str] | None = None) -> int:
                 runs = papermill_runs(notebook, tmp / "out.ipynb", samples)
                 rows.append(("papermill.execute_notebook, this process", runs, ""))
         for kind in ("bash", "notebook"):
-            for executor in ("local", "kernel-pool"):
+            for executor in executors:
                 wf = chain(f"chain-{kind}-{executor}", kind, notebook)
                 walls = whole_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
                 target = f"chain {kind}" if executor == "kernel-pool" else ""
                 wholes.append((f"chain of 10 {kind} tasks, {executor}", walls, target))
             walls = sequential(kind, notebook, tmp, repeat)
             wholes.append((f"{kind}: 10 runs one after another, no aiflow-nb", walls, ""))
-        for executor in ("local", "kernel-pool"):
+        for executor in executors:
             wf = fan_out(f"fan-{executor}", notebook)
             walls = fan_out_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
             wholes.append((f"fan-out of 20 notebook tasks, parallel 2, {executor}", walls, ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if cluster is not None:
+            cluster.close()
 
     def target(name: str, value: float) -> list[str]:
         if not name:
@@ -284,9 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         record(f"event to SUCCESS p50, {label}", p50 * 1000, "ms", " ".join(target(name, p50)))
     print_table(["case", "runs", "p50 ms", "p99 ms", "p99/p50", "min ms", "max ms", "target", ""], latency_rows)
-    papermill_p50 = statistics.median(rows[-1][1])
-    pool_p50 = statistics.median(rows[-2][1])
-    print(f"\nnotebook task on kernel-pool vs papermill in this process: {papermill_p50 / pool_p50:.1f} x faster")
+    p50 = {label: statistics.median(v) for label, v, _ in rows}
+    papermill_p50 = p50["papermill.execute_notebook, this process"]
+    for executor in executors:
+        ratio = papermill_p50 / p50[f"notebook task, {executor}"]
+        print(f"notebook task on {executor} vs papermill in this process: {ratio:.1f} x faster")
     for label, v, name in wholes:
         record(label, statistics.median(v), "s", " ".join(target(name, statistics.median(v))))
     return 0

@@ -73,8 +73,10 @@ def fail_on_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 class RunningService:
     """A real service process on a free loopback port, for one test."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, flags: list[str] | None = None) -> None:
         self.home = home
+        #: More flags of ``python -m aiflow_nb.server`` (``--executor dask ...``).
+        self.flags = list(flags or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[Client] = []
 
@@ -83,7 +85,7 @@ class RunningService:
 
         old = info.read(self.home)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aiflow_nb.server", "--home", str(self.home), "--port", "0", "--quiet"],
+            [sys.executable, "-m", "aiflow_nb.server", "--home", str(self.home), "--port", "0", "--quiet", *self.flags],
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -134,3 +136,34 @@ def service(home: Path) -> Iterator[RunningService]:
     running = RunningService(home).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``distributed.LocalCluster`` (2 worker processes, no dashboard); its scheduler's address.
+
+    One for the session: it takes seconds to start.  Its workers get a HOME
+    and a local directory of their own; closing it ends them (checked by pid).
+    """
+    from distributed import Client, LocalCluster
+
+    folder = tmp_path_factory.mktemp("dask")
+    (folder / "home").mkdir()
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        dashboard_address=None,
+        local_directory=str(folder / "work"),
+        env={"HOME": str(folder / "home")},
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        # Every worker process, restarted ones included: none may outlive the session.
+        with Client(cluster.scheduler_address, timeout=30) as client:
+            pids = set(client.run(os.getpid).values())
+        cluster.close()
+        for pid in pids:
+            if process.alive(pid, None):
+                os.kill(pid, signal.SIGKILL)

@@ -10,6 +10,7 @@ cluster) and reports how each ended.  Executors plug in through the
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -65,8 +66,27 @@ class Executor(ABC):
     def active(self) -> int:
         """How many runs are being watched."""
 
+    def serve_at(self, url: str, token: str) -> None:  # noqa: B027  (optional hook)
+        """The service's URL and the token its tasks send events with.
+
+        Tasks on this machine find the service from the home; an executor
+        whose tasks run elsewhere passes these on to them.
+        """
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Stop watching; running tasks keep running and are re-attached later."""
+
+
+#: Built in, and found even when the package is not installed (entry points add more).
+_BUILTIN = {
+    "local": "aiflow_nb.executors.local:LocalExecutor",
+    "kernel-pool": "aiflow_nb.executors.kernel_pool:KernelPoolExecutor",
+    "dask": "aiflow_nb.executors.dask:DaskExecutor",
+}
+
+
+def known_executors() -> list[str]:
+    return sorted({ep.name for ep in entry_points(group="aiflow_nb.executors")} | set(_BUILTIN))
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -76,13 +96,7 @@ def executor_class(name: str) -> type[Executor]:
             if not (isinstance(cls, type) and issubclass(cls, Executor)):
                 raise ExecutorError(f"executor {name!r} ({ep.value}) is not an Executor")
             return cls
-    if name == "local":  # also when the package is not installed
-        from aiflow_nb.executors.local import LocalExecutor
-
-        return LocalExecutor
-    if name == "kernel-pool":
-        from aiflow_nb.executors.kernel_pool import KernelPoolExecutor
-
-        return KernelPoolExecutor
-    known = sorted({ep.name for ep in entry_points(group="aiflow_nb.executors")} | {"local", "kernel-pool"})
-    raise ExecutorError(f"unknown executor {name!r}; known: {', '.join(known)}")
+    if name in _BUILTIN:
+        module, _, attr = _BUILTIN[name].partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    raise ExecutorError(f"unknown executor {name!r}; known: {', '.join(known_executors())}")

@@ -19,9 +19,9 @@ from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.runner import (
     ENDED_FIFO,
-    HEARTBEAT_FILE,
     STOP_FILE,
     claim,
+    silence,
     stops_gently,
     task_environment,
     write_json,
@@ -253,17 +253,8 @@ class LocalExecutor(Executor):
         """Kill a run that stopped beating (frozen, or hung holding the GIL); True if so."""
         if run.heartbeat_timeout is None or run.stop_deadline is not None or run.pid is None:
             return False
-        last = None
-        for name in (HEARTBEAT_FILE, "claim"):  # before its first beat, the claim's time
-            try:
-                last = (run.dir / name).stat().st_mtime
-                break
-            except OSError:
-                continue
-        if last is None:
-            return False
-        silent = time.time() - last
-        if silent <= run.heartbeat_timeout:
+        silent = silence(run.dir)
+        if silent is None or silent <= run.heartbeat_timeout:
             return False
         run.lost = f"no heartbeat for {silent:.0f} s (timeout {run.heartbeat_timeout:g} s): the task process hung"
         log.warning("task execution %s: %s; killing it", run.task_execution_id, run.lost)
@@ -271,15 +262,8 @@ class LocalExecutor(Executor):
         return True
 
     def _signal(self, run: _Run, signum: int, group: bool = True) -> None:
-        if run.pid is None:
-            return
-        try:
-            if group:
-                os.killpg(run.pid, signum)
-            else:
-                os.kill(run.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if run.pid is not None:
+            process.signal(run.pid, signum, group)
 
     def _outcome(self, run: _Run) -> Outcome:
         te, attempt = run.task_execution_id, run.attempt

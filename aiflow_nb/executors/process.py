@@ -35,3 +35,14 @@ def parse_identity(text: str) -> tuple[int, str | None] | None:
     if not parts or not parts[0].isdigit():
         return None
     return int(parts[0]), (parts[1] if len(parts) > 1 else None)
+
+
+def signal(pid: int, signum: int, group: bool = True) -> None:
+    """Send ``signum`` to ``pid``'s process group (or to ``pid`` alone); gone already is fine."""
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

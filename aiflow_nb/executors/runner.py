@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,6 +276,16 @@ def _beat(path: Path, interval: float, done: threading.Event) -> None:
             return
 
 
+def silence(run_dir: Path) -> float | None:
+    """Seconds since the run's last heartbeat (before the first, since its claim); None if neither exists."""
+    for name in (HEARTBEAT_FILE, "claim"):
+        try:
+            return time.time() - (run_dir / name).stat().st_mtime
+        except OSError:
+            continue
+    return None
+
+
 def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
     """Touch ``run_dir/heartbeat`` every ``interval`` s until the returned event is set."""
     done = threading.Event()
@@ -282,6 +293,20 @@ def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
         target=_beat, args=(run_dir / HEARTBEAT_FILE, interval, done), name="aiflow-nb-heartbeat", daemon=True
     ).start()
     return done
+
+
+def _orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    # Our parent (a Dask worker) died: take the task's whole group, kernel included, with it.
+    os.killpg(0, signal.SIGKILL)
+
+
+def watch_parent() -> None:
+    """End this run's process group once the process in ``AIFLOW_NB_PARENT_PID`` is not our parent."""
+    parent = os.environ.get("AIFLOW_NB_PARENT_PID")
+    if parent and parent.isdigit():
+        threading.Thread(target=_orphaned, args=(int(parent),), name="aiflow-nb-parent", daemon=True).start()
 
 
 def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
@@ -299,6 +324,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     else:
         signal.signal(signal.SIGTERM, _terminate)
     os.environ.update(task_environment(request))
+    watch_parent()
     start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))
     try:
         run_task(request, run_dir, kernel)

@@ -425,7 +425,9 @@ class Scheduler:
         else:
             record = ex.record
             ex.unseen += 1
-        value = _status_value(record, te, te.status.value, te.error if te.status is TaskStatus.FAILED else None)
+        # RETRYING carries why the attempt failed, as FAILED does.
+        failed = te.status in (TaskStatus.FAILED, TaskStatus.RETRYING)
+        value = _status_value(record, te, te.status.value, te.error if failed else None)
         self.emit(
             Event(
                 key=event_keys.TASK_STATUS,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiflow_nb.executors import process
 
 FILENAME = "server.json"
+#: The token tasks on other machines send events with (see :func:`task_token`).
+TASK_TOKEN = "task-token"
 
 
 @dataclass
@@ -50,3 +53,24 @@ def remove(home: Path, pid: int) -> None:
     info = read(home)
     if info is not None and info.pid == pid:
         (home / FILENAME).unlink(missing_ok=True)
+
+
+def task_token(home: Path) -> str:
+    """The home's task token, made on first use (mode 0600).
+
+    It may only send events, and it outlives restarts of the service, so a
+    task running on a Dask worker through one still reaches the next.
+    Delete the file to change it (at the next start).
+    """
+    path = home / TASK_TOKEN
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = path.read_text().strip()
+        if token:
+            return token
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a crash: make a new one
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token

@@ -57,15 +57,17 @@ def configure_logging(home: Path, to_stderr: bool) -> None:
 
 async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
     token = secrets.token_urlsafe(32)
-    service = Service(engine, token)
+    task_token = info.task_token(home)
+    service = Service(engine, token, task_token)
     service.attach(asyncio.get_running_loop())
     sockets = tornado.netutil.bind_sockets(port, ip)
     server = tornado.httpserver.HTTPServer(make_app(service), xheaders=False)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     host = f"[{ip}]" if ":" in ip else ip
-    engine.start()
     url = f"http://{host}:{bound}"
+    engine.executors.serve_at(url, task_token)  # before the loop starts: it (re)submits remote runs
+    engine.start()
     info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
     log.info("aiflow-nb %s serving %s on %s (pid %s)", __version__, home, url, os.getpid())
     stopping = asyncio.Event()
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(
             home,
             executor=args.executor,
-            executor_options=options,
+            executors=options,
             max_parallel=args.max_parallel,
             stop_grace=args.stop_grace,
             heartbeat_timeout=args.heartbeat_timeout,

@@ -28,7 +28,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor",
         default="kernel-pool",
-        help="where task runs go: kernel-pool (runners, kernels started ahead; the default) or local (a process each)",
+        help="where task runs go: kernel-pool (runners, kernels started ahead; the default), local (a process "
+        "each) or dask (a Dask cluster, see --dask-address); a task may name its own",
     )
     parser.add_argument(
         "--pool-size",
@@ -38,6 +39,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kernels",
         help="kernel-pool: comma-separated kernel names whose pools start at once (default: with their first task)",
+    )
+    parser.add_argument(
+        "--dask-address",
+        help="dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $AIFLOW_NB_DASK_ADDRESS); "
+        "for --executor dask and for tasks that name the dask executor",
     )
     parser.add_argument(
         "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"
@@ -65,16 +71,22 @@ def engine_flags(args: argparse.Namespace) -> list[str]:
         flags.append(f"--pool-size={args.pool_size}")
     if args.kernels is not None:
         flags.append(f"--kernels={args.kernels}")
+    if args.dask_address is not None:
+        flags.append(f"--dask-address={args.dask_address}")
     return flags
 
 
-def executor_options(args: argparse.Namespace) -> dict[str, object]:
-    """The executor's options from ``--pool-size`` and ``--kernels``; ValueError if its executor has none."""
-    options: dict[str, object] = {}
+def executor_options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The options of each executor (``Engine(executors=...)``); ValueError if they do not fit ``--executor``."""
+    pool: dict[str, object] = {}
     if args.pool_size is not None:
-        options["pool_size"] = args.pool_size
+        pool["pool_size"] = args.pool_size
     if args.kernels is not None:
-        options["kernels"] = [k.strip() for k in args.kernels.split(",") if k.strip()]
-    if options and args.executor != "kernel-pool":
+        pool["kernels"] = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    if pool and args.executor != "kernel-pool":
         raise ValueError(f"--pool-size and --kernels are settings of the kernel-pool executor, not of {args.executor}")
+    options: dict[str, dict[str, object]] = {"kernel-pool": pool} if pool else {}
+    if args.dask_address is not None:
+        # Made at start even when it is not the default: an unreachable cluster fails the start.
+        options["dask"] = {"address": args.dask_address}
     return options

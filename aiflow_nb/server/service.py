@@ -109,9 +109,11 @@ class GroupCommit:
 class Service:
     """The engine as the HTTP handlers see it."""
 
-    def __init__(self, engine: Engine, token: str) -> None:
+    def __init__(self, engine: Engine, token: str, task_token: str | None = None) -> None:
         self.engine = engine
         self.token = token
+        #: May only send events: given to tasks that run elsewhere (a Dask worker).
+        self.task_token = task_token
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aiflow-nb-db")
         self.group_commit = GroupCommit(self)
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -8,7 +8,7 @@ Defining commands (the rest, such as ``submit``, are the magics' business)::
 
     %%aiflow setup --workflow WF [--namespace NS]
     %%aiflow task NAME --workflow WF [--notebook PATH] [--param k=v ...] [--streaming] [--retries N]
-          [--retry-delay S] [--timeout S] [--on-event KEY[@NS] [--value V]] [--after a,b:FAILED]
+          [--retry-delay S] [--timeout S] [--executor NAME] [--on-event KEY[@NS] [--value V]] [--after a,b:FAILED]
           [--condition module:Class] [--action start|stop|restart] [--cron EXPR [--tz TZ]] [--interval S]
     %aiflow rule TASK --workflow WF [--on-event ...] [--after ...] [--condition ...] [--action ...]
     %aiflow workflow WF [--trigger-on KEY[@NS] [--value V]] [--cron EXPR [--tz TZ]] [--interval S] [--catchup]
@@ -100,6 +100,7 @@ def _parsers() -> dict[str, Parser]:
     task.add_argument("--retries", type=int, default=0)
     task.add_argument("--retry-delay", type=float, default=0.0)
     task.add_argument("--timeout", type=float, default=None)
+    task.add_argument("--executor", default=None, metavar="NAME")
     _rule_options(task)
     _schedule_options(task)
 
@@ -300,6 +301,7 @@ def _task(cell: Cell, setup: str | None) -> Task:
         "max_retries": o["retries"],
         "retry_delay": o["retry_delay"],
         "timeout": o["timeout"],
+        "executor": o["executor"],
     }
     if o["notebook"] is not None:
         task: Task = NotebookTask(o["name"], notebook=o["notebook"], parameters=o["param"], **common)

@@ -88,6 +88,7 @@ class Task:
         retry_delay: float | timedelta = 0,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        executor: str | None = None,
     ) -> None:
         self.name = check_name("task", name)
         self.streaming = bool(streaming)
@@ -103,6 +104,10 @@ class Task:
         self.heartbeat_timeout = _seconds(f"task {name!r}: heartbeat_timeout", heartbeat_timeout)
         if self.heartbeat_timeout == 0:
             raise SpecError(f"task {name!r}: heartbeat_timeout must be positive")
+        if executor is not None and (not isinstance(executor, str) or not executor.strip()):
+            raise SpecError(f"task {name!r}: executor must be the name of an executor, got {executor!r}")
+        #: Where its runs go (``"dask"``, say); None: the engine's executor.
+        self.executor = executor
         self.rules: list[Rule] = []
         self.schedule_: Schedule | None = None
         workflow = context.current_workflow()
@@ -159,7 +164,7 @@ class Task:
         raise NotImplementedError
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec = {
             "name": self.name,
             "kind": self.kind,
             **self.params_spec(),
@@ -171,6 +176,9 @@ class Task:
             "rules": [r.to_spec() for r in self.rules],
             "schedule": self.schedule_.to_spec() if self.schedule_ else None,
         }
+        if self.executor is not None:  # absent otherwise: specs (and versions) from before it stay the same
+            spec["executor"] = self.executor
+        return spec
 
     @classmethod
     def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
@@ -361,7 +369,7 @@ class BashTask(Task):
 
 
 _BUILTIN: dict[str, type[Task]] = {t.kind: t for t in (NotebookTask, PythonTask, BashTask)}
-_COMMON = ("streaming", "max_retries", "retry_delay", "timeout", "heartbeat_timeout")
+_COMMON = ("streaming", "max_retries", "retry_delay", "timeout", "heartbeat_timeout", "executor")
 
 
 def task_kinds() -> dict[str, type[Task]]:

@@ -133,3 +133,24 @@ def test_server_json_is_private(service: RunningService, home: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = path.read_text()
     assert service.info.token in data and service.info.url in data and str(service.pid) in data
+
+
+def test_the_task_token_may_only_send_events(service: RunningService, busy: dict[str, Any], home: Path) -> None:
+    """The token given to tasks on other machines (Dask workers) sends events and nothing else."""
+    path = home / "task-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    task_token = path.read_text()
+    assert task_token and task_token != service.info.token
+    url = service.info.url
+    client = service.client()
+    before = stored_state(client)
+    for method, path_ in requests(busy):
+        if path_ in (PREFIX + "/health", PREFIX + "/events") and method in ("GET", "POST"):
+            continue
+        body = {} if method in ("POST", "PUT") else None
+        assert_unauthorized(call(url, method, path_, body, token=task_token), f"{method} {path_} with the task token")
+    assert_unauthorized(call(url, "GET", PREFIX + "/events", token=task_token), "GET /events with the task token")
+    assert stored_state(client) == before
+    sent = call(url, "POST", PREFIX + "/events", {"key": "from-a-task"}, token=task_token)
+    assert sent.status == 200, sent.body
+    assert [e.offset for e in client.events(key="from-a-task")] == [sent.json()["offset"]]

@@ -6,7 +6,9 @@ event, so each carries its own idempotency key, which the client reuses when
 it retries the call across a restart.  Each event triggers an execution of a
 workflow whose one task appends the offset of its triggering event to a file.
 
-Twice, while the producer is mid-stream, the test SIGKILLs the service right
+It runs on the default executor and on the dask executor (a real
+LocalCluster: the runs go on across the kills, and the restarted service
+attaches to them again).  Twice, while the producer is mid-stream, the test SIGKILLs the service right
 after it wrote a commit holding sends it had not answered yet (it watches the
 database's write-ahead log), and starts a new one on the same home.  Then
 every send was acknowledged, the log holds exactly one event per send (at the
@@ -155,7 +157,7 @@ def kill_after_unanswered_commit(
 
 @pytest.fixture
 def restarted() -> Iterator[list[RunningService]]:
-    """Services the test starts after killing one; stopped at teardown."""
+    """Services the test starts; stopped at teardown."""
     services: list[RunningService] = []
     yield services
     for running in services:
@@ -172,10 +174,16 @@ def wait_until(predicate, producer: Producer, timeout: float, what: str) -> None
         time.sleep(0.005)
 
 
-@pytest.mark.timeout(280)
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("executor", ["kernel-pool", "dask"])
 def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills(
-    home: Path, tmp_path: Path, service: RunningService, restarted: list[RunningService]
+    home: Path, tmp_path: Path, executor: str, request: pytest.FixtureRequest, restarted: list[RunningService]
 ) -> None:
+    flags = ["--executor", executor]
+    if executor == "dask":
+        flags += ["--dask-address", request.getfixturevalue("dask_cluster")]
+    service = RunningService(home, flags).start()
+    restarted.append(service)
     out = tmp_path / "offsets.txt"
     service.client().submit(ticks_workflow(str(out)))
     rng = random.Random(SEED)
@@ -201,7 +209,7 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
             at_kill.append((len(producer.acked), line_count(out)))
             # Mid-stream: the producer had more to send.
             assert len(producer.acked) < TOTAL, at_kill
-            current = RunningService(home).start()
+            current = RunningService(home, flags).start()
             restarted.append(current)
         finished = producer.join(timeout=150)
         assert finished, f"the producer did not finish ({len(producer.acked)} acknowledged)"

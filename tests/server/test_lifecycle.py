@@ -324,7 +324,26 @@ def test_pool_settings_need_the_kernel_pool_executor(home: Path) -> None:
 
 
 def test_an_unknown_executor_starts_nothing(home: Path) -> None:
-    assert "unknown executor 'nope'; known: kernel-pool, local" in mistake(
+    assert "unknown executor 'nope'; known: dask, kernel-pool, local" in mistake(
         home, "server", "start", "--executor", "nope", code=1
     )
     assert info.read(home) is None
+
+
+def test_server_start_with_the_dask_executor(
+    home: Path, tmp_path: Path, services: list[Pid], dask_cluster: str
+) -> None:
+    from distributed import Client as DaskClient
+
+    started = cli_json(home, "server", "start", "--executor", "dask", "--dask-address", dask_cluster)
+    services.append((int(started["pid"]), process.start_time(int(started["pid"]))))
+    client = Client(home=home)
+    with Workflow("remote") as wf:
+        BashTask("where", command=f'echo "$AIFLOW_NB_PARENT_PID" > {tmp_path / "worker"}')
+    client.submit(wf)
+    ex = client.start_execution("remote")
+    wait_execution(client, ex, "SUCCESS", timeout=120)
+    with DaskClient(dask_cluster, timeout=30) as dask:
+        assert int((tmp_path / "worker").read_text()) in dask.run(os.getpid).values()
+    client.close()
+    cli(home, "server", "stop")

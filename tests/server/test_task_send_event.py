@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from aiflow_nb import BashTask, NotebookTask, TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.client import Client
+from aiflow_nb.notebooks import write_code_notebook
 from tests.conftest import RunningService
 from tests.server import wait
 
@@ -130,3 +131,34 @@ def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(service: Run
         (f"{first}/A/1", {"execution_id": first}),
         (None, None),
     ]
+
+
+def test_a_task_on_a_dask_worker_sends_an_event_that_starts_another(
+    home: Path, dask_cluster: str, tmp_path: Path
+) -> None:
+    """The service passes its URL and the task token to the worker; the event is scoped as locally."""
+    running = RunningService(home, ["--executor", "dask", "--dask-address", dask_cluster]).start()
+    try:
+        client = running.client()
+        notebook = write_code_notebook(
+            tmp_path / "relay.ipynb",
+            "import os, pathlib\n"
+            "from aiflow_nb import send_event\n"
+            f"pathlib.Path({str(tmp_path)!r}, 'token').write_text(os.environ['AIFLOW_NB_TOKEN'])\n"
+            "send_event('ready', {'from': 'a worker'})",
+        )
+        with Workflow("relay", namespace=NAMESPACE) as wf:
+            NotebookTask("A", notebook=notebook)
+            b = BashTask("B", command=f'echo "$AIFLOW_NB_EVENT" > {tmp_path / "b.json"}')
+        b.action_on_event_received(TaskAction.START, "ready")
+        client.submit(wf)
+        ex = client.start_execution("relay", NAMESPACE)
+        wait(lambda: [te.status for te in runs(client, ex, "B")] == [TaskStatus.SUCCESS], 120, "B to succeed")
+        (ready,) = client.events(key="ready")
+        assert ready.value == {"from": "a worker"}
+        assert (ready.namespace, ready.sender, ready.context) == (NAMESPACE, f"{ex}/A/1", {"execution_id": ex})
+        assert json.loads((tmp_path / "b.json").read_text())["offset"] == ready.offset
+        # The worker got the task token (it may only send events), not the service's own.
+        assert (tmp_path / "token").read_text() == (home / "task-token").read_text() != running.info.token
+    finally:
+        running.stop()

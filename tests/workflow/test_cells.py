@@ -46,11 +46,13 @@ def test_task_options_become_the_spec(tmp_path: Path) -> None:
             "task after --workflow wf --after up,t:FAILED --after up:STOPPED --condition tests.workflow.conds:EveryNth",
             "pass",
         ),
-        ("task every --workflow wf --interval 30", "pass"),
+        ("task every --workflow wf --interval 30 --executor dask", "pass"),
         base_dir=tmp_path,
     )
     wf = draft.build("wf")
     assert list(wf.tasks) == ["up", "t", "after", "every"]
+    assert task_spec(wf, "every")["executor"] == "dask"
+    assert "executor" not in task_spec(wf, "t")  # the engine's default: not in the spec
     t = task_spec(wf, "t")
     assert t["parameters"] == {"n": 3, "lr": 0.5, "flag": True, "nothing": None, "name": "abc"}
     assert (t["streaming"], t["max_retries"], t["retry_delay"], t["timeout"]) == (True, 2, 1.5, 60.0)
@@ -150,6 +152,7 @@ BAD_LINES = [
     ("task a --workflow wf --interval -5", "pass", "interval must be positive"),
     ("task a --workflow wf --retries x", "pass", "invalid int value: 'x'"),
     ("task a --workflow wf --retries -1", "pass", "max_retries must be a non-negative integer"),
+    ("task a --workflow wf --executor ''", "pass", "executor must be the name of an executor, got ''"),
     ("task a --workflow wf --param n", "pass", "--param needs NAME=VALUE"),
     ("task a --workflow wf --value 3", "pass", "--value needs exactly one --on-event"),
     ("task a --workflow wf --action stop", "pass", "--action applies to --on-event"),

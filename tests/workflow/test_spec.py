@@ -24,6 +24,7 @@ from aiflow_nb import (
     TaskStatusCondition,
     Workflow,
 )
+from aiflow_nb.errors import SpecError
 from aiflow_nb.events import keys as event_keys
 from tests.workflow.conds import EveryNth
 
@@ -410,3 +411,18 @@ def test_rules_may_name_tasks_added_later() -> None:
     wf.add_task(BashTask("second", command="true"))
     back = round_trip(wf)
     assert back.tasks["first"].rules[0].condition.task_names() == {"second"}
+
+
+def test_a_task_executor_round_trips_and_is_checked() -> None:
+    with Workflow("placed") as wf:
+        BashTask("remote", command="true", executor="dask")
+        BashTask("here", command="true")
+    spec = wf.to_spec()
+    assert [t.get("executor") for t in spec["tasks"]] == ["dask", None]
+    again = Workflow.from_spec(json.loads(json.dumps(spec)))
+    assert again.tasks["remote"].executor == "dask" and again.tasks["here"].executor is None
+    assert again == wf
+    bad = json.loads(json.dumps(spec))
+    bad["tasks"][0]["executor"] = 7
+    with pytest.raises(SpecError, match="task 'remote': executor must be the name of an executor, got 7"):
+        Workflow.from_spec(bad)

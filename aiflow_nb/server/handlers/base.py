@@ -46,6 +46,8 @@ class BaseHandler(tornado.web.RequestHandler):
     """Every handler needs the token unless ``public`` is set."""
 
     public = False
+    #: Methods the task token may call too (it is accepted nowhere else).
+    task_methods: frozenset[str] = frozenset()
     service: Service
 
     def initialize(self, service: Service) -> None:
@@ -58,9 +60,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         if self.public:
             return
-        if not token_ok(
-            self.service.token, self.request.headers.get("Authorization"), self.get_query_argument("token", None)
-        ):
+        given = self.request.headers.get("Authorization"), self.get_query_argument("token", None)
+        if token_ok(self.service.token, *given):
+            return
+        task_token = self.service.task_token
+        if not (self.request.method in self.task_methods and task_token and token_ok(task_token, *given)):
             raise ApiError(401, "unauthorized", "missing or wrong token (send 'Authorization: token <token>')")
 
     def set_default_headers(self) -> None:

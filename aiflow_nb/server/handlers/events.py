@@ -65,6 +65,8 @@ def first_invalid(events: list[Event]) -> tuple[int, Exception] | None:
 
 
 class EventsHandler(BaseHandler):
+    task_methods = frozenset({"POST"})
+
     async def post(self) -> None:
         body = self.body()
         many = isinstance(body, dict) and "events" in body

@@ -1,0 +1,182 @@
+"""What a Dask worker runs for one task execution: :func:`run`.
+
+The task runs exactly as with the ``local`` executor, in a runner process
+(``python -m aiflow_nb.executors.runner``) of its own session, in a run
+folder under the worker's local directory; its log, executed notebook and
+result go back to the service as the future's result.
+
+Three marks on the Dask scheduler (:class:`RunState`), named after the
+future's key, make a run happen once whatever the cluster or the service do:
+
+- ``<key>/claim``: set (to the worker's address) before the task starts.  A
+  future that finds it set is a second run of the key: Dask reruns the
+  tasks of a lost worker, and the service submits again after a restart.
+  It does not run the task; it reports the first run lost.
+- ``<key>/result``: the payload, set before returning it, so a service that
+  was down when the run ended still gets it (its resubmitted future returns
+  this instead of running).
+- ``<key>/stop``: the grace period in seconds, set by the service to stop the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb.executors import process
+from aiflow_nb.executors.base import run_dir
+from aiflow_nb.executors.runner import STOP_FILE, silence, stops_gently, task_environment, write_json
+
+#: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
+STOP_POLL = 0.5
+
+
+def task_key(task_execution_id: int, attempt: int) -> str:
+    """The Dask key of a run: one future per (task execution, attempt), ever."""
+    return f"aiflow-nb-{task_execution_id}-{attempt}"
+
+
+class RunState:
+    """The run's marks on the Dask scheduler (see the module doc).
+
+    Each is a Variable holding the value and an Event flagging that it is
+    set: a Variable alone cannot be read without waiting (and the scheduler
+    logs each timed-out read as an error).
+    """
+
+    MARKS = ("claim", "result", "stop")
+
+    def __init__(self, key: str, client: Any = None) -> None:
+        from distributed import Event, Variable
+
+        self._event = {m: Event(f"{key}/{m}", client=client) for m in self.MARKS}
+        self._value = {m: Variable(f"{key}/{m}", client=client) for m in self.MARKS}
+
+    def get(self, mark: str) -> Any:
+        """The mark's value, or None if it is not set."""
+        return self._value[mark].get() if self._event[mark].is_set() else None
+
+    def wait(self, mark: str, timeout: float) -> Any:
+        """The mark's value once it is set, or None after ``timeout`` s."""
+        return self._value[mark].get() if self._event[mark].wait(timeout) else None
+
+    def put(self, mark: str, value: Any) -> None:
+        self._value[mark].set(value)
+        self._event[mark].set()  # after the value: whoever sees the flag finds the value
+
+    def forget(self) -> None:
+        for mark in self.MARKS:
+            self._event[mark].clear()
+            self._value[mark].delete()
+
+
+def payload(status: str, error: str | None, log: str = "", notebook: str | None = None) -> dict[str, Any]:
+    return {"status": status, "error": error, "log": log, "notebook": notebook}
+
+
+def run(request: dict[str, Any], service: dict[str, str] | None) -> dict[str, Any]:
+    """Run ``request`` once on this worker; ``service`` holds the URL and token tasks send events with."""
+    from distributed import get_worker
+
+    state = RunState(task_key(request["task_execution_id"], request["attempt"]))
+    done = state.get("result")
+    if done is not None:
+        return dict(done)  # ran already; this is the service asking again after a restart
+    if state.get("stop") is not None:
+        return payload("STOPPED", None)  # stopped before it started
+    first = state.get("claim")
+    if first is not None:
+        lost = payload("FAILED", f"the Dask worker running it ({first}) was lost")
+        state.put("result", lost)
+        return lost
+    worker = get_worker()
+    state.put("claim", worker.address)
+    folder = run_dir(Path(worker.local_directory) / "aiflow-nb", request["task_execution_id"], request["attempt"])
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = _run_in(folder, request, service, state)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    state.put("result", outcome)
+    return outcome
+
+
+def _run_in(folder: Path, request: dict[str, Any], service: dict[str, str] | None, state: RunState) -> dict[str, Any]:
+    write_json(folder / "task.json", request)
+    env = {**os.environ, **task_environment(request), "AIFLOW_NB_RUN_DIR": str(folder)}
+    # The runner ends itself (and its kernel) if this worker process dies.
+    env["AIFLOW_NB_PARENT_PID"] = str(os.getpid())
+    env.pop("AIFLOW_NB_HOME", None)  # the service's home is not on this machine
+    if service is not None:
+        env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = service["url"], service["token"]
+    with open(folder / "log.txt", "ab") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "aiflow_nb.executors.runner", str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+        )
+    watch = _Watch(state, popen, folder, request)
+    popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
+    stop_deadline, lost = watch.deadline, watch.lost
+    if stop_deadline is not None:
+        process.signal(popen.pid, signal.SIGKILL)  # what outlived the runner (a bash command, a kernel)
+    log = (folder / "log.txt").read_text(errors="replace")
+    notebook_path = folder / "output.ipynb"
+    notebook = notebook_path.read_text() if notebook_path.exists() else None
+    if lost is not None:
+        return payload("FAILED", lost, log, notebook)
+    try:
+        result = json.loads((folder / "result.json").read_text())
+        return payload(result["status"], result.get("error"), log, notebook)
+    except (OSError, ValueError, KeyError):
+        pass
+    if stop_deadline is not None:
+        return payload("STOPPED", None, log, notebook)
+    code = popen.returncode
+    why = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    return payload("FAILED", f"the task process {why} without a result", log, notebook)
+
+
+class _Watch:
+    """Watches a run from a thread: its stop mark, its stop deadline and its heartbeat, as ``local`` does."""
+
+    def __init__(self, state: RunState, popen: subprocess.Popen[bytes], folder: Path, request: dict[str, Any]) -> None:
+        self.state, self.popen, self.folder, self.request = state, popen, folder, request
+        #: When the run is killed if it has not ended (set once a stop came).
+        self.deadline: float | None = None
+        #: Why the run was killed for want of a heartbeat.
+        self.lost: str | None = None
+        threading.Thread(target=self._watch, name="aiflow-nb-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        pid, timeout = self.popen.pid, self.request.get("heartbeat_timeout")
+        while self.popen.returncode is None:
+            if self.deadline is not None:
+                if time.monotonic() > self.deadline:
+                    process.signal(pid, signal.SIGKILL)
+                time.sleep(0.1)
+                continue
+            grace = self.state.wait("stop", STOP_POLL)
+            if self.popen.returncode is not None:
+                return
+            if grace is not None:
+                (self.folder / STOP_FILE).touch()
+                self.deadline = time.monotonic() + float(grace)
+                process.signal(pid, signal.SIGTERM, group=not stops_gently(self.request["task"]))
+                continue
+            silent = silence(self.folder)
+            if timeout and self.lost is None and silent is not None and silent > float(timeout):
+                self.lost = f"no heartbeat for {silent:.0f} s (timeout {float(timeout):g} s): the task process hung"
+                process.signal(pid, signal.SIGKILL)
