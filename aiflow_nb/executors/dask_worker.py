@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import STOP_FILE, silence, stops_gently, task_environment, write_json
+from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
 STOP_POLL = 0.5
@@ -117,16 +116,7 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, str] | Non
     env.pop("AIFLOW_NB_HOME", None)  # the service's home is not on this machine
     if service is not None:
         env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = service["url"], service["token"]
-    with open(folder / "log.txt", "ab") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "aiflow_nb.executors.runner", str(folder)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-            env=env,
-            start_new_session=True,
-        )
+    popen = start_runner(folder, env)
     watch = _Watch(state, popen, folder, request)
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
     stop_deadline, lost = watch.deadline, watch.lost

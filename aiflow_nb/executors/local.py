@@ -22,6 +22,7 @@ from aiflow_nb.executors.runner import (
     STOP_FILE,
     claim,
     silence,
+    start_runner,
     stops_gently,
     task_environment,
     write_json,
@@ -145,16 +146,7 @@ class LocalExecutor(Executor):
             "AIFLOW_NB_HOME": str(self.home),
             "AIFLOW_NB_RUN_DIR": str(folder),
         }
-        with open(folder / "log.txt", "ab") as out:
-            popen = subprocess.Popen(
-                [self.python, "-m", "aiflow_nb.executors.runner", str(folder)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=folder,
-                env=env,
-                start_new_session=True,
-            )
+        popen = start_runner(folder, env, self.python)
         run = _Run(te_id, attempt, folder, popen=popen, pid=popen.pid, since=time.monotonic())
         _configure(run, request)
         self.runs[te_id] = run

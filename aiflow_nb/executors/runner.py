@@ -119,6 +119,24 @@ def task_environment(request: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def start_runner(run_dir: Path, env: dict[str, str], python: str = sys.executable) -> subprocess.Popen[bytes]:
+    """Start ``python -m aiflow_nb.executors.runner run_dir``, its output to ``run_dir/log.txt``.
+
+    It leads a session of its own, so a stop reaches its whole group (a
+    command, a kernel) and it outlives the process that started it.
+    """
+    with open(run_dir / "log.txt", "ab") as out:
+        return subprocess.Popen(
+            [python, "-m", "aiflow_nb.executors.runner", str(run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=run_dir,
+            env=env,
+            start_new_session=True,
+        )
+
+
 def notebook_kernel(task: dict[str, Any]) -> str | None:
     """The kernel a notebook task runs on: its own, else the notebook's, else python3."""
     kernel = task.get("kernel_name")

@@ -74,6 +74,26 @@ class Rule:
         return cls(spec["action"], condition_from_spec(spec["condition"]))
 
 
+def optional_text(task: str, field: str, value: Any) -> str | None:
+    """``value`` if it is None or a string, else a SpecError naming the task and field."""
+    if value is not None and not isinstance(value, str):
+        raise SpecError(f"task {task!r}: {field} must be a string, got {value!r}")
+    return value
+
+
+def mapping(task: str, field: str, value: Any) -> dict[str, Any]:
+    """``value`` (None: empty) as a JSON-able dict, else a SpecError naming the task and field."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"task {task!r}: {field} must be a mapping of names to values, got {value!r}")
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError):
+        raise SpecError(f"task {task!r}: {field} must be JSON-able") from None
+    return dict(value)
+
+
 class Task:
     """Base of every task kind."""
 
@@ -265,16 +285,14 @@ class NotebookTask(Task):
     ) -> None:
         check_name("task", name)
         self.notebook = _load_notebook(name, notebook)
+        path = optional_text(name, "path", path)
         self.path = path if path is not None else (None if isinstance(notebook, Mapping) else str(notebook))
+        cwd = optional_text(name, "cwd", cwd)
         if cwd is None and self.path is not None:
             cwd = str(Path(self.path).resolve().parent)
         self.cwd = cwd
-        self.parameters = dict(parameters or {})
-        try:
-            json.dumps(self.parameters)
-        except (TypeError, ValueError):
-            raise SpecError(f"task {name!r}: parameters must be JSON-able") from None
-        self.kernel_name = kernel_name
+        self.parameters = mapping(name, "parameters", parameters)
+        self.kernel_name = optional_text(name, "kernel_name", kernel_name)
         super().__init__(name, **common)
 
     def params_spec(self) -> dict[str, Any]:
@@ -294,7 +312,7 @@ class NotebookTask(Task):
         return cls(
             name,
             nb,
-            params.get("parameters") or {},
+            params.get("parameters"),
             kernel_name=params.get("kernel_name"),
             cwd=params.get("cwd"),
             path=params.get("path"),
@@ -326,12 +344,9 @@ class PythonTask(Task):
         if not module or not func:
             raise SpecError(f"task {name!r}: callable must be 'module:function', got {callable!r}")
         self.callable = callable
+        cwd = optional_text(name, "cwd", cwd)
         self.cwd = cwd if cwd is not None else os.getcwd()
-        self.kwargs = dict(kwargs or {})
-        try:
-            json.dumps(self.kwargs)
-        except (TypeError, ValueError):
-            raise SpecError(f"task {name!r}: kwargs must be JSON-able") from None
+        self.kwargs = mapping(name, "kwargs", kwargs)
         super().__init__(name, **common)
 
     def params_spec(self) -> dict[str, Any]:
@@ -342,7 +357,7 @@ class PythonTask(Task):
         return cls(
             name,
             params.get("callable"),  # type: ignore[arg-type]
-            params.get("kwargs") or {},
+            params.get("kwargs"),
             cwd=params.get("cwd"),
             **common,
         )
@@ -357,7 +372,7 @@ class BashTask(Task):
         if not isinstance(command, str) or not command.strip():
             raise SpecError(f"task {name!r}: command must be a non-empty string")
         self.command = command
-        self.cwd = cwd
+        self.cwd = optional_text(name, "cwd", cwd)
         super().__init__(name, **common)
 
     def params_spec(self) -> dict[str, Any]:

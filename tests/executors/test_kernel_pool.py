@@ -37,7 +37,7 @@ def spare_pids(engine: Engine) -> set[int]:
     return {spare.pid for pool in executor.spares.values() for spare in pool}
 
 
-def wait_gone(pids: set[int], timeout: float = 30) -> None:
+def wait_gone(pids: set[int], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while any(process.alive(pid, None) for pid in pids):
         assert time.monotonic() < deadline, f"processes {pids} still alive"

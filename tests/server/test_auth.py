@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +157,46 @@ def test_the_task_token_may_only_send_events(service: RunningService, busy: dict
     sent = call(url, "POST", PREFIX + "/events", {"key": "from-a-task"}, token=task_token)
     assert sent.status == 200, sent.body
     assert [e.offset for e in client.events(key="from-a-task")] == [sent.json()["offset"]]
+
+
+def _complete(response: bytes) -> bool:
+    head, sep, body = response.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: *(\d+)", head, re.I)
+    return bool(sep) and length is not None and len(body) >= int(length.group(1))
+
+
+def raw_headers_only(url: str, path: str, length: int, token: str | None) -> tuple[int, dict[str, Any]]:
+    """Send a POST's headers declaring ``length`` bytes, and none of the body; the status and JSON answer."""
+    parsed = urllib.parse.urlsplit(url)
+    auth = f"Authorization: token {token}\r\n" if token else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {parsed.hostname}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        data = b""
+        while not _complete(data):
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def test_a_body_is_not_read_without_the_token_nor_over_the_limit(service: RunningService) -> None:
+    from aiflow_nb.server.handlers.base import MAX_BODY_BYTES
+
+    url, token = service.info.url, service.info.token
+    # Answered from the headers alone: the 200 MB the client announced are never waited for.
+    status, body = raw_headers_only(url, PREFIX + "/events", 200_000_000, None)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, body = raw_headers_only(url, PREFIX + "/events", MAX_BODY_BYTES + 1, token)
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    assert f"{MAX_BODY_BYTES:,} bytes" in body["error"]["message"]
+    status, body = raw_headers_only(url, PREFIX + "/workflows", MAX_BODY_BYTES + 1, token)
+    assert status == 413
+    # Nothing was stored, and the service goes on.
+    assert service.client().events() == []
+    assert call(url, "POST", PREFIX + "/events", {"key": "after"}, token=token).status == 200

@@ -42,8 +42,18 @@ class ApiError(tornado.web.HTTPError):
         self.message = message
 
 
+#: The largest request body (a workflow spec embeds its notebooks; a batch holds many events).
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Every handler needs the token unless ``public`` is set."""
+    """Every handler needs the token unless ``public`` is set.
+
+    Bodies are streamed in: the token and the body's declared size are
+    checked from the headers, before any of it is read, so nobody without
+    the token (or with too large a body) makes the service buffer anything.
+    """
 
     public = False
     #: Methods the task token may call too (it is accepted nowhere else).
@@ -58,14 +68,27 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.service.engine
 
     def prepare(self) -> None:
-        if self.public:
-            return
+        self._chunks: list[bytes] = []
+        if not self.public:
+            self._check_token()
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise ApiError(
+                413, "body_too_large", f"the request body ({int(declared):,} bytes) is over {MAX_BODY_BYTES:,} bytes"
+            )
+        # A chunked body without a length: the connection is closed once it grows past the limit.
+        self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
+
+    def _check_token(self) -> None:
         given = self.request.headers.get("Authorization"), self.get_query_argument("token", None)
         if token_ok(self.service.token, *given):
             return
         task_token = self.service.task_token
         if not (self.request.method in self.task_methods and task_token and token_ok(task_token, *given)):
             raise ApiError(401, "unauthorized", "missing or wrong token (send 'Authorization: token <token>')")
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -77,7 +100,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def body(self) -> Any:
         try:
-            return json.loads(self.request.body or b"null")
+            return json.loads(b"".join(self._chunks) or b"null")
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
 
