@@ -83,6 +83,8 @@ class DaskExecutor(Executor):
         self._recorded: list[Outcome] = []
         #: Runs of an earlier service process, submitted again at the first poll (when the URL is known).
         self._resubmit: list[LaunchRequest] = []
+        #: Stops of those, sent once they are submitted again: te id -> grace.
+        self._stop_later: dict[int, float] = {}
         self._service: dict[str, str] | None = None
         log.info("connected to the Dask scheduler at %s", address)
 
@@ -117,6 +119,9 @@ class DaskExecutor(Executor):
 
     def stop(self, task_execution_id: int, grace: float) -> None:
         run = self.runs.get(task_execution_id)
+        if run is None and any(r["task_execution_id"] == task_execution_id for r in self._resubmit):
+            self._stop_later[task_execution_id] = grace  # a run of the last service, not attached yet
+            return
         if run is None or run.stop_deadline is not None:
             return
         run.stop_deadline = time.monotonic() + grace + STOP_MARGIN
@@ -129,7 +134,11 @@ class DaskExecutor(Executor):
     def poll(self) -> list[Outcome]:
         outcomes, self._recorded = self._recorded, []
         while self._resubmit:
-            self._submit(self._resubmit.pop(0))
+            request = self._resubmit.pop(0)
+            self._submit(request)
+            grace = self._stop_later.pop(request["task_execution_id"], None)
+            if grace is not None:
+                self.stop(request["task_execution_id"], grace)
         now = time.monotonic()
         for run in list(self.runs.values()):
             if run.stop_deadline is not None and now > run.stop_deadline and not run.future.done():

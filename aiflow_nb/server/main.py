@@ -102,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aiflow-nb: already running for {home} at {running.url} (pid {running.pid})", file=sys.stderr)
         return 1
     if not is_loopback(args.ip):
+        if not args.allow_remote:
+            print(
+                f"aiflow-nb: --ip {args.ip} is not a loopback address: other machines could reach the service; "
+                "add --allow-remote if that is what you want",
+                file=sys.stderr,
+            )
+            return 1
         log.warning("binding to %s: the service is reachable from other machines (the token still guards it)", args.ip)
     try:
         options = executor_options(args)

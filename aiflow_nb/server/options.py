@@ -24,7 +24,12 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """The engine's settings, shared by ``aiflow-nb server start``."""
+    """The engine's settings (and the service's beyond --ip/--port), shared by ``aiflow-nb server start``."""
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow an --ip that is not a loopback address (other machines can then reach the service)",
+    )
     parser.add_argument(
         "--executor",
         default="kernel-pool",
@@ -62,6 +67,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 def engine_flags(args: argparse.Namespace) -> list[str]:
     """The command-line flags that pass ``add_engine_arguments``' values on."""
     flags = [
+        *(["--allow-remote"] if args.allow_remote else []),
         f"--executor={args.executor}",
         f"--max-parallel={args.max_parallel}",
         f"--stop-grace={args.stop_grace}",

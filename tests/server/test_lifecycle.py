@@ -224,15 +224,18 @@ def test_sigkill_of_the_service_and_its_tasks_fails_them_and_retries(
     cli(home, "server", "stop")
 
 
-def test_binding_beyond_loopback_warns(home: Path) -> None:
+def test_binding_beyond_loopback_needs_a_flag_and_warns(home: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is on no interface here: the warning comes first, then binding fails,
     # so nothing is ever exposed beyond this machine.
-    done = subprocess.run(
-        [sys.executable, "-m", "aiflow_nb.server", "--home", str(home), "--ip", "192.0.2.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = [sys.executable, "-m", "aiflow_nb.server", "--home", str(home), "--ip", "192.0.2.1", "--port", "0"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "aiflow-nb: --ip 192.0.2.1 is not a loopback address: other machines could reach the service; "
+        "add --allow-remote if that is what you want"
+    ]
+    assert not (home / "server.json").exists()
+    done = subprocess.run([*command, "--allow-remote"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "WARNING aiflow_nb.server: binding to 192.0.2.1" in done.stderr
     assert "cannot listen on 192.0.2.1" in done.stderr and "Traceback" not in done.stderr
