@@ -286,9 +286,10 @@ class Engine:
     def submit(self, workflow: Workflow) -> int:
         """Store a new version of ``workflow`` (unless it is unchanged) and return it."""
         workflow.validate()
-        known = known_executors()
-        for task in workflow.tasks.values():
-            if task.executor is not None and task.executor not in known:
+        named = [task for task in workflow.tasks.values() if task.executor is not None]
+        known = known_executors() if named else []  # reads the installed packages' entry points: 15-60 ms
+        for task in named:
+            if task.executor not in known:
                 raise SpecError(f"task {task.name!r}: unknown executor {task.executor!r}; known: {', '.join(known)}")
         return self._command(lambda: self.scheduler.submit(workflow))
 

@@ -73,6 +73,10 @@ class DaskExecutor(Executor):
             ) from None
         self._distributed = distributed
         self.address = address
+        try:  # before connecting: a client made with a malformed address hangs on closing
+            distributed.comm.addressing.get_address_host_port(address)
+        except ValueError as exc:
+            raise ExecutorError(f"dask: {address!r} is not a scheduler address like tcp://HOST:8786 ({exc})") from None
         try:
             self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:

@@ -213,6 +213,30 @@ def test_an_unreachable_scheduler_is_a_clear_error(home: Path) -> None:
     Engine(home, executor="local").close()
 
 
+SERVER = [sys.executable, "-m", "aiflow_nb.server"]
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("garbage", "missing port number"),
+        ("foo://x:1", "unknown address scheme 'foo'"),
+        ("tcp://127.0.0.1:notaport", "invalid literal"),
+    ],
+)
+def test_a_malformed_address_is_one_clear_line_at_once(home: Path, address: str, why: str) -> None:
+    done = subprocess.run(
+        [*SERVER, "--home", str(home), "--quiet", "--executor", "dask", "--dask-address", address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()  # no traceback of a half-made Dask client
+    assert line.startswith(f"aiflow-nb: dask: {address!r} is not a scheduler address like tcp://HOST:8786 (")
+    assert why in line
+
+
 def test_without_distributed_the_error_names_the_extra(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['distributed'] = None\n"
