@@ -136,16 +136,20 @@ class Client:
                 break
             except _RETRYABLE as exc:
                 self._drop_connection()
-                if not retry or time.monotonic() > deadline:
-                    raise errors.ServiceUnavailableError(
-                        f"the aiflow-nb service at {self.url} does not answer ({exc})"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                gone = self.url
                 try:  # a restarted service has a new port and token
                     self.url, self.token = self._discover()
                 except errors.ServiceUnavailableError:
                     pass
+                # A refused connection sent nothing: any call may go to the service that replaced it.
+                moved = self.url != gone and isinstance(exc, ConnectionRefusedError)
+                if not (retry or moved) or time.monotonic() > deadline:
+                    raise errors.ServiceUnavailableError(
+                        f"the aiflow-nb service at {gone} does not answer ({exc})"
+                    ) from None
+                if not moved:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
         if response.status >= 400:
             try:
                 error = json.loads(data)["error"]

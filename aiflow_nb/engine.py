@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from aiflow_nb import faults
 from aiflow_nb.errors import AiflowError, NotFoundError, SpecError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
@@ -121,9 +122,13 @@ class Engine:
     def step(self) -> bool:
         """One round: outcomes, timers, a batch of events, launches.  True if anything happened."""
         with self.db.lock:
+            if faults.ENABLED and self.executors.active():
+                faults.point("tasks.running")
             # Kept until committed: a failed step must not forget how runs ended.
             self._outcomes.extend(self.executors.poll())
             outcomes = self._outcomes
+            if outcomes:
+                faults.point("outcome.before")
             with self.db.transaction():
                 for outcome in outcomes:
                     self.scheduler.finished(outcome)
@@ -189,7 +194,9 @@ class Engine:
         launched = 0
         while self._ready:
             request = self._ready[0]
+            faults.point("launch.before")
             self.executors.launch(request)  # if it raises, the rest is launched at the next step
+            faults.point("launch.after")
             self._ready.pop(0)
             scheduler.launched(request["task_execution_id"], request["attempt"])
             launched += 1
@@ -291,7 +298,9 @@ class Engine:
         for task in named:
             if task.executor not in known:
                 raise SpecError(f"task {task.name!r}: unknown executor {task.executor!r}; known: {', '.join(known)}")
-        return self._command(lambda: self.scheduler.submit(workflow))
+        version = self._command(lambda: self.scheduler.submit(workflow))
+        faults.point("submit.after")
+        return version
 
     def workflows(self) -> list[WorkflowInfo]:
         with self.db.lock:
@@ -423,6 +432,7 @@ class Engine:
                     offsets = self.log.stage(events, idempotency_keys)
                     self.scheduler.consume(self.batch_size, just_appended=True)
                     self._commit()
+                    faults.point("commit.before")
             except AiflowError:
                 raise  # the events themselves are wrong: nothing was appended
             except Exception:
@@ -431,6 +441,7 @@ class Engine:
                 log.exception("scheduler failed on new events; appending them without it")
                 with self.db.transaction():
                     offsets = self.log.stage(events, idempotency_keys)
+            faults.point("commit.after")
             self._notify()
             if on_commit is not None:
                 on_commit(offsets)

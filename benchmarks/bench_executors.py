@@ -205,7 +205,9 @@ def fan_out_runs(home: Path, executor: str, wf: Workflow, repeat: int, pool_size
             start = time.perf_counter()
             engine.send_event(f"fan.{wf.name}")
             commits.wait_finished(ex)
-            assert sum(t.status.value == "SUCCESS" for t in engine.task_executions(ex)) == 20
+            tes = engine.task_executions(ex)
+            failed = [(t.task, t.status.value, t.error) for t in tes if t.status.value != "SUCCESS"]
+            assert len(tes) == 20 and not failed, f"{executor}: {len(tes)} task executions, not successful: {failed}"
             walls.append(commits.finished_at(ex, since) - start)
             time.sleep(3.0 + pool_size)
         return walls
@@ -227,10 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--executors", default="local,kernel-pool,dask", help="comma-separated (default local,kernel-pool,dask)"
     )
+    parser.add_argument(
+        "--cases", default="latency,chains,fan-out", help="comma-separated (default latency,chains,fan-out)"
+    )
     args = parser.parse_args(argv)
     samples = args.events or (10 if args.quick else 100)
     repeat = 1 if args.quick else 3
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    unknown = cases - {"latency", "chains", "fan-out"}
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cluster = None
     if "dask" in executors:
         from distributed import LocalCluster
@@ -245,8 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     notebook = write_code_notebook(tmp / "one_cell.ipynb", "x = 1 + 1")
     rows: list[tuple[str, list[float], str]] = []
     wholes: list[tuple[str, list[float], str]] = []
+
+    def measured(table: list[tuple[str, list[float], str]], label: str, values: list[float], name: str) -> None:
+        # Shown at once: a case that fails later must not cost the figures of the others.
+        table.append((label, values, name))
+        p50, p99 = statistics.median(values), percentile(values, 99)
+        print(f"  {label}: {len(values)} runs, p50 {p50:.3f} s, p99 {p99:.3f} s, best {min(values):.3f} s", flush=True)
+
     try:
-        for kind in ("bash", "notebook"):
+        for kind in ("bash", "notebook") if "latency" in cases else ():
             for executor in executors:
                 with Workflow(f"{kind}-{executor}") as wf:
                     if kind == "bash":
@@ -257,22 +273,22 @@ def main(argv: list[str] | None = None) -> int:
                 # Time for the used spare to be replaced (REFILL_DELAY, then a start: a kernel takes ~1 s).
                 gap = 1.0 if kind == "bash" else 2.5
                 values = event_to_success(tmp / f"home-{kind}-{executor}", executor, wf, samples, gap)
-                rows.append((f"{kind} task, {executor}", values, kind if executor == "kernel-pool" else ""))
+                measured(rows, f"{kind} task, {executor}", values, kind if executor == "kernel-pool" else "")
             if kind == "notebook":
                 runs = papermill_runs(notebook, tmp / "out.ipynb", samples)
-                rows.append(("papermill.execute_notebook, this process", runs, ""))
-        for kind in ("bash", "notebook"):
+                measured(rows, "papermill.execute_notebook, this process", runs, "")
+        for kind in ("bash", "notebook") if "chains" in cases else ():
             for executor in executors:
                 wf = chain(f"chain-{kind}-{executor}", kind, notebook)
                 walls = whole_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
                 target = f"chain {kind}" if executor == "kernel-pool" else ""
-                wholes.append((f"chain of 10 {kind} tasks, {executor}", walls, target))
+                measured(wholes, f"chain of 10 {kind} tasks, {executor}", walls, target)
             walls = sequential(kind, notebook, tmp, repeat)
-            wholes.append((f"{kind}: 10 runs one after another, no aiflow-nb", walls, ""))
-        for executor in executors:
+            measured(wholes, f"{kind}: 10 runs one after another, no aiflow-nb", walls, "")
+        for executor in executors if "fan-out" in cases else ():
             wf = fan_out(f"fan-{executor}", notebook)
             walls = fan_out_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
-            wholes.append((f"fan-out of 20 notebook tasks, parallel 2, {executor}", walls, ""))
+            measured(wholes, f"fan-out of 20 notebook tasks, parallel 2, {executor}", walls, "")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if cluster is not None:
@@ -311,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         record(f"event to SUCCESS p50, {label}", p50 * 1000, "ms", " ".join(target(name, p50)))
     print_table(["case", "runs", "p50 ms", "p99 ms", "p99/p50", "min ms", "max ms", "target", ""], latency_rows)
     p50 = {label: statistics.median(v) for label, v, _ in rows}
-    papermill_p50 = p50["papermill.execute_notebook, this process"]
-    for executor in executors:
+    papermill_p50 = p50.get("papermill.execute_notebook, this process")
+    for executor in executors if papermill_p50 is not None else ():
         ratio = papermill_p50 / p50[f"notebook task, {executor}"]
         print(f"notebook task on {executor} vs papermill in this process: {ratio:.1f} x faster")
     for label, v, name in wholes:

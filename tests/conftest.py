@@ -73,10 +73,12 @@ def fail_on_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 class RunningService:
     """A real service process on a free loopback port, for one test."""
 
-    def __init__(self, home: Path, flags: list[str] | None = None) -> None:
+    def __init__(self, home: Path, flags: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.home = home
         #: More flags of ``python -m aiflow_nb.server`` (``--executor dask ...``).
         self.flags = list(flags or [])
+        #: More environment variables (``AIFLOW_NB_FAULTS`` to arm a crash point).
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[Client] = []
 
@@ -87,6 +89,7 @@ class RunningService:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiflow_nb.server", "--home", str(self.home), "--port", "0", "--quiet", *self.flags],
             stdin=subprocess.DEVNULL,
+            env=self.env,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -104,6 +107,14 @@ class RunningService:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc is not None else None
 
     def client(self) -> Client:
         """A client of this service (closed when the test ends)."""

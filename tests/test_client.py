@@ -172,6 +172,24 @@ def test_send_event_is_retried_across_a_restart_and_never_doubled(service: Runni
     assert [(e.offset, e.value) for e in stored] == list(zip(acked, range(sent), strict=True))
 
 
+def test_a_client_follows_a_restarted_service_for_calls_it_does_not_retry(service: RunningService, home: Path) -> None:
+    """A submit is not retried (it is not idempotent), but one the old service never got goes to the new one."""
+    with Workflow("w") as wf:
+        BashTask("t", command="true")
+    with Client(home=home) as client:
+        assert client.submit(wf) == 1
+        service.stop()
+        with pytest.raises(errors.ServiceUnavailableError, match="does not answer"):
+            client.submit(wf)  # nothing runs: a clear error, at once
+        restarted = RunningService(home).start()
+        try:
+            wf.tasks["t"].command = "echo changed"
+            assert client.submit(wf) == 2  # the same client, without a retry: found through server.json
+            assert client.url == restarted.info.url != service.info.url
+        finally:
+            restarted.stop()
+
+
 # -- send_event from inside a task ---------------------------------------------------------------
 
 

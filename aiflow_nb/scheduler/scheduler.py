@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from aiflow_nb import faults
 from aiflow_nb.errors import (
     IllegalTransitionError,
     InvalidScheduleError,
@@ -555,6 +556,7 @@ class Scheduler:
         version = latest + 1
         now = self.clock()
         self.store.add_version(key[0], key[1], version, json.dumps(spec), digest, now)
+        faults.point("submit.half")
         if info is not None:
             self._deactivate_triggers(self.compiled((*key, info.version)))
         info = WorkflowInfo(key[0], key[1], version, info.paused if info else False, now)
@@ -810,6 +812,7 @@ class Scheduler:
         self.next_due[key] = schedule.next_after(due)
 
     def _emit_tick(self, ns: str, name: str, task: str, due: datetime, backfill: bool = False) -> None:
+        faults.point("schedule.tick")
         # The key makes a due time tick once, whether live, caught up or backfilled.
         self.emit(
             Event(

@@ -8,19 +8,19 @@ workflow whose one task appends the offset of its triggering event to a file.
 
 It runs on the default executor and on the dask executor (a real
 LocalCluster: the runs go on across the kills, and the restarted service
-attaches to them again).  Twice, while the producer is mid-stream, the test SIGKILLs the service right
-after it wrote a commit holding sends it had not answered yet (it watches the
-database's write-ahead log), and starts a new one on the same home.  Then
-every send was acknowledged, the log holds exactly one event per send (at the
-acknowledged offset; the retried, already committed sends included), every
-event produced exactly one execution with exactly one successful task
-execution, and the file holds each offset exactly once.
+attaches to them again).  Twice, while the producer is mid-stream, the
+service kills itself with SIGKILL right after a group commit, before it
+answers the requests of that group (the fault-injection hook of
+``aiflow_nb.faults``, armed at a seeded pass of ``commit.after``), and the
+test starts a new one on the same home.  Then every send was acknowledged,
+the log holds exactly one event per send (at the acknowledged offset; the
+retried, already committed sends included), every event produced exactly
+one execution with exactly one successful task execution, and the file
+holds each offset exactly once.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import threading
@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb.client import Client
-from aiflow_nb.home import database_path
+from aiflow_nb.faults import ENV
 from tests.conftest import RunningService
 from tests.scheduler.crash_child import assert_each_offset_ran_once
 from tests.scheduler.crash_child import workflow as ticks_workflow
@@ -114,47 +114,6 @@ class Producer:
             self.halt.set()
 
 
-def kill_after_unanswered_commit(
-    running: RunningService, home: Path, producer: Producer, timeout: float = 10.0
-) -> bool:
-    """SIGKILL the service just after it wrote a commit holding a send it has not answered yet.
-
-    The riskiest moment: the client never gets the answer and sends again,
-    and only the idempotency key keeps the event from being doubled.  The
-    test watches the database's write-ahead log; at each write it freezes the
-    service (SIGSTOP) and looks for the value of a send in flight in what was
-    written.  Found: kill.  Not found: let it go on (SIGCONT).  After
-    ``timeout`` it kills anyway.  Returns whether it found one.
-    """
-    wal = Path(f"{database_path(home)}.wal")
-
-    def size() -> int:
-        try:
-            return wal.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    seen = size()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = size()
-        if now == seen:
-            continue  # no sleep: the kill has to land within the commit
-        os.kill(running.pid, signal.SIGSTOP)
-        with open(wal, "rb") as f:
-            f.seek(seen if now > seen else 0)  # smaller: checkpointed into the database file
-            written = f.read()
-        with producer.lock:
-            inflight = set(producer.inflight)
-        if any(json.dumps({"i": i}, separators=(",", ":")).encode() in written for i in inflight):
-            running.kill()  # SIGKILL (a stopped process too), and waits until it is gone
-            return True
-        os.kill(running.pid, signal.SIGCONT)
-        seen = size()
-    running.kill()
-    return False
-
-
 @pytest.fixture
 def restarted() -> Iterator[list[RunningService]]:
     """Services the test starts; stopped at teardown."""
@@ -182,34 +141,28 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
     flags = ["--executor", executor]
     if executor == "dask":
         flags += ["--dask-address", request.getfixturevalue("dask_cluster")]
-    service = RunningService(home, flags).start()
+    rng = random.Random(SEED)
+    # Kill after a seeded number of group commits, twice; the third service runs to the end.
+    armed = [f"commit.after:{rng.randint(20, 50)}" for _ in range(2)]  # a commit holds 1 to 8 sends
+    service = RunningService(home, flags, env={ENV: armed[0]}).start()
     restarted.append(service)
     out = tmp_path / "offsets.txt"
     service.client().submit(ticks_workflow(str(out)))
-    rng = random.Random(SEED)
-    kill_points = [rng.randint(150, 400), rng.randint(550, 850)]
     at_kill: list[tuple[int, int]] = []  # (acknowledged events, offsets in the file) at each kill
     inflight_at_kill: list[tuple[set[int], datetime]] = []
-    hits: list[bool] = []  # whether each kill came right after an unanswered commit
     current = service
     producer = Producer(home, out)
     producer.start()
     try:
-        for point in kill_points:
-            # Kill with sends in flight: the client must retry them against the next service.
-            wait_until(
-                lambda p=point: len(producer.acked) >= p and producer.inflight,
-                producer,
-                120,
-                f"{point} acknowledged events",
-            )
-            hits.append(kill_after_unanswered_commit(current, home, producer))
+        for n in range(2):
+            wait_until(lambda s=current: not s.alive, producer, 120, f"the service to reach {armed[n]}")
+            assert current.returncode == -signal.SIGKILL, f"the service armed with {armed[n]} ended otherwise"
             with producer.lock:
                 inflight_at_kill.append((set(producer.inflight), datetime.now(timezone.utc)))
             at_kill.append((len(producer.acked), line_count(out)))
             # Mid-stream: the producer had more to send.
             assert len(producer.acked) < TOTAL, at_kill
-            current = RunningService(home, flags).start()
+            current = RunningService(home, flags, env={ENV: armed[1]} if n == 0 else None).start()
             restarted.append(current)
         finished = producer.join(timeout=150)
         assert finished, f"the producer did not finish ({len(producer.acked)} acknowledged)"
@@ -244,8 +197,7 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
     created = {e.value["i"]: e.create_time for e in ticks}
     committed_unanswered = sorted(i for sent, killed in inflight_at_kill for i in sent if created[i] < killed)
     assert committed_unanswered, (
-        f"no kill landed after an unanswered commit (found by the WAL watch: {hits}; "
-        f"in flight at the kills: {[sorted(sent) for sent, _ in inflight_at_kill]})"
+        f"no send was committed and unanswered at a kill (in flight: {[sorted(s) for s, _ in inflight_at_kill]})"
     )
 
     # One execution per acknowledged event, each with one successful run of its task, which wrote its offset once.

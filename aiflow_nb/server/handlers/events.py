@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from aiflow_nb import faults
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event
 from aiflow_nb.events.event import check_name, encode
@@ -74,6 +75,7 @@ class EventsHandler(BaseHandler):
         if not isinstance(items, list) or not items:
             raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
         events, keys = parse_events(items, many)
+        faults.point("http.read")
         try:
             offsets = await self.service.group_commit.append(events, keys)
         except InvalidEventError:
