@@ -381,6 +381,11 @@ class Engine:
         with self.db.lock:
             return self.scheduler.store.executions(" AND ".join(clauses), params, limit)
 
+    def latest_executions(self) -> dict[tuple[str, str], WorkflowExecution]:
+        """The newest execution of each workflow, keyed by (namespace, name)."""
+        with self.db.lock:
+            return self.scheduler.store.latest_executions()
+
     def task_executions(self, execution_id: int) -> list[TaskExecution]:
         """Every task execution of an execution, oldest first."""
         with self.db.lock:

@@ -236,6 +236,15 @@ class Store:
         result = [execution_from_row(r) for r in rows]
         return sorted(result, key=lambda e: e.id) if limit is not None else result
 
+    def latest_executions(self) -> dict[tuple[str, str], WorkflowExecution]:
+        """The newest execution of every workflow that has one, in one scan."""
+        rows = self.db.conn.execute(
+            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions "
+            "WHERE id IN (SELECT max(id) FROM executions GROUP BY namespace, workflow)"
+        ).fetchall()
+        found = (execution_from_row(r) for r in rows)
+        return {(e.namespace, e.workflow): e for e in found}
+
     def task_executions(self, where: str, params: Sequence[Any] = ()) -> list[TaskExecution]:
         rows = self.db.conn.execute(
             f"SELECT {', '.join(TASK_COLUMNS)} FROM task_executions WHERE {where} ORDER BY id", list(params)

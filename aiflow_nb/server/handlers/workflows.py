@@ -11,11 +11,17 @@ from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 from aiflow_nb.workflow import Workflow
 
 
-def workflow_dict(engine: Any, namespace: str, name: str, spec: bool = False) -> dict[str, Any]:
+def workflow_dict(
+    engine: Any, namespace: str, name: str, spec: bool = False, latest: dict[tuple[str, str], Any] | None = None
+) -> dict[str, Any]:
+    """What the API tells of a workflow; ``latest``: every workflow's newest execution, when listing them all."""
     info = engine.workflow_info(name, namespace)
     data: dict[str, Any] = info.to_dict()
-    latest = engine.executions(workflow=name, namespace=namespace, limit=1)
-    data["latest_execution"] = latest[-1].to_dict() if latest else None
+    if latest is None:
+        newest = engine.executions(workflow=name, namespace=namespace, limit=1)
+        latest = {(namespace, name): newest[-1]} if newest else {}
+    found = latest.get((namespace, name))
+    data["latest_execution"] = found.to_dict() if found is not None else None
     data["next_runs"] = {
         task or "(workflow)": due.isoformat() for task, due in engine.next_runs(name, namespace).items()
     }
@@ -32,7 +38,8 @@ class WorkflowsHandler(BaseHandler):
 
     async def get(self) -> None:
         def listing() -> list[dict[str, Any]]:
-            return [workflow_dict(self.engine, w.namespace, w.name) for w in self.engine.workflows()]
+            latest = self.engine.latest_executions()  # one query, not one per workflow
+            return [workflow_dict(self.engine, w.namespace, w.name, latest=latest) for w in self.engine.workflows()]
 
         self.send({"workflows": await self.service.db(listing)})
 
