@@ -15,7 +15,9 @@ exactly this object.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from aiflow_nb import faults
-from aiflow_nb.errors import AiflowError, NotFoundError, SpecError
+from aiflow_nb.errors import AiflowError, NotFoundError, SpecError, StorageError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
@@ -43,6 +45,25 @@ T = TypeVar("T")
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def prepare_home(home: Path) -> None:
+    """Create the home (0700: it holds tokens, events and outputs) or check it can be written."""
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StorageError(f"the aiflow-nb home {home} exists and is not a folder") from None
+    except OSError as exc:
+        raise StorageError(f"cannot create the aiflow-nb home {home}: {exc.strerror or exc}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise StorageError(f"the aiflow-nb home {home} is not writable (read-only file system or no permission)")
+
+
+def damaged(path: Path, why: str) -> StorageError:
+    return StorageError(
+        f"the database {path} is damaged or not an aiflow-nb database ({why}); it was left as it is: "
+        "restore it from a backup, or move it away to start with an empty home"
+    )
 
 
 class Engine:
@@ -67,21 +88,31 @@ class Engine:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
+        prepare_home(self.home)
+        path = database_path(self.home)
         try:
-            self.db = Database(database_path(self.home))
-        except duckdb.IOException as exc:
-            raise AiflowError(
-                f"the aiflow-nb home {self.home} is in use by another process ({str(exc).splitlines()[0]})"
-            ) from None
+            self.db = Database(path)
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            if "lock" in first.lower():
+                raise StorageError(f"the aiflow-nb home {self.home} is in use by another process ({first})") from None
+            if "read-only" in first.lower() or "permission denied" in first.lower():
+                raise StorageError(f"the aiflow-nb home {self.home} is not writable ({first})") from None
+            raise damaged(path, first) from None
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)  # the events; DuckDB creates it after the umask
         self.clock = clock
         self.max_parallel = max_parallel
         self.batch_size = batch_size
         self.stop_grace = stop_grace
         self.heartbeat_timeout = heartbeat_timeout
         self.poll_interval = poll_interval
-        self.log = EventLog(self.db)
-        self.scheduler = Scheduler(self.db, self.log, clock)
+        try:
+            self.log = EventLog(self.db)
+            self.scheduler = Scheduler(self.db, self.log, clock)
+        except duckdb.Error as exc:  # a damaged file may open and fail at the first read of a broken block
+            self.db.close()
+            raise damaged(path, str(exc).splitlines()[0]) from None
         options = {**(executors or {})}
         options[executor] = {**options.get(executor, {}), **(executor_options or {})}
         try:
@@ -207,9 +238,17 @@ class Engine:
 
     def run_forever(self) -> None:
         """Run the loop in this thread until :meth:`close`."""
+        unwritable = ""
         while not self._closing.is_set():
             try:
                 busy = self.step()
+                unwritable = ""
+            except StorageError as exc:
+                if str(exc) != unwritable:  # once, not every step while the disk stays full
+                    log.error("%s; retrying every second", exc)
+                    unwritable = str(exc)
+                busy = False
+                self._closing.wait(1.0)
             except Exception:
                 log.exception("scheduler step failed; retrying")
                 busy = False

@@ -86,6 +86,12 @@ class ExecutorError(AiflowError):
     code = "executor_error"
 
 
+class StorageError(AiflowError):
+    """The home's database cannot be used: damaged, in use, or not writable."""
+
+    code = "storage_error"
+
+
 class ServiceUnavailableError(AiflowError, ConnectionError):
     """No service runs for the home, or it does not answer."""
 

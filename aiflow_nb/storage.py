@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from aiflow_nb.errors import StorageError
+
 log = logging.getLogger("aiflow_nb.storage")
 
 
@@ -99,7 +101,13 @@ class Database:
                 yield self.conn
                 for hook in self._commit_hooks:
                     hook()
-                self.conn.execute("COMMIT")
+                try:
+                    self.conn.execute("COMMIT")
+                except duckdb.Error as exc:  # the disk is full (or gone): rolled back, say so plainly
+                    raise StorageError(
+                        f"could not write the database {self.path} ({str(exc).splitlines()[0]}); "
+                        "nothing of this change was stored: is the disk full?"
+                    ) from None
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     self.conn.execute("ROLLBACK")

@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/run_all.py --quick   # each benchmark's --quick
 
 Each benchmark prints its own tables as it goes; the summary at the end
-holds the figures each one passed to ``_common.record``.
+holds the figures each one passed to ``_common.record``.  The soak
+(``bench_soak.py``, 30 minutes) skips itself in a full run and lasts one
+minute with ``--quick``; run it alone: ``bench_soak.py --minutes 30``.
 """
 
 from __future__ import annotations

@@ -213,6 +213,10 @@ class LocalExecutor(Executor):
     def _running(self, run: _Run, now: float) -> bool:
         if self._runner_running(run, now):
             return True
+        if run.popen is not None:
+            # Reap our runner if it has exited: as a zombie it keeps its group "alive",
+            # and a stop would last the whole grace period.
+            run.popen.poll()
         # A stopped run ends when its whole process group has: a command that
         # outlives its runner is SIGKILLed with the group after the grace period.
         return run.stop_deadline is not None and not run.killed and run.pid is not None and _group_alive(run.pid)

@@ -10,6 +10,7 @@ from typing import Any
 
 import tornado.web
 
+from aiflow_nb.server import redact
 from aiflow_nb.server.handlers import base, events, executions, stream, workflows
 from aiflow_nb.server.service import Service
 
@@ -59,5 +60,5 @@ def make_app(service: Service, **settings: Any) -> tornado.web.Application:
         default_handler_class=base.NotFoundHandler,
         default_handler_args={"service": service},
         websocket_ping_interval=30,
-        **settings,
+        **{**redact.settings(), **settings},
     )

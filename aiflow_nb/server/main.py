@@ -17,11 +17,11 @@ import tornado.httpserver
 import tornado.netutil
 
 from aiflow_nb import __version__
-from aiflow_nb.engine import Engine
+from aiflow_nb.engine import Engine, prepare_home
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
 from aiflow_nb.home import default_home
-from aiflow_nb.server import info
+from aiflow_nb.server import info, redact
 from aiflow_nb.server.app import make_app
 from aiflow_nb.server.options import add_engine_arguments, executor_options
 from aiflow_nb.server.service import Service
@@ -40,16 +40,18 @@ def is_loopback(ip: str) -> bool:
 
 def configure_logging(home: Path, to_stderr: bool) -> None:
     folder = home / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(folder / "server.log", maxBytes=10_000_000, backupCount=3)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(fmt)
+    redact.install(handler)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(handler)
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(fmt)
+        redact.install(stream)
         root.addHandler(stream)
     # One line per request is too much at thousands of events a second.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -58,6 +60,8 @@ def configure_logging(home: Path, to_stderr: bool) -> None:
 async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
     token = secrets.token_urlsafe(32)
     task_token = info.task_token(home)
+    redact.REDACTOR.add(token)
+    redact.REDACTOR.add(task_token)
     service = Service(engine, token, task_token)
     service.attach(asyncio.get_running_loop())
     sockets = tornado.netutil.bind_sockets(port, ip)
@@ -95,8 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     add_engine_arguments(parser)
     args = parser.parse_args(argv)
     home = (args.home or default_home()).expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    configure_logging(home, to_stderr=not args.quiet)
+    try:
+        # 0700: it holds the token, the events and the outputs.  The umask stays the user's: task
+        # processes inherit it, and the files they write elsewhere must not change modes.
+        prepare_home(home)
+        configure_logging(home, to_stderr=not args.quiet)
+    except (AiflowError, OSError) as exc:
+        why = exc if isinstance(exc, AiflowError) else f"cannot write its log in {home}: {exc.strerror or exc}"
+        print(f"aiflow-nb: {why}", file=sys.stderr)
+        return 1
     running = info.read(home)
     if running is not None and running.alive and running.pid != os.getpid():
         print(f"aiflow-nb: already running for {home} at {running.url} (pid {running.pid})", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 import tornado.web
 
 from aiflow_nb import errors
+from aiflow_nb.server.redact import request_summary
 from aiflow_nb.server.service import Service
 
 log = logging.getLogger("aiflow_nb.server.api")
@@ -20,6 +21,7 @@ STATUS_OF = (
     (errors.IllegalTransitionError, 409),
     (errors.LimitReachedError, 409),
     (errors.EventTooLargeError, 413),
+    (errors.StorageError, 507),  # the disk is full: not the client's mistake, nothing was stored
     (errors.AiflowError, 400),
 )
 
@@ -129,11 +131,20 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": {"code": code, "message": message}}))
 
+    def _request_summary(self) -> str:
+        return request_summary(self)  # by path: the query may hold ?token=
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (ApiError, errors.AiflowError)):
-            log.info("%s %s: %s", self.request.method, self.request.path, value)
+            level = logging.WARNING if isinstance(value, errors.StorageError) else logging.INFO
+            log.log(level, "%s %s: %s", self.request.method, self.request.path, value)
             return
-        super().log_exception(typ, value, tb)
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                log.warning("%d %s: %s", value.status_code, request_summary(self), value.log_message)
+            return
+        # Not tornado's default, which logs repr(request): its headers hold the token.
+        log.error("uncaught exception in %s", request_summary(self), exc_info=(typ, value, tb))
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, errors.AiflowError) and not isinstance(e, tornado.web.HTTPError):

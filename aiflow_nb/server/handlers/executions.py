@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aiflow_nb.errors import NotFoundError
@@ -66,11 +67,26 @@ class TaskExecutionHandler(BaseHandler):
         self.send((await self.service.db(self.engine.task_execution, int(te_id))).to_dict())
 
 
+def run_file(home: Path, folder: Path, name: str, te_id: str) -> Path | None:
+    """The run's file ``name``, or None if there is none; refused if it leads out of the home's runs.
+
+    A task writes in its run folder and could leave a symlink there: the
+    API must not serve, say, ``~/.ssh/id_rsa`` through it.
+    """
+    path = folder / name
+    if not path.exists():
+        return None
+    real = path.resolve()
+    if not real.is_relative_to((home / "runs").resolve()):
+        raise ApiError(403, "forbidden", f"task execution {te_id}: its {name} leads outside the aiflow-nb home")
+    return real
+
+
 class TaskLogHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
         folder = await self.service.db(self.engine.run_dir, int(te_id))
-        path = folder / "log.txt"
-        text = path.read_text(errors="replace") if path.exists() else ""
+        path = run_file(self.engine.home, folder, "log.txt", te_id)
+        text = path.read_text(errors="replace") if path is not None else ""
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text)
 
@@ -78,8 +94,8 @@ class TaskLogHandler(BaseHandler):
 class TaskNotebookHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
         folder = await self.service.db(self.engine.run_dir, int(te_id))
-        path = folder / "output.ipynb"
-        if not path.exists():
+        path = run_file(self.engine.home, folder, "output.ipynb", te_id)
+        if path is None:
             raise NotFoundError(
                 f"task execution {te_id} has no executed notebook (not a notebook task, or not run yet)"
             )

@@ -10,6 +10,7 @@ from typing import Any
 import tornado.websocket
 
 from aiflow_nb.server.handlers.base import token_ok
+from aiflow_nb.server.redact import request_summary
 from aiflow_nb.server.service import Service
 
 log = logging.getLogger("aiflow_nb.server.stream")
@@ -20,6 +21,9 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
     def initialize(self, service: Service) -> None:
         self.service = service
         self.task: asyncio.Task[None] | None = None
+
+    def _request_summary(self) -> str:
+        return request_summary(self)  # by path: the query may hold ?token=
 
     def check_origin(self, origin: str) -> bool:
         # The token is the guard; clients are local programs and the proxy.
