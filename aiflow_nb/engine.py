@@ -108,9 +108,10 @@ class Engine:
         self.heartbeat_timeout = heartbeat_timeout
         self.poll_interval = poll_interval
         try:
+            self.db.verify()  # a broken data block opens fine: find it before anything is added
             self.log = EventLog(self.db)
             self.scheduler = Scheduler(self.db, self.log, clock)
-        except duckdb.Error as exc:  # a damaged file may open and fail at the first read of a broken block
+        except duckdb.Error as exc:
             self.db.close()
             raise damaged(path, str(exc).splitlines()[0]) from None
         options = {**(executors or {})}

@@ -73,6 +73,20 @@ class Database:
         self._rollback_hooks: list[Callable[[], None]] = []
         self._commit_hooks: list[Callable[[], None]] = []
 
+    def verify(self) -> None:
+        """Read every block of every table, so damage shows now and not at some later read.
+
+        DuckDB checks a block's checksum only when it reads the block, and a
+        file with a broken data block opens fine.  About 0.2 s a million events.
+        """
+        with self.lock:
+            tables = self.conn.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+            ).fetchall()
+            for (table,) in tables:
+                quoted = table.replace('"', '""')
+                self.conn.execute(f'SELECT count(*), sum(hash(COLUMNS(*))) FROM "{quoted}"').fetchall()
+
     def on_rollback(self, hook: Callable[[], None]) -> None:
         self._rollback_hooks.append(hook)
 

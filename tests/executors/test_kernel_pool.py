@@ -81,6 +81,45 @@ def test_a_notebook_runs_on_a_warm_kernel_as_papermill_would_run_it(engine: Engi
     assert "greeting=hello" in (engine.run_dir(te.id) / "log.txt").read_text()
 
 
+def test_a_long_run_can_be_watched_in_its_output_notebook(engine: Engine, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    source = write_notebook(
+        tmp_path / "watched.ipynb",
+        "first = 1",
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.02)",
+        "print('done')",
+    )
+    with Workflow("watched") as wf:
+        NotebookTask("nb", notebook=source)
+    engine.submit(wf)
+    ex = engine.start_execution("watched")
+    output = None
+
+    def statuses() -> list[str]:
+        nonlocal output
+        if output is None:
+            runs = engine.task_executions(ex)
+            if not runs:
+                return []
+            output = engine.run_dir(runs[0].id) / "output.ipynb"
+        try:
+            nb = nbformat.read(output, as_version=4)
+        except (OSError, ValueError):  # not written yet
+            return []
+        # The cells of the source, after the one aiflow-nb injects the run's parameters in.
+        return [cell.metadata.papermill.status for cell in nb.cells[-3:]]
+
+    # While the second cell waits, the saved notebook shows the first done and the second running.
+    engine.wait_for(
+        lambda: statuses() == ["completed", "running", "pending"], 60, "the notebook to show cell 2 running"
+    )
+    gate.touch()
+    te = wait_run(engine, ex, "nb", TaskStatus.SUCCESS, timeout=60)
+    assert statuses() == ["completed", "completed", "completed"]
+    out = nbformat.read(engine.run_dir(te.id) / "output.ipynb", as_version=4)
+    assert "done" in "".join(o.get("text", "") for o in out.cells[-1].outputs)
+
+
 def test_no_state_passes_from_one_task_run_to_the_next(engine: Engine, tmp_path: Path) -> None:
     source = write_notebook(tmp_path / "leak.ipynb", "assert 'leak' not in globals(), 'state leaked'\nleak = 1")
     with Workflow("leaky") as wf:
