@@ -10,9 +10,11 @@ result, log: all as with ``local``).  A spare runs one task and exits with
 its kernel, so no state ever passes from one task run to the next.
 
 Spares are replaced once no task was launched for ``REFILL_DELAY`` seconds,
-or at once when a pool is empty: starting one costs about a second of CPU,
-which on a small machine would otherwise slow down the very tasks (a chain,
-a burst) the pool is there to speed up.
+and an empty pool once the runs on spares have ended: starting one costs
+about a second of CPU with a kernel (0.1 s without), which on a small
+machine would otherwise slow down the very tasks (a chain, a burst, a short
+task) the pool is there to speed up.  A launch that finds its pool empty
+starts a spare for itself, which takes the run once it is ready.
 
 The pool of a kernel starts with the first notebook task on that kernel
 (which runs on a runner of its own), unless ``kernels`` names the kernels
@@ -49,7 +51,7 @@ PLAIN = ""
 #: PYTEST_CURRENT_TEST at each phase of a test, and no task depends on it.
 VOLATILE_ENV = frozenset({"PYTEST_CURRENT_TEST"})
 
-#: Seconds without a launch after which used spares are replaced (an empty pool is refilled at once).
+#: Seconds without a launch after which used spares are replaced (an empty pool as soon as no run is on a spare).
 REFILL_DELAY = 0.5
 
 
@@ -83,6 +85,8 @@ class KernelPoolExecutor(LocalExecutor):
         (home / "logs").mkdir(parents=True, exist_ok=True)
         self._spare_log = home / "logs" / "kernel-pool.log"
         self._last_launch = 0.0
+        #: Task executions launched on a spare and not yet ended.
+        self._on_spares: set[int] = set()
         #: The environment the spares were started with: a task gets the engine's as at its launch.
         self._spare_env = self._environment()
         self._fill()
@@ -112,6 +116,7 @@ class KernelPoolExecutor(LocalExecutor):
         run = _Run(te_id, attempt, folder, popen=spare, pid=spare.pid, since=time.monotonic())
         _configure(run, request)
         self.runs[te_id] = run
+        self._on_spares.add(te_id)
         log.info("launched task execution %s attempt %s on spare runner pid %s", te_id, attempt, spare.pid)
         self._last_launch = time.monotonic()
         self._fill()
@@ -155,6 +160,7 @@ class KernelPoolExecutor(LocalExecutor):
                 log.info("starting a pool of %s spare kernel(s) %r", self.pool_size, kernel)
                 self.sizes[kernel] = self.pool_size
                 self.spares[kernel] = deque()
+                return None  # this task starts the pool, on a runner of its own
             return kernel if kernel in self.sizes else None
         return None
 
@@ -177,15 +183,19 @@ class KernelPoolExecutor(LocalExecutor):
             if spare.poll() is None:
                 return spare
             log.warning("a spare runner exited early (code %s); see %s", spare.returncode, self._spare_log)
-        return None
+        # Started now, it takes the run once ready: still sooner than a runner of the run's own.
+        return self._start_spare(pool)
 
     def _fill(self) -> None:
         quiet = time.monotonic() - self._last_launch >= REFILL_DELAY
+        self._on_spares &= self.runs.keys()
+        # Not beside a run that just started on a spare: a short task would pay for the new spare's start.
+        least = 0 if self._on_spares else 1
         for pool, size in self.sizes.items():
             spares = self.spares[pool]
             for spare in [s for s in spares if s.poll() is not None]:
                 spares.remove(spare)
-            while len(spares) < (size if quiet else 1):
+            while len(spares) < (size if quiet else least):
                 spares.append(self._start_spare(pool))
 
     def _start_spare(self, pool: str) -> subprocess.Popen[bytes]:

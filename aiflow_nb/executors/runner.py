@@ -157,13 +157,26 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    from aiflow_nb.executors.warm_kernel import KernelSetupError
+
+    task = request["task"]
+    cwd = task.get("cwd")
+    cwd = cwd if cwd and os.path.isdir(cwd) else str(run_dir)
+    warm: dict[str, Any] = {}
+    if kernel is not None:
+        from aiflow_nb.executors.warm_kernel import ENGINE
+
+        # Started before this run existed: give it the run's environment and folder, first,
+        # so that the kernel does it while papermill prepares the notebook.
+        env = {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}
+        kernel.set_up(f"import os as _o; _o.environ.update({env!r}); _o.chdir({cwd!r}); del _o")
+        warm = {"engine_name": ENGINE, "warm_kernel": kernel}
     # papermill logs each cell's output (log_output=True): keep it in log.txt.
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # The injected aiflow_* parameters are expected not to be declared.
     logging.getLogger("papermill").addFilter(
         lambda r: not r.getMessage().startswith("Passed unknown parameter: aiflow_")
     )
-    task = request["task"]
     source = run_dir / "input.ipynb"
     nbformat.write(nbformat.from_dict(task["notebook"]), source)
     parameters = {
@@ -173,18 +186,6 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
         "aiflow_task_execution_id": request["task_execution_id"],
         "aiflow_seq": request["seq"],
     }
-    cwd = task.get("cwd")
-    cwd = cwd if cwd and os.path.isdir(cwd) else str(run_dir)
-    warm: dict[str, Any] = {}
-    if kernel is not None:
-        from aiflow_nb.executors.warm_kernel import ENGINE
-
-        # Started before this run existed: give it the run's environment and folder.
-        env = {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}
-        reply = kernel.run_silently(f"import os as _o; _o.environ.update({env!r}); _o.chdir({cwd!r}); del _o")
-        if reply["status"] != "ok":
-            raise TaskFailed(f"could not prepare the warm kernel: {reply.get('evalue')}")
-        warm = {"engine_name": ENGINE, "warm_kernel": kernel}
     try:
         papermill.execute_notebook(
             str(source),
@@ -202,6 +203,8 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
         where = f"cell {exc.exec_count}" if exc.exec_count else "a cell"
         index = source_cell_index(task["notebook"], exc.cell_index)
         raise TaskFailed(f"{where} (index {index}) raised {exc.ename}: {exc.evalue}") from None
+    except KernelSetupError as exc:
+        raise TaskFailed(str(exc)) from None
     except DeadKernelError:
         raise TaskFailed("the notebook's kernel died (the task's code ended or killed its kernel process)") from None
 

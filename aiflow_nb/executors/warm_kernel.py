@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellExecutionError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.log import logger as papermill_logger
@@ -38,12 +40,19 @@ ENGINE = "aiflow-nb-warm"
 SAVE_AFTER = 0.25
 
 
+class KernelSetupError(Exception):
+    """The run's set-up (its environment and folder) failed in the warm kernel."""
+
+
 class WarmKernel:
     """A started kernel (an AsyncKernelManager, as nbclient's own) with a connected, ready client."""
 
     def __init__(self, manager: AsyncKernelManager, client: Any) -> None:
         self.manager = manager
         self.client = client
+        #: The kernel's ``language_info``, read once: papermill asks for it after every run.
+        self.language_info: dict[str, Any] = {}
+        self._setup: str | None = None
 
     @classmethod
     def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
@@ -56,6 +65,8 @@ class WarmKernel:
             kernel = cls(manager, client)
             # The first execution of a kernel pays for lazy set-up: pay it now (silently, so it leaves no trace).
             kernel.run_silently("pass", timeout=timeout)
+            info = run_sync(kernel._reply)(client.kernel_info(), timeout)
+            kernel.language_info = dict(info["content"].get("language_info") or {})
         except BaseException:
             run_sync(manager.shutdown_kernel)(now=True)
             raise
@@ -68,6 +79,32 @@ class WarmKernel:
         """Run ``code`` leaving no trace in the kernel's history or outputs; the reply's content."""
         reply = run_sync(self.client.execute_interactive)(code, silent=True, store_history=False, timeout=timeout)
         return dict(reply["content"])
+
+    def set_up(self, code: str) -> None:
+        """Send ``code`` to run silently before the notebook, without waiting for it.
+
+        The kernel runs it while papermill reads and parameterizes the
+        notebook; the warm engine checks its reply before the first cell
+        (:class:`KernelSetupError` if it failed).
+        """
+        self._setup = self.client.execute(code, silent=True, store_history=False)
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait for the code sent by :meth:`set_up`; raise :class:`KernelSetupError` if it failed."""
+        if self._setup is None:
+            return
+        setup, self._setup = self._setup, None
+        content = (await self._reply(setup, timeout))["content"]
+        if content["status"] != "ok":
+            raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
+
+    async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        # Replies to other requests (none are expected) are dropped, as nbclient does.
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await self.client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return dict(reply)
 
     def shut_down(self) -> None:
         try:
@@ -154,6 +191,31 @@ class _ConnectedClient(PapermillNotebookClient):  # type: ignore[misc]
     # nbclient binds its synchronous form to its own coroutine: bind it to this one.
     execute_cell = run_sync(async_execute_cell)
 
+    warm: WarmKernel
+
+    def execute(self, **kwargs: Any) -> Any:
+        return run_sync(self._async_execute)(**kwargs)
+
+    async def _async_execute(self, **kwargs: Any) -> Any:
+        # papermill's execute (cell by cell, a failing cell ends the run and is recorded), in one pass on
+        # the loop, after the run's set-up, with the language_info read when the kernel started.
+        self.reset_execution_trackers()
+        async with self.async_setup_kernel(**kwargs):
+            await self.warm.settle()
+            self.log.info(f"Executing notebook with kernel: {self.kernel_name}")
+            for index, cell in enumerate(self.nb.cells):
+                try:
+                    self.nb_man.cell_start(cell, index)
+                    await self.async_execute_cell(cell, index)
+                except CellExecutionError as exc:
+                    self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=exc)
+                    break
+                finally:
+                    self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+            self.nb.metadata["language_info"] = self.warm.language_info
+            self.set_widgets_metadata()
+        return self.nb
+
 
 class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
     """papermill's nbclient engine on a :class:`WarmKernel` (the ``warm_kernel`` argument)."""
@@ -215,10 +277,11 @@ class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
             **kwargs,
         )
         client.kc = warm_kernel.client
+        client.warm = warm_kernel
         client.kc.allow_stdin = False
         return client.execute()
 
 
 papermill_engines.register(ENGINE, WarmKernelEngine)
 
-__all__ = ["ENGINE", "WarmKernel", "WarmKernelEngine", "warm_up_papermill"]
+__all__ = ["ENGINE", "KernelSetupError", "WarmKernel", "WarmKernelEngine", "warm_up_papermill"]

@@ -73,6 +73,7 @@ def test_a_notebook_runs_on_a_warm_kernel_as_papermill_would_run_it(engine: Engi
     seen = json.loads((tmp_path / "seen.json").read_text())
     assert seen == {"greeting": "hello", "seq": 1, "cwd": str(tmp_path), "env": str(te.id)}
     out = nbformat.read(engine.run_dir(te.id) / "output.ipynb", as_version=4)
+    assert out.metadata.language_info.name == "python"
     assert out.cells[0].metadata.tags == ["parameters"]
     assert "injected-parameters" in out.cells[1].metadata.tags
     assert 'greeting = "hello"' in out.cells[1].source
