@@ -12,9 +12,10 @@ what a bigger cluster gains.
 An engine (its loop in a thread, as in the service) on a fresh home in a
 temporary folder; a workflow triggered by an event runs one task: a bash
 ``true``, or a one-cell notebook (``x = 1 + 1``).  Each event is sent once
-the previous execution has ended and the pool has had a second to refill;
-latency runs from ``send_event`` to the execution's SUCCESS as this process
-sees it (polled every 2 ms).  Next to them, ``papermill.execute_notebook``
+the previous execution has ended and the pool has had time to refill (1 s
+after a bash task, 2.5 s after a notebook); latency runs from just before
+``send_event`` to the commit that holds the execution's SUCCESS, as a
+WebSocket subscriber would see it (the engine's commit listener).  Next to them, ``papermill.execute_notebook``
 of the same notebook in this process (``shutdown_kernel="immediate"``).
 
 Also the wall time of a chain of 10 tasks (``start_after``), bash or
