@@ -52,6 +52,34 @@ class WaitedLock:
         self.release()
 
 
+class Connection:
+    """The database's DuckDB connection; in a transaction, its BEGIN goes with the first statement.
+
+    A scheduler step that finds nothing to do (most steps of an idle
+    service, one every poll) then sends no BEGIN and COMMIT at all.
+    """
+
+    def __init__(self, raw: duckdb.DuckDBPyConnection) -> None:
+        self.raw = raw
+        #: Inside a transaction that has not sent BEGIN yet.
+        self.begin_pending = False
+
+    def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection:
+        if self.begin_pending:
+            self.raw.execute("BEGIN TRANSACTION")
+            self.begin_pending = False
+        return self.raw.execute(query, parameters)
+
+    def register(self, name: str, data: object) -> None:
+        self.raw.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self.raw.unregister(name)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 class Database:
     """A DuckDB connection plus the lock that serialises its users.
 
@@ -64,7 +92,7 @@ class Database:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = duckdb.connect(self.path)
+        self.conn = Connection(duckdb.connect(self.path))
         # Nearly every statement here touches a few rows, and handing them to a second thread costs
         # more than it gains (a one-row INSERT and UPDATE commit in 1.5 ms instead of 2.4); the reads
         # of the API over a million events are no slower.  verify() uses every core for its full read.
@@ -107,7 +135,7 @@ class Database:
         return self._depth > 0
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[Connection]:
         """Run the block in one transaction; nested blocks join the outer one."""
         with self.lock:
             if self._depth:
@@ -117,26 +145,31 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN TRANSACTION")
+            self.conn.begin_pending = True
             self._depth = 1
             try:
                 yield self.conn
                 for hook in self._commit_hooks:
                     hook()
-                try:
-                    self.conn.execute("COMMIT")
-                except duckdb.Error as exc:  # the disk is full (or gone): rolled back, say so plainly
-                    raise StorageError(
-                        f"could not write the database {self.path} ({str(exc).splitlines()[0]}); "
-                        "nothing of this change was stored: is the disk full?"
-                    ) from None
+                if not self.conn.begin_pending:  # else nothing was read or written: nothing to commit
+                    try:
+                        self.conn.raw.execute("COMMIT")
+                    except duckdb.Error as exc:  # the disk is full (or gone): rolled back, say so plainly
+                        raise StorageError(
+                            f"could not write the database {self.path} ({str(exc).splitlines()[0]}); "
+                            "nothing of this change was stored: is the disk full?"
+                        ) from None
             except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    self.conn.execute("ROLLBACK")
+                if self.conn.begin_pending:
+                    self.conn.begin_pending = False  # the hooks' reads run outside any transaction
+                else:
+                    with contextlib.suppress(duckdb.Error):
+                        self.conn.raw.execute("ROLLBACK")
                 for hook in self._rollback_hooks:
                     hook()
                 raise
             finally:
+                self.conn.begin_pending = False
                 self._depth = 0
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -45,8 +46,15 @@ def wait_gone(pids: set[int], timeout: float = 60) -> None:
 
 
 def run(engine: Engine, wf: Workflow, timeout: float = 90) -> tuple[int, set[int]]:
-    """Submit ``wf``, start it, wait for its end; its id and the spare pids from before the start."""
+    """Submit ``wf``, start it once every pool has a spare, wait for its end.
+
+    Returns its id and the spare pids from before the start.
+    """
     engine.submit(wf)
+    # A pool emptied by the previous run is refilled just after that run has ended.
+    executor = engine.executor
+    assert isinstance(executor, KernelPoolExecutor)
+    engine.wait_for(lambda: all(executor.spares[pool] for pool in executor.sizes), 30, "every pool to have a spare")
     spares = spare_pids(engine)
     ex = engine.start_execution(wf.name)
     engine.wait_for(lambda: engine.execution(ex).status.finished, timeout, f"execution {ex} to end")
@@ -134,6 +142,22 @@ def test_no_state_passes_from_one_task_run_to_the_next(engine: Engine, tmp_path:
         assert pid in spares
         runners.add(pid)
     assert len(runners) == 3  # a fresh runner and kernel each time
+
+
+def test_a_task_that_finds_its_pool_empty_gets_a_spare_started_for_it(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = write_notebook(tmp_path / "pair.ipynb", "import os\nprint(os.getpid())")
+    with Workflow("pair") as wf:
+        NotebookTask("a", notebook=source)
+        NotebookTask("b", notebook=source)  # both start at once; the pool has one spare
+    caplog.set_level(logging.INFO, logger="aiflow_nb.executors.kernel_pool")
+    ex, _ = run(engine, wf)
+    runs = engine.task_executions(ex)
+    assert [(te.status, te.error) for te in runs] == [(TaskStatus.SUCCESS, None)] * 2
+    launched = [r.getMessage() for r in caplog.records if r.getMessage().startswith("launched task execution")]
+    assert len(launched) == 2 and all("on spare runner" in m for m in launched), launched
+    assert len({claimed_pid(engine.run_dir(te.id))[0] for te in runs}) == 2
 
 
 def test_bash_and_python_tasks_run_on_a_spare_runner_too(engine: Engine, tmp_path: Path) -> None:
