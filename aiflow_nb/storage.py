@@ -65,13 +65,19 @@ class Connection:
         self.begin_pending = False
 
     def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection:
-        if self.begin_pending:
-            self.raw.execute("BEGIN TRANSACTION")
-            self.begin_pending = False
+        self._begin()
         return self.raw.execute(query, parameters)
 
     def register(self, name: str, data: object) -> None:
+        # Also the start of the transaction's work: BEGIN first, which also ends a result left unread
+        # (DuckDB refuses to register while one is open).
+        self._begin()
         self.raw.register(name, data)
+
+    def _begin(self) -> None:
+        if self.begin_pending:
+            self.raw.execute("BEGIN TRANSACTION")
+            self.begin_pending = False
 
     def unregister(self, name: str) -> None:
         self.raw.unregister(name)

@@ -68,6 +68,17 @@ def test_append_many_returns_consecutive_offsets(log: EventLog) -> None:
     assert [e.key for e in log.read()] == ["first", "a", "b", "c", "last"]
 
 
+def test_a_large_batch_can_be_the_first_thing_a_log_stores(log: EventLog) -> None:
+    # A batch of 8 or more goes to DuckDB as an Arrow table: the first write of a fresh log, and of a reopened one.
+    assert log.append_many([Event("bulk", i) for i in range(1000)]) == list(range(1, 1001))
+    log = reopen(log)
+    try:
+        assert log.append_many([Event("bulk", i) for i in range(1000, 2000)]) == list(range(1001, 2001))
+        assert [e.value for e in log.read(since=1995)] == [1995, 1996, 1997, 1998, 1999]
+    finally:
+        log.db.close()
+
+
 def test_offsets_are_never_reused_after_reopening(log: EventLog) -> None:
     assert log.append_many([Event("a"), Event("b"), Event("c")]) == [1, 2, 3]
     log = reopen(log)
