@@ -157,15 +157,13 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    from aiflow_nb.executors.warm_kernel import KernelSetupError
+    from aiflow_nb.executors.warm_kernel import ENGINE, KernelSetupError
 
     task = request["task"]
     cwd = task.get("cwd")
     cwd = cwd if cwd and os.path.isdir(cwd) else str(run_dir)
     warm: dict[str, Any] = {}
     if kernel is not None:
-        from aiflow_nb.executors.warm_kernel import ENGINE
-
         # Started before this run existed: give it the run's environment and folder, first,
         # so that the kernel does it while papermill prepares the notebook.
         env = {**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import time
 from typing import Any
 
@@ -28,7 +29,6 @@ import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient.exceptions import CellExecutionError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.log import logger as papermill_logger
@@ -94,7 +94,10 @@ class WarmKernel:
         if self._setup is None:
             return
         setup, self._setup = self._setup, None
-        content = (await self._reply(setup, timeout))["content"]
+        try:
+            content = (await self._reply(setup, timeout))["content"]
+        except TimeoutError as exc:
+            raise KernelSetupError(f"could not prepare the warm kernel: {exc}") from None
         if content["status"] != "ok":
             raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
 
@@ -102,7 +105,10 @@ class WarmKernel:
         # Replies to other requests (none are expected) are dropped, as nbclient does.
         deadline = time.monotonic() + timeout
         while True:
-            reply = await self.client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                reply = await self.client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"the kernel did not answer within {timeout:g} s") from None
             if reply["parent_header"].get("msg_id") == msg_id:
                 return dict(reply)
 
@@ -194,24 +200,13 @@ class _ConnectedClient(PapermillNotebookClient):  # type: ignore[misc]
     warm: WarmKernel
 
     def execute(self, **kwargs: Any) -> Any:
-        return run_sync(self._async_execute)(**kwargs)
-
-    async def _async_execute(self, **kwargs: Any) -> Any:
-        # papermill's execute (cell by cell, a failing cell ends the run and is recorded), in one pass on
-        # the loop, after the run's set-up, with the language_info read when the kernel started.
+        # papermill's execute, after the run's set-up and without asking the kernel for its
+        # language_info again (read when it started).
         self.reset_execution_trackers()
-        async with self.async_setup_kernel(**kwargs):
-            await self.warm.settle()
+        with self.setup_kernel(**kwargs):
+            run_sync(self.warm.settle)()
             self.log.info(f"Executing notebook with kernel: {self.kernel_name}")
-            for index, cell in enumerate(self.nb.cells):
-                try:
-                    self.nb_man.cell_start(cell, index)
-                    await self.async_execute_cell(cell, index)
-                except CellExecutionError as exc:
-                    self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=exc)
-                    break
-                finally:
-                    self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+            self.papermill_execute_cells()
             self.nb.metadata["language_info"] = self.warm.language_info
             self.set_widgets_metadata()
         return self.nb

@@ -42,3 +42,9 @@ def test_a_failed_set_up_is_named_and_the_kernel_still_answers(kernel: WarmKerne
 def test_the_kernels_language_is_read_when_it_starts(kernel: WarmKernel) -> None:
     assert kernel.language_info["name"] == "python"
     assert kernel.language_info["version"].count(".") == 2
+
+
+def test_a_set_up_the_kernel_does_not_answer_in_time_is_named(kernel: WarmKernel) -> None:
+    kernel.set_up("import time; time.sleep(3)")
+    with pytest.raises(KernelSetupError, match=r"could not prepare the warm kernel: .*did not answer within 0.2 s"):
+        run_sync(kernel.settle)(timeout=0.2)
