@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,90 +21,116 @@ log = logging.getLogger("aiflow_nb.server")
 T = TypeVar("T")
 
 
+#: One request's part of a group: its events, their idempotency keys, and its answer.
+Pending = tuple[Sequence[Event], Sequence[str | None], "asyncio.Future[list[int]]"]
+
+
 class GroupCommit:
     """Appends the events of concurrent requests in one transaction.
 
-    A request is answered once its events are committed.  The group is taken
-    only once the database lock is held, so the requests that arrive while
-    the scheduler holds it (or the previous group commits) join the group
-    instead of waiting for the next one.  If a group fails, each of its
-    requests is committed on its own, so a bad request fails alone.
+    A request is answered once its events are committed.  One database
+    thread commits group after group while requests are pending, so the
+    next group commits while the IOLoop answers the last one.  A group is
+    taken only once the database lock is held: the requests that arrive
+    while the scheduler holds it (or the previous group commits) join it.
+    If a group fails, each of its requests is committed on its own, so a
+    bad request fails alone.
     """
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.pending: list[tuple[Sequence[Event], Sequence[str | None], asyncio.Future[list[int]]]] = []
+        self.pending: list[Pending] = []
+        #: A database thread is committing (or about to): ``append`` then only adds to ``pending``.
         self.flushing = False
-        self._mutex = threading.Lock()  # pending is swapped on a database thread
+        self._mutex = threading.Lock()  # pending and flushing change on both threads
 
     async def append(self, events: Sequence[Event], keys: Sequence[str | None]) -> list[int]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         with self._mutex:
             self.pending.append((events, keys, future))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            start, self.flushing = not self.flushing, True
+        if start:
+            self.service.pool.submit(self._run)
         return await future
 
-    def _commit(self) -> None:
-        """On a database thread: commit what is pending; each request is answered once committed."""
-        engine = self.service.engine
-        with engine.db.lock:
-            with self._mutex:
-                group, self.pending = self.pending, []
-            if not group:
-                return
-
-            committed = False
-
-            def answer(offsets: list[int]) -> None:
-                nonlocal committed
-                committed = True
-                start = 0
-                for batch, _, future in group:
-                    self._resolve(future, offsets[start : start + len(batch)], None)
-                    start += len(batch)
-
+    def _run(self) -> None:
+        """On a database thread: commit groups until none is pending."""
+        lock = self.service.engine.db.lock
+        while True:
+            group: list[Pending] = []
             try:
-                engine.send_events(
-                    [e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b], on_commit=answer
-                )
+                with lock:
+                    with self._mutex:
+                        group, self.pending = self.pending, []
+                        if not group:
+                            self.flushing = False
+                            return
+                    self._commit(group)
+            except Exception as exc:  # never leave a request unanswered, nor the flag set
+                log.exception("group commit failed")
+                self._settle([(future, None, exc) for _, _, future in group])
+                with self._mutex:
+                    self.flushing = False
+                    group, self.pending = self.pending, []
+                self._settle([(future, None, exc) for _, _, future in group])
                 return
-            except Exception as exc:
-                if committed:  # never append twice
-                    log.exception("group commit: failed after the commit")
-                    return
-                if len(group) == 1:
-                    self._resolve(group[0][2], None, exc)
-                    return
-            # Some request of the group is bad: find it by committing each alone.
-            for batch, keys, future in group:
-                try:
-                    offsets = engine.send_events(batch, keys)
-                except Exception as exc:
-                    self._resolve(future, None, exc)
-                else:
-                    self._resolve(future, offsets, None)
+            # Python's lock is not fair: give the engine loop (or a read) waiting for it its turn.
+            deadline = time.monotonic() + 0.05
+            while lock.waiting and time.monotonic() < deadline:
+                time.sleep(0.0002)
 
-    def _resolve(self, future: asyncio.Future[list[int]], offsets: list[int] | None, error: Exception | None) -> None:
-        """From a database thread: settle a request's future on its loop."""
+    def _commit(self, group: list[Pending]) -> None:
+        """Commit ``group``; each request is answered once committed."""
+        engine = self.service.engine
+        committed = False
+
+        def answer(offsets: list[int]) -> None:
+            nonlocal committed
+            committed = True
+            results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]] = []
+            start = 0
+            for batch, _, future in group:
+                results.append((future, offsets[start : start + len(batch)], None))
+                start += len(batch)
+            self._settle(results)
+
+        try:
+            engine.send_events(
+                [e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b], on_commit=answer
+            )
+            return
+        except Exception as exc:
+            if committed:  # never append twice
+                log.exception("group commit: failed after the commit")
+                return
+            if len(group) == 1:
+                self._settle([(group[0][2], None, exc)])
+                return
+        # Some request of the group is bad: find it by committing each alone.
+        for batch, keys, future in group:
+            try:
+                offsets = engine.send_events(batch, keys)
+            except Exception as exc:
+                self._settle([(future, None, exc)])
+            else:
+                self._settle([(future, offsets, None)])
+
+    @staticmethod
+    def _settle(results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]]) -> None:
+        """From a database thread: settle requests' futures on their loop, in one wake-up of it."""
+        if not results:
+            return
 
         def settle() -> None:
-            if future.done():  # the client went away
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(offsets)  # type: ignore[arg-type]
+            for future, offsets, error in results:
+                if future.done():  # the client went away
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(offsets)  # type: ignore[arg-type]
 
-        future.get_loop().call_soon_threadsafe(settle)
-
-    async def _flush(self) -> None:
-        try:
-            while self.pending:
-                await self.service.db(self._commit)
-        finally:
-            self.flushing = False
+        results[0][0].get_loop().call_soon_threadsafe(settle)
 
 
 class Service:
