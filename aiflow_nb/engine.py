@@ -30,6 +30,7 @@ import duckdb
 from aiflow_nb import faults
 from aiflow_nb.errors import AiflowError, NotFoundError, SpecError, StorageError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
+from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home
@@ -462,9 +463,12 @@ class Engine:
         events: Sequence[Event],
         idempotency_keys: Sequence[str | None] | None = None,
         *,
+        batch_keys: Sequence[BatchKey] = (),
         on_commit: Callable[[list[int]], None] | None = None,
     ) -> list[int]:
         """Append events in one transaction and return their offsets.
+
+        ``batch_keys``: idempotency keys of ranges of the events (see ``EventLog.stage``).
 
         The scheduler reacts to them in that same transaction: the executions
         and launches they cause are committed with them, and the launches are
@@ -474,7 +478,7 @@ class Engine:
         with self.db.lock:
             try:
                 with self.db.transaction():
-                    offsets = self.log.stage(events, idempotency_keys)
+                    offsets = self.log.stage(events, idempotency_keys, batch_keys)
                     self.scheduler.consume(self.batch_size, just_appended=True)
                     self._commit()
                     faults.point("commit.before")
@@ -485,7 +489,7 @@ class Engine:
                 # them alone; the loop retries the rules (and logs the fault again).
                 log.exception("scheduler failed on new events; appending them without it")
                 with self.db.transaction():
-                    offsets = self.log.stage(events, idempotency_keys)
+                    offsets = self.log.stage(events, idempotency_keys, batch_keys)
             faults.point("commit.after")
             self._notify()
             if on_commit is not None:

@@ -62,6 +62,12 @@ class EventTooLargeError(InvalidEventError):
     code = "event_too_large"
 
 
+class IdempotencyKeyReusedError(InvalidEventError):
+    """An idempotency key sent again with a different number of events."""
+
+    code = "idempotency_key_reused"
+
+
 class NotFoundError(AiflowError, LookupError):
     """A workflow, execution or task execution does not exist."""
 

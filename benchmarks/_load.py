@@ -29,11 +29,12 @@ class LoadResult:
         return self.requests / self.wall
 
 
-def _request(host: str, path: str, token: str, body: dict[str, Any]) -> bytes:
+def _request(host: str, path: str, token: str, body: dict[str, Any], key: str | None = None) -> bytes:
     data = json.dumps(body).encode()
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: token {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        + (f"Idempotency-Key: {key}\r\n" if key is not None else "")
+        + f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
 
@@ -65,7 +66,10 @@ async def _run(host: str, port: int, batches: list[list[bytes]]) -> LoadResult:
 
 
 def post_events(url: str, token: str, connections: int, per_connection: int, keyed: bool = True) -> LoadResult:
-    """``connections`` clients each POST ``per_connection`` single events, one after another."""
+    """``connections`` clients each POST ``per_connection`` single events, one after another.
+
+    ``keyed``: each request with an ``Idempotency-Key`` header, as ``Client.send_event`` sends it.
+    """
     host, _, port = url.removeprefix("http://").partition(":")
     tag = time.time_ns()
     batches = [
@@ -74,8 +78,8 @@ def post_events(url: str, token: str, connections: int, per_connection: int, key
                 host,
                 "/api/v1/events",
                 token,
-                {"key": "ingest", "value": {"i": i, "hour": "2026-11-27T10:00"}}
-                | ({"idempotency_key": f"load-{tag}-{c}-{i}"} if keyed else {}),
+                {"key": "ingest", "value": {"i": i, "hour": "2026-11-27T10:00"}},
+                f"load-{tag}-{c}-{i}" if keyed else None,
             )
             for i in range(per_connection)
         ]

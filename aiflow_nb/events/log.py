@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from aiflow_nb.errors import InvalidEventError
+from aiflow_nb.errors import IdempotencyKeyReusedError, InvalidEventError
 from aiflow_nb.events.event import EncodedEvents, Event, check_name, encode_many
 from aiflow_nb.storage import Database
 
@@ -30,7 +30,15 @@ CREATE TABLE IF NOT EXISTS event_idempotency (
     idempotency_key VARCHAR PRIMARY KEY,
     "offset" BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_idempotency (
+    idempotency_key VARCHAR PRIMARY KEY,
+    first_offset BIGINT NOT NULL,
+    size INTEGER NOT NULL
+);
 """
+
+#: Events ``[start, start + size)`` of a ``stage`` call sent under one idempotency key (see ``stage``).
+BatchKey = tuple[str, int, int]
 
 _COLUMNS = '"offset", key, value, namespace, sender, context, create_time'
 _ARROW_SCHEMA = pa.schema(
@@ -44,6 +52,9 @@ _ARROW_SCHEMA = pa.schema(
         ("idempotency_key", pa.string()),
     ]
 )
+#: Inserts of fewer rows bind a VALUES list; from _ARROW_ROWS on they go through Arrow (see ``_insert``).
+_VALUES_ROWS = 4
+_ARROW_ROWS = 500
 _EVENTS_INSERT = 'events ("offset", key, value, namespace, sender, context, create_time, idempotency_key)'
 
 
@@ -118,6 +129,8 @@ class EventLog:
         #: one INSERT however many times a transaction stages (DuckDB takes ~1.5 ms a statement).
         self._pending: list[tuple[list[int], EncodedEvents, list[str | None] | None, datetime]] = []
         self._pending_keys: dict[str, int] = {}
+        #: Batch keys staged in the open transaction: key -> (first offset, size).
+        self._pending_batches: dict[str, tuple[int, int]] = {}
         self._reload()
         self.db.on_rollback(self._reload)
         self.db.before_commit(self._flush)
@@ -130,6 +143,7 @@ class EventLog:
         self._fresh = None  # a rolled-back append was never appended
         self._pending = []
         self._pending_keys = {}
+        self._pending_batches = {}
 
     def _now(self) -> datetime:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -150,71 +164,183 @@ class EventLog:
             (offset,) = self.stage([event], [idempotency_key])
         return offset
 
-    def append_many(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
-        """Append events in one transaction (through Arrow) and return offsets."""
-        with self.db.transaction():
-            return self.stage(events, idempotency_keys)
+    def append_many(
+        self,
+        events: Sequence[Event],
+        idempotency_keys: Sequence[str | None] | None = None,
+        *,
+        batch_key: str | None = None,
+    ) -> list[int]:
+        """Append events in one transaction (through Arrow) and return offsets.
 
-    def stage(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
+        ``batch_key`` makes the whole call idempotent: a retry with the same
+        key appends nothing and returns the original offsets.
+
+        >>> log = EventLog(":memory:")
+        >>> log.append_many([Event("a"), Event("b")], batch_key="upload-7")
+        [1, 2]
+        >>> log.append_many([Event("a"), Event("b")], batch_key="upload-7")
+        [1, 2]
+        """
+        with self.db.transaction():
+            return self.stage(events, idempotency_keys, [(batch_key, 0, len(events))] if batch_key is not None else ())
+
+    def stage(
+        self,
+        events: Sequence[Event],
+        idempotency_keys: Sequence[str | None] | None = None,
+        batch_keys: Sequence[BatchKey] = (),
+    ) -> list[int]:
         """Append inside the caller's open transaction.
 
         The scheduler uses this to commit status events together with the
-        state changes that caused them.
+        state changes that caused them.  An event whose idempotency key is
+        known is not appended again: its original offset is returned.
+        ``batch_keys`` holds ``(key, start, size)``: events ``[start, start +
+        size)`` were sent together under ``key`` (the service's group commit
+        stages many requests at once); if the key is known, none of them is
+        appended and the batch's original offsets are returned.  Events of a
+        batch carry no idempotency key of their own.
         """
         if idempotency_keys is not None and len(idempotency_keys) != len(events):
             raise InvalidEventError("idempotency_keys must have one entry per event")
         self._fresh = None
         encoded = encode_many(events)
         now = self._now()
-        if idempotency_keys is None or all(k is None for k in idempotency_keys):
+        keyless = idempotency_keys is None or all(k is None for k in idempotency_keys)
+        if keyless and not batch_keys:
             # Fast path: every event is new, offsets are the next ones.
-            first = self._last_offset + 1
-            self._last_offset += len(events)
-            offsets = list(range(first, self._last_offset + 1))
-            if offsets:
-                self._hold(offsets, encoded, None, now)
-            return offsets
-        keys = list(idempotency_keys)
+            return self._hold_next(encoded, None, now, [])
+        # 0: not known yet; -1: a batch repeated within this call, copied at the end.
+        offsets = [0] * len(events)
+        new_batches, copies = self._resolve_batches(batch_keys, idempotency_keys, offsets)
+        if keyless and not copies and len(new_batches) == len(batch_keys):
+            return self._hold_next(encoded, None, now, new_batches)  # every batch is new: the common case
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
         for k in keys:
             check_name("idempotency key", k, optional=True)
-        known = self._known_keys({k for k in keys if k is not None})
-        offsets = []
+        known = self._known_keys({k for k, o in zip(keys, offsets, strict=True) if k is not None and not o})
         new_offsets: list[int] = []
         new_rows: list[int] = []
         new_keys: list[str | None] = []
         for i, key in enumerate(keys):
+            if offsets[i]:
+                continue
             if key is not None and key in known:
-                offsets.append(known[key])
+                offsets[i] = known[key]
                 continue
             self._last_offset += 1
-            offset = self._last_offset
+            offset = offsets[i] = self._last_offset
             if key is not None:
                 known[key] = offset
-            offsets.append(offset)
             new_offsets.append(offset)
             new_rows.append(i)
             new_keys.append(key)
+        for start, size, source in copies:
+            offsets[start : start + size] = offsets[source : source + size]
         if new_offsets:
             if len(new_rows) < len(keys):
                 encoded = EncodedEvents(*([column[i] for i in new_rows] for column in encoded))  # type: ignore[arg-type]
-            self._hold(new_offsets, encoded, new_keys, now)
+            batches = [(key, offsets[start], size) for key, start, size in new_batches]
+            self._hold(new_offsets, encoded, None if keyless else new_keys, now, batches)
         return offsets
 
-    def _hold(self, offsets: list[int], encoded: EncodedEvents, keys: list[str | None] | None, now: datetime) -> None:
-        """Insert at the commit of the open transaction (at once outside one)."""
+    def _hold_next(
+        self, encoded: EncodedEvents, keys: list[str | None] | None, now: datetime, batches: list[BatchKey]
+    ) -> list[int]:
+        """Hold every event as new, at the next offsets (batches' starts become their first offsets)."""
+        first = self._last_offset + 1
+        self._last_offset += len(encoded.keys)
+        offsets = list(range(first, self._last_offset + 1))
+        if offsets:
+            self._hold(offsets, encoded, keys, now, [(key, first + start, size) for key, start, size in batches])
+        return offsets
+
+    def _resolve_batches(
+        self, batch_keys: Sequence[BatchKey], idempotency_keys: Sequence[str | None] | None, offsets: list[int]
+    ) -> tuple[list[BatchKey], list[tuple[int, int, int]]]:
+        """Fill in the offsets of known batches; return the new ones and the repeats within this call."""
+        if not batch_keys:
+            return [], []
+        end = 0
+        for key, start, size in sorted(batch_keys, key=lambda b: b[1]):
+            check_name("idempotency key", key)
+            if size < 1 or start < end or start + size > len(offsets):
+                raise InvalidEventError(
+                    f"batch {key!r} does not cover a range of the events (start {start}, size {size})"
+                )
+            if idempotency_keys is not None and any(k is not None for k in idempotency_keys[start : start + size]):
+                raise InvalidEventError("an event sent under a batch's idempotency key cannot carry its own")
+            end = start + size
+        known = self._known_batches({key for key, _, _ in batch_keys})
+        new: list[BatchKey] = []
+        copies: list[tuple[int, int, int]] = []
+        first_seen: dict[str, tuple[int, int]] = {}
+        for key, start, size in batch_keys:
+            found = known.get(key) or first_seen.get(key)
+            if found is not None and found[1] != size:
+                raise IdempotencyKeyReusedError(
+                    f"idempotency key {key!r} was already used for {found[1]:,} event(s), not {size:,}"
+                )
+            if key in known:
+                offsets[start : start + size] = range(known[key][0], known[key][0] + size)
+            elif key in first_seen:
+                offsets[start : start + size] = [-1] * size
+                copies.append((start, size, first_seen[key][0]))
+            else:
+                first_seen[key] = (start, size)
+                new.append((key, start, size))
+        return new, copies
+
+    def _known_batches(self, keys: set[str]) -> dict[str, tuple[int, int]]:
+        """First offset and size of each batch key already appended (or staged)."""
+        found = {k: self._pending_batches[k] for k in keys if k in self._pending_batches}
+        rest = list(keys - found.keys())
+        if rest:
+            rows = self.db.conn.execute(
+                "SELECT idempotency_key, first_offset, size FROM batch_idempotency "
+                "WHERE idempotency_key IN (SELECT unnest(?))",
+                [rest],
+            ).fetchall()
+            found.update((k, (int(first), int(size))) for k, first, size in rows)
+        return found
+
+    def _hold(
+        self,
+        offsets: list[int],
+        encoded: EncodedEvents,
+        keys: list[str | None] | None,
+        now: datetime,
+        batches: list[BatchKey] | None = None,
+    ) -> None:
+        """Insert at the commit of the open transaction (at once outside one).
+
+        ``batches``: (key, first offset, size) of the new batches among them.
+        """
         self._fresh = (offsets, encoded, now)
         self._pending.append((offsets, encoded, keys, now))
         if keys is not None:
             self._pending_keys.update((k, o) for k, o in zip(keys, offsets, strict=True) if k is not None)
+        for key, first, size in batches or ():
+            self._pending_batches[key] = (first, size)
         if not self.db.in_transaction:
             self._flush()
 
     def _flush(self) -> None:
-        """Insert what is held: in one statement if the rows are few or share one create_time."""
+        """Insert what is held: in one statement unless the rows are many and of several create_times."""
         pending, self._pending, self._pending_keys = self._pending, [], {}
+        batches, self._pending_batches = self._pending_batches, {}
+        if batches:
+            firsts = [first for first, _ in batches.values()]
+            sizes = [size for _, size in batches.values()]
+            self.db.conn.execute(
+                "INSERT INTO batch_idempotency (idempotency_key, first_offset, size) "
+                "SELECT unnest($1), unnest($2), unnest($3)",
+                [list(batches), firsts, sizes],
+            )
         if not pending:
             return
-        if len(pending) == 1 or (sum(len(p[0]) for p in pending) >= 8 and len({p[3] for p in pending}) > 1):
+        if len(pending) == 1 or (sum(len(p[0]) for p in pending) >= _ARROW_ROWS and len({p[3] for p in pending}) > 1):
             for offsets, encoded, keys, now in pending:
                 self._insert(offsets, encoded, keys, [now] * len(offsets))
             return
@@ -250,21 +376,41 @@ class EventLog:
     ) -> None:
         """Insert new events (``keys``: their idempotency keys, None for none at all; ``times``: create_time).
 
-        Eight rows or more must share one create_time (``_flush`` sees to it).
+        _ARROW_ROWS rows or more must share one create_time (``_flush`` sees to it).  Each
+        statement form is the quickest for its size (DuckDB 2.0, one thread): binding each
+        value of a VALUES list costs most beyond a few rows, a list per column (unnested)
+        up to a few hundred, registering an Arrow table has the highest fixed cost but the
+        lowest per row.
         """
         conn = self.db.conn
-        if len(offsets) < 8:
-            # One statement: executemany costs a round trip per row.
-            keys = keys if keys is not None else [None] * len(offsets)
+        n = len(offsets)
+        if n < _VALUES_ROWS:
+            keys = keys if keys is not None else [None] * n
             rows = zip(offsets, *encoded, keys, times, strict=True)
             params = [x for o, k, v, ns, s, c, ik, t in rows for x in (o, k, v, ns, s, c, t, ik)]
-            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(offsets))
+            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n)
             conn.execute(f"INSERT INTO {_EVENTS_INSERT} VALUES {marks}", params)
-            keyed = [x for o, k in zip(offsets, keys, strict=True) if k is not None for x in (k, o)]
-            if keyed:
-                marks = ", ".join(["(?, ?)"] * (len(keyed) // 2))
-                conn.execute(f'INSERT INTO event_idempotency (idempotency_key, "offset") VALUES {marks}', keyed)
+        elif n < _ARROW_ROWS:
+            conn.execute(
+                f"INSERT INTO {_EVENTS_INSERT} SELECT unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "
+                "unnest($6), unnest($7), unnest($8)",
+                [offsets, *encoded, times, keys if keys is not None else [None] * n],
+            )
+        else:
+            self._insert_arrow(offsets, encoded, keys, times[0])
             return
+        if keys is not None:
+            keyed = [(k, o) for o, k in zip(offsets, keys, strict=True) if k is not None]
+            if keyed:
+                conn.execute(
+                    'INSERT INTO event_idempotency (idempotency_key, "offset") SELECT unnest($1), unnest($2)',
+                    [[k for k, _ in keyed], [o for _, o in keyed]],
+                )
+
+    def _insert_arrow(
+        self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, time: datetime
+    ) -> None:
+        conn = self.db.conn
         # Built column by column; create_time is one value, passed as a parameter.
         key_column = pa.nulls(len(offsets), pa.string()) if keys is None else pa.array(keys, pa.string())
         table = pa.Table.from_arrays(
@@ -284,7 +430,7 @@ class EventLog:
             conn.execute(
                 f'INSERT INTO {_EVENTS_INSERT} SELECT "offset", key, value, namespace, sender, context, ?, '
                 "idempotency_key FROM _aiflow_new_events",
-                [times[0]],
+                [time],
             )
             if keys is not None and any(k is not None for k in keys):
                 # One set-based insert: executemany does ~1,400 rows a second.

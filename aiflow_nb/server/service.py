@@ -21,8 +21,8 @@ log = logging.getLogger("aiflow_nb.server")
 T = TypeVar("T")
 
 
-#: One request's part of a group: its events, their idempotency keys, and its answer.
-Pending = tuple[Sequence[Event], Sequence[str | None], "asyncio.Future[list[int]]"]
+#: One request's part of a group: its events, their idempotency keys, the request's key, and its answer.
+Pending = tuple[Sequence[Event], Sequence[str | None], str | None, "asyncio.Future[list[int]]"]
 
 
 class GroupCommit:
@@ -44,10 +44,13 @@ class GroupCommit:
         self.flushing = False
         self._mutex = threading.Lock()  # pending and flushing change on both threads
 
-    async def append(self, events: Sequence[Event], keys: Sequence[str | None]) -> list[int]:
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None], batch_key: str | None = None
+    ) -> list[int]:
+        """Append ``events`` (with their own idempotency ``keys``, or all under ``batch_key``) once committed."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         with self._mutex:
-            self.pending.append((events, keys, future))
+            self.pending.append((events, keys, batch_key, future))
             start, self.flushing = not self.flushing, True
         if start:
             self.service.pool.submit(self._run)
@@ -68,11 +71,11 @@ class GroupCommit:
                     self._commit(group)
             except Exception as exc:  # never leave a request unanswered, nor the flag set
                 log.exception("group commit failed")
-                self._settle([(future, None, exc) for _, _, future in group])
+                self._settle([(future, None, exc) for *_, future in group])
                 with self._mutex:
                     self.flushing = False
                     group, self.pending = self.pending, []
-                self._settle([(future, None, exc) for _, _, future in group])
+                self._settle([(future, None, exc) for *_, future in group])
                 return
             # Python's lock is not fair: give the engine loop (or a read) waiting for it its turn.
             deadline = time.monotonic() + 0.05
@@ -89,14 +92,22 @@ class GroupCommit:
             committed = True
             results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]] = []
             start = 0
-            for batch, _, future in group:
+            for batch, _, _, future in group:
                 results.append((future, offsets[start : start + len(batch)], None))
                 start += len(batch)
             self._settle(results)
 
+        batch_keys, start = [], 0
+        for batch, _, batch_key, _ in group:
+            if batch_key is not None:
+                batch_keys.append((batch_key, start, len(batch)))
+            start += len(batch)
         try:
             engine.send_events(
-                [e for b, _, _ in group for e in b], [k for _, b, _ in group for k in b], on_commit=answer
+                [e for b, *_ in group for e in b],
+                [k for _, b, *_ in group for k in b],
+                batch_keys=batch_keys,
+                on_commit=answer,
             )
             return
         except Exception as exc:
@@ -104,12 +115,14 @@ class GroupCommit:
                 log.exception("group commit: failed after the commit")
                 return
             if len(group) == 1:
-                self._settle([(group[0][2], None, exc)])
+                self._settle([(group[0][3], None, exc)])
                 return
         # Some request of the group is bad: find it by committing each alone.
-        for batch, keys, future in group:
+        for batch, keys, batch_key, future in group:
             try:
-                offsets = engine.send_events(batch, keys)
+                offsets = engine.send_events(
+                    batch, keys, batch_keys=[(batch_key, 0, len(batch))] if batch_key is not None else ()
+                )
             except Exception as exc:
                 self._settle([(future, None, exc)])
             else:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aiflow_nb import Event, EventLog
-from aiflow_nb.errors import EventTooLargeError, InvalidEventError
+from aiflow_nb.errors import EventTooLargeError, IdempotencyKeyReusedError, InvalidEventError
 from aiflow_nb.events import MAX_VALUE_BYTES
 
 
@@ -164,6 +164,86 @@ def test_idempotency_keys_must_match_the_events(log: EventLog) -> None:
         log.append(Event("a"), idempotency_key="")
     assert log.count() == 0
     assert log.append(Event("a")) == 1
+
+
+# -- batch keys: one idempotency key for a whole call -------------------------------
+
+
+def test_a_batch_key_makes_a_retried_batch_a_no_op(log: EventLog) -> None:
+    log.append(Event("before"))
+    first = log.append_many([Event("row", 1), Event("row", 2), Event("row", 3)], batch_key="upload-1")
+    again = log.append_many([Event("row", 1), Event("row", 2), Event("row", 3)], batch_key="upload-1")
+    assert first == again == [2, 3, 4]
+    assert log.append_many([Event("row", 4)], batch_key="upload-2") == [5]
+    log = reopen(log)
+    try:
+        assert log.append_many([Event("x"), Event("y"), Event("z")], batch_key="upload-1") == [2, 3, 4]
+        assert stored(log) == [(1, "before", None), (2, "row", 1), (3, "row", 2), (4, "row", 3), (5, "row", 4)]
+    finally:
+        log.db.close()
+
+
+def test_a_batch_key_reused_for_another_number_of_events_is_refused(log: EventLog) -> None:
+    log.append_many([Event("a"), Event("b")], batch_key="k")
+    with pytest.raises(IdempotencyKeyReusedError, match="'k' was already used for 2 event"):
+        log.append_many([Event("a")], batch_key="k")
+    with pytest.raises(InvalidEventError, match="cannot carry its own"):
+        log.append_many([Event("a"), Event("b")], idempotency_keys=["x", None], batch_key="other")
+    with pytest.raises(InvalidEventError, match="idempotency key"):
+        log.append_many([Event("a")], batch_key="")
+    assert stored(log) == [(1, "a", None), (2, "b", None)]
+    assert log.append(Event("c")) == 3
+
+
+def test_batches_staged_together_as_the_service_groups_requests(log: EventLog) -> None:
+    log.append_many([Event("old-1"), Event("old-2")], batch_key="old")
+    with log.db.transaction():
+        offsets = log.stage(
+            [Event(f"e{i}") for i in range(8)],
+            ["own", None, None, None, None, None, None, None],
+            # A new batch, a retry of a committed one, a repeat within this group, a request without a key.
+            [("new", 1, 2), ("old", 3, 2), ("new", 5, 2)],
+        )
+    assert offsets == [3, 4, 5, 1, 2, 4, 5, 6]
+    assert [e.key for e in log.read(since=2)] == ["e0", "e1", "e2", "e7"]
+    # Both the per-event key and the new batch key are known now; staged keys are seen before the commit.
+    with log.db.transaction():
+        assert log.stage([Event("again")], ["own"]) == [3]
+        assert log.stage([Event("n1"), Event("n2")], None, [("fresh", 0, 2)]) == [7, 8]
+        assert log.stage([Event("n1"), Event("n2")], None, [("fresh", 0, 2)]) == [7, 8]
+    assert log.append_many([Event("x"), Event("y")], batch_key="new") == [4, 5]
+    assert log.count() == 8
+
+
+def test_a_rolled_back_batch_key_is_forgotten(log: EventLog) -> None:
+    with pytest.raises(RuntimeError, match="caller failed"), log.db.transaction():
+        assert log.stage([Event("lost")], None, [("b", 0, 1)]) == [1]
+        raise RuntimeError("caller failed")
+    assert log.append_many([Event("kept")], batch_key="b") == [1]
+    assert stored(log) == [(1, "kept", None)]
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 30, 499, 500, 700])
+def test_every_insert_size_stores_the_same_rows(log: EventLog, size: int) -> None:
+    """Few rows, a few hundred and many take different statements; what is stored is the same."""
+    events = [
+        Event(
+            f"k{i % 3}",
+            {"i": i, "text": "é"} if i % 2 else None,
+            f"ns{i % 2}",
+            f"s{i}" if i % 4 else None,
+            {"execution_id": i} if i % 5 == 0 else None,
+        )
+        for i in range(size)
+    ]
+    keys = [f"id-{i}" if i % 3 == 0 else None for i in range(size)]
+    assert log.append_many(events, idempotency_keys=keys) == list(range(1, size + 1))
+    back = log.read()
+    assert [(e.key, e.value, e.namespace, e.sender, e.context) for e in back] == [
+        (e.key, e.value, e.namespace, e.sender, e.context) for e in events
+    ]
+    assert len({e.create_time for e in back}) == 1
+    assert log.append_many([Event("again")] * 2, idempotency_keys=["id-0", "other"]) == [1, size + 1]
 
 
 # -- transactions ------------------------------------------------------------------

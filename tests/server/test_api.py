@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from aiflow_nb import BashTask, NotebookTask, Workflow, errors
+from aiflow_nb import BashTask, Event, NotebookTask, Workflow, errors
 from aiflow_nb.client import Client
 from aiflow_nb.events import MAX_VALUE_BYTES
 from aiflow_nb.graph import STATUS_COLORS
@@ -275,6 +275,11 @@ def bad_inputs(busy: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]
         ("batch that is not a list", "POST", ev, {"body": {"events": {"key": "go"}}}, 400, "invalid_event"),
         ("batch with one bad event", "POST", ev, {"body": {"events": [{"key": "go"}, {"key": ""}]}}, 400,
          "invalid_event"),
+        ("blank Idempotency-Key header", "POST", ev, {"body": {"key": "go"}, "headers": {"Idempotency-Key": " "}},
+         400, "invalid_event"),
+        ("Idempotency-Key header and a key per event", "POST", ev,
+         {"body": {"events": [{"key": "go", "idempotency_key": "e-1"}]}, "headers": {"Idempotency-Key": "r-1"}},
+         400, "invalid_event"),
         # Unknown workflows, executions, task executions.
         ("show an unknown workflow", "GET", wf + "/default/nope", {}, 404, "not_found"),
         ("a workflow in an unknown namespace", "GET", wf + "/elsewhere/good", {}, 404, "not_found"),
@@ -398,6 +403,36 @@ def test_repeated_idempotency_key_returns_the_same_offset(service: RunningServic
     ).json()["offsets"]
     assert batch == [first, first + 1, first + 1, first + 2]
     assert [(e.offset, e.key) for e in client.events()] == [(first, "once"), (first + 1, "twice"), (first + 2, "plain")]
+
+
+def test_a_request_retried_with_its_idempotency_key_header_is_not_doubled(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    items = [{"key": "upload", "value": i} for i in range(3)]
+
+    def post(body: Any, key: str) -> Any:
+        return call(url, "POST", PREFIX + "/events", body, token=token, headers={"Idempotency-Key": key})
+
+    first = post({"events": items}, "upload-1")
+    assert first.status == 200
+    offsets = first.json()["offsets"]
+    assert post({"events": items}, "upload-1").json() == {"offsets": offsets}
+    single = post({"key": "one"}, "single-1").json()
+    assert single == {"offset": offsets[-1] + 1}
+    assert post({"key": "one"}, "single-1").json() == single
+    # The same key for another number of events is a mistake: 422, nothing stored.
+    reused = post({"events": items[:2]}, "upload-1")
+    assert reused.status == 422
+    assert reused.error()["code"] == "idempotency_key_reused"
+    assert "upload-1" in reused.error()["message"]
+    stored = service.client().events(since=offsets[0] - 1)
+    assert [(e.offset, e.key, e.value) for e in stored] == [
+        *((o, "upload", i) for i, o in enumerate(offsets)),
+        (single["offset"], "one", None),
+    ]
+    # The client sends a key of its own with each call (reused only by its retries).
+    client = service.client()
+    assert client.send_events([Event("row", 1), Event("row", 2)]) == [single["offset"] + 1, single["offset"] + 2]
+    assert client.send_event("row", 3) == single["offset"] + 3
 
 
 def test_concurrent_posts_get_distinct_offsets_and_are_all_stored(service: RunningService) -> None:

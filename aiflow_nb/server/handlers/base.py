@@ -21,6 +21,7 @@ STATUS_OF = (
     (errors.IllegalTransitionError, 409),
     (errors.LimitReachedError, 409),
     (errors.EventTooLargeError, 413),
+    (errors.IdempotencyKeyReusedError, 422),
     (errors.StorageError, 507),  # the disk is full: not the client's mistake, nothing was stored
     (errors.AiflowError, 400),
 )

@@ -32,7 +32,7 @@ def parse_events(items: list[Any], many: bool) -> tuple[list[Event], list[str | 
             _refuse(i, data, many)
         get = data.get
         key, namespace = get("idempotency_key"), get("namespace")
-        if key is not None or namespace is not None:
+        if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
             try:
                 # Checked here too: a bad key would otherwise fail every request of its commit group.
                 check_name("idempotency key", key, optional=True)
@@ -75,9 +75,10 @@ class EventsHandler(BaseHandler):
         if not isinstance(items, list) or not items:
             raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
         events, keys = parse_events(items, many)
+        batch_key = self.request_key(keys)
         faults.point("http.read")
         try:
-            offsets = await self.service.group_commit.append(events, keys)
+            offsets = await self.service.group_commit.append(events, keys, batch_key)
         except InvalidEventError:
             found = first_invalid(events) if many else None
             if found is None:
@@ -85,6 +86,16 @@ class EventsHandler(BaseHandler):
             index, why = found
             raise type(why)(f"event {index}: {why}") from None
         self.send({"offsets": offsets} if many else {"offset": offsets[0]})
+
+    def request_key(self, keys: list[str | None]) -> str | None:
+        """The ``Idempotency-Key`` header: a retry of the whole request with it appends nothing again."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            return None
+        check_name("idempotency key", key)
+        if any(k is not None for k in keys):
+            raise InvalidEventError("send either the Idempotency-Key header or an idempotency_key per event, not both")
+        return key
 
     async def get(self) -> None:
         since = self.int_argument("since", 0)
