@@ -73,12 +73,12 @@ async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
     url = f"http://{host}:{bound}"
     engine.executors.serve_at(url, task_token)  # before the loop starts: it (re)submits remote runs
     engine.start()
-    info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
-    log.info("aiflow-nb %s serving %s on %s (pid %s)", __version__, home, url, os.getpid())
     # What start-up made (modules, the engine's caches) lives as long as the process: out of the
     # collector's sight, a full collection no longer walks it (it cost up to 100 ms amid a batch).
     gc.collect()
     gc.freeze()
+    info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
+    log.info("aiflow-nb %s serving %s on %s (pid %s)", __version__, home, url, os.getpid())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
