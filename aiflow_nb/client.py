@@ -128,7 +128,8 @@ class Client:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         target = "/api/v1" + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        payload = json.dumps(body).encode() if body is not None else None
+        # Compact: a batch of events is a tenth smaller to write, send and read.
+        payload = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
         request_key = uuid.uuid4().hex if keyed else None
