@@ -110,6 +110,7 @@ class Database:
         # database forgot (offset counters, scheduler state).
         self._rollback_hooks: list[Callable[[], None]] = []
         self._commit_hooks: list[Callable[[], None]] = []
+        self._close_hooks: list[Callable[[], None]] = []
 
     def verify(self) -> None:
         """Read every block of every table, so damage shows now and not at some later read.
@@ -128,6 +129,10 @@ class Database:
                     self.conn.execute(f'SELECT count(*), sum(hash(COLUMNS(*))) FROM "{quoted}"').fetchall()
             finally:
                 self.conn.execute("SET threads = 1")
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before the connection closes (to end work on cursors of it)."""
+        self._close_hooks.append(hook)
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
         self._rollback_hooks.append(hook)
@@ -180,4 +185,6 @@ class Database:
 
     def close(self) -> None:
         with self.lock:
+            for hook in self._close_hooks:
+                hook()
             self.conn.close()

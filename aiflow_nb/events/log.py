@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import json.scanner
+import logging
+import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +15,7 @@ import pyarrow as pa
 
 from aiflow_nb.errors import IdempotencyKeyReusedError, InvalidEventError
 from aiflow_nb.events.event import EncodedEvents, Event, check_name, encode_many
+from aiflow_nb.events.keyfilter import KeyFilter
 from aiflow_nb.storage import Database
 
 SCHEMA = """
@@ -36,6 +39,11 @@ CREATE TABLE IF NOT EXISTS batch_idempotency (
     size INTEGER NOT NULL
 );
 """
+
+log = logging.getLogger("aiflow_nb.events")
+
+#: The batch-key filter holds at least this many keys, else four times those in the log at start.
+FILTER_MIN_CAPACITY = 1_000_000
 
 #: Events ``[start, start + size)`` of a ``stage`` call sent under one idempotency key (see ``stage``).
 BatchKey = tuple[str, int, int]
@@ -134,6 +142,14 @@ class EventLog:
         self._reload()
         self.db.on_rollback(self._reload)
         self.db.before_commit(self._flush)
+        #: Which batch keys may be in the log; None (ask the database) until loaded, or once full.
+        self._batch_filter: KeyFilter | None = None
+        #: The filter being loaded: new keys go into it too.
+        self._filling: KeyFilter | None = None
+        self._filter_stop = threading.Event()
+        self._filter_thread: threading.Thread | None = None
+        self._start_key_filter()
+        self.db.on_close(self._stop_key_filter)
 
     def _reload(self) -> None:
         row = self.db.conn.execute('SELECT max("offset"), max(create_time) FROM events').fetchone()
@@ -151,6 +167,48 @@ class EventLog:
             now = self._last_time
         self._last_time = now
         return now
+
+    # -- the batch-key filter --------------------------------------------
+
+    def _start_key_filter(self) -> None:
+        """Load the batch keys of the log into a filter, in the background if there are any."""
+        row = self.db.conn.execute("SELECT count(*) FROM batch_idempotency").fetchone()
+        count = int(row[0]) if row else 0
+        self._filling = KeyFilter(max(FILTER_MIN_CAPACITY, 4 * count))
+        if count == 0:
+            self._batch_filter = self._filling
+            return
+        # A cursor is a connection of its own: it reads while this one appends.
+        cursor = self.db.conn.raw.cursor()
+        self._filter_thread = threading.Thread(
+            target=self._load_key_filter, args=(cursor, self._filling), name="aiflow-nb-keyfilter", daemon=True
+        )
+        self._filter_thread.start()
+
+    def _load_key_filter(self, cursor: Any, keys: KeyFilter) -> None:
+        # Keys appended meanwhile go into the filter from _flush; it is used once complete.
+        try:
+            cursor.execute("SELECT idempotency_key FROM batch_idempotency")
+            while not self._filter_stop.is_set():
+                rows = cursor.fetchmany(20_000)
+                if not rows:
+                    if self._filling is keys:  # not given up as full meanwhile
+                        self._batch_filter = keys
+                    return
+                keys.add_many([k for (k,) in rows])
+        except Exception:
+            log.exception("could not load the idempotency keys; each is looked up in the database")
+        finally:
+            cursor.close()
+
+    def _stop_key_filter(self) -> None:
+        self._filter_stop.set()
+        if self._filter_thread is not None:
+            self._filter_thread.join(timeout=30)
+
+    def key_filter_ready(self) -> bool:
+        """Whether batch keys that are surely new skip the database look-up."""
+        return self._batch_filter is not None
 
     # -- writing ---------------------------------------------------------
 
@@ -296,6 +354,9 @@ class EventLog:
         """First offset and size of each batch key already appended (or staged)."""
         found = {k: self._pending_batches[k] for k in keys if k in self._pending_batches}
         rest = list(keys - found.keys())
+        known = self._batch_filter
+        if known is not None:
+            rest = [k for k in rest if k in known]  # the others are surely new
         if rest:
             rows = self.db.conn.execute(
                 "SELECT idempotency_key, first_offset, size FROM batch_idempotency "
@@ -338,6 +399,7 @@ class EventLog:
                 "SELECT unnest($1), unnest($2), unnest($3)",
                 [list(batches), firsts, sizes],
             )
+            self._remember(list(batches))
         if not pending:
             return
         if len(pending) == 1 or (sum(len(p[0]) for p in pending) >= _ARROW_ROWS and len({p[3] for p in pending}) > 1):
@@ -351,6 +413,17 @@ class EventLog:
             [k for p in pending for k in (p[2] or [None] * len(p[0]))] if keyed else None,
             [p[3] for p in pending for _ in p[0]],
         )
+
+    def _remember(self, keys: list[str]) -> None:
+        """Add appended batch keys to the filter (before the commit: a rollback leaves a harmless extra)."""
+        filling = self._filling
+        if filling is None:
+            return
+        filling.add_many(keys)
+        if filling.full:
+            # Its false positives would grow: from now on every key is asked (a restart builds a larger one).
+            log.info("%s batch keys since start: looking each up in the database from now on", f"{filling.count:,}")
+            self._batch_filter = self._filling = None
 
     def _known_keys(self, keys: set[str]) -> dict[str, int]:
         if not keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -221,6 +222,49 @@ def test_a_rolled_back_batch_key_is_forgotten(log: EventLog) -> None:
         raise RuntimeError("caller failed")
     assert log.append_many([Event("kept")], batch_key="b") == [1]
     assert stored(log) == [(1, "kept", None)]
+
+
+def many_batches(log: EventLog, n: int) -> list[str]:
+    """Append ``n`` one-event batches, each under its own key; return the keys."""
+    keys = [f"request-{i}" for i in range(n)]
+    with log.db.transaction():
+        log.stage([Event("row", i) for i in range(n)], None, [(k, i, 1) for i, k in enumerate(keys)])
+    return keys
+
+
+def wait_for_filter(log: EventLog) -> None:
+    deadline = time.monotonic() + 60
+    while not log.key_filter_ready():
+        assert time.monotonic() < deadline, "the batch-key filter did not load in 60 s"
+        time.sleep(0.01)
+
+
+def test_batch_keys_are_found_once_the_log_reopens_and_its_key_filter_loads(log: EventLog) -> None:
+    keys = many_batches(log, 20_000)
+    log = reopen(log)
+    try:
+        # Appended while the filter may still be loading: the filter must learn these too.
+        late = [log.append_many([Event("late", i)], batch_key=f"late-{i}")[0] for i in range(50)]
+        wait_for_filter(log)
+        assert [log.append_many([Event("again")], batch_key=k)[0] for k in keys[::997]] == list(range(1, 20_001, 997))
+        assert [log.append_many([Event("again")], batch_key=f"late-{i}")[0] for i in range(50)] == late
+        assert log.append_many([Event("new")], batch_key="request-new") == [20_051]
+        assert log.count() == 20_051
+    finally:
+        log.db.close()
+
+
+def test_a_log_closed_while_its_key_filter_loads_stops_loading(log: EventLog) -> None:
+    many_batches(log, 100_000)
+    log = reopen(log)  # starts loading 100,000 keys
+    log.db.close()
+    assert not [t for t in threading.enumerate() if t.name == "aiflow-nb-keyfilter"], "a loader outlived close()"
+    log = EventLog(log.db.path)
+    try:
+        assert log.append_many([Event("x")], batch_key="request-5") == [6]
+        assert log.count() == 100_000
+    finally:
+        log.db.close()
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 30, 499, 500, 700])
