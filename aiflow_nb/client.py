@@ -192,15 +192,20 @@ class Client:
             body["idempotency_key"] = idempotency_key
         return int(self.request("POST", "/events", body, retry=True, keyed=idempotency_key is None)["offset"])
 
-    def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str] | None = None) -> list[int]:
+    def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
         """Append events in one transaction (all or none); a retried send is never doubled.
 
         >>> client.send_events([Event("row", 1), Event("row", 2)])  # doctest: +SKIP
         [41, 42]
         """
-        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
+        keys: list[str | None] = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
         if len(keys) != len(events):
             raise errors.InvalidEventError("idempotency_keys must have one entry per event")
+        # Without keys, the request's key makes a retry safe; with some, the service takes no request
+        # key, so each event without one gets its own.
+        keyed = all(k is None for k in keys)
+        if not keyed:
+            keys = [k if k is not None else uuid.uuid4().hex for k in keys]
         items = []
         for event, k in zip(events, keys, strict=True):
             item = {"key": event.key, "value": event.value}
@@ -213,7 +218,7 @@ class Client:
             if k is not None:
                 item["idempotency_key"] = k
             items.append(item)
-        answer = self.request("POST", "/events", {"events": items}, retry=True, keyed=idempotency_keys is None)
+        answer = self.request("POST", "/events", {"events": items}, retry=True, keyed=keyed)
         return [int(o) for o in answer["offsets"]]
 
     def events(

@@ -258,13 +258,7 @@ class Engine:
             if not busy:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
-            self._let_others_in()
-
-    def _let_others_in(self, patience: float = 0.05) -> None:
-        """Between steps, give the lock to the requests waiting for it (up to ``patience`` s)."""
-        deadline = time.monotonic() + patience
-        while self.db.lock.waiting and time.monotonic() < deadline:
-            time.sleep(0.0002)
+            self.db.lock.let_waiters_in()  # between steps, the requests waiting for the lock go first
 
     def start(self) -> Engine:
         """Run the loop in a background thread."""

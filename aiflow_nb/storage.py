@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,6 +44,12 @@ class WaitedLock:
 
     def release(self) -> None:
         self._lock.release()
+
+    def let_waiters_in(self, patience: float = 0.05) -> None:
+        """After releasing it: wait (up to ``patience`` s) while other threads wait for the lock."""
+        deadline = time.monotonic() + patience
+        while self.waiting and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def __enter__(self) -> WaitedLock:
         self.acquire()

@@ -142,10 +142,11 @@ class EventLog:
         self._reload()
         self.db.on_rollback(self._reload)
         self.db.before_commit(self._flush)
-        #: Which batch keys may be in the log; None (ask the database) until loaded, or once full.
-        self._batch_filter: KeyFilter | None = None
-        #: The filter being loaded: new keys go into it too.
-        self._filling: KeyFilter | None = None
+        #: Which batch keys may be in the log: new keys go into it at once, it is asked once
+        #: ``_filter_ready`` (loaded), and it is dropped for good once full.  Both change one way only,
+        #: so the loader and the appends need no lock between them.  One EventLog writes a database.
+        self._filter: KeyFilter | None = None
+        self._filter_ready = False
         self._filter_stop = threading.Event()
         self._filter_thread: threading.Thread | None = None
         self._start_key_filter()
@@ -174,14 +175,14 @@ class EventLog:
         """Load the batch keys of the log into a filter, in the background if there are any."""
         row = self.db.conn.execute("SELECT count(*) FROM batch_idempotency").fetchone()
         count = int(row[0]) if row else 0
-        self._filling = KeyFilter(max(FILTER_MIN_CAPACITY, 4 * count))
+        self._filter = KeyFilter(max(FILTER_MIN_CAPACITY, 4 * count))
         if count == 0:
-            self._batch_filter = self._filling
+            self._filter_ready = True
             return
         # A cursor is a connection of its own: it reads while this one appends.
         cursor = self.db.conn.raw.cursor()
         self._filter_thread = threading.Thread(
-            target=self._load_key_filter, args=(cursor, self._filling), name="aiflow-nb-keyfilter", daemon=True
+            target=self._load_key_filter, args=(cursor, self._filter), name="aiflow-nb-keyfilter", daemon=True
         )
         self._filter_thread.start()
 
@@ -192,8 +193,7 @@ class EventLog:
             while not self._filter_stop.is_set():
                 rows = cursor.fetchmany(20_000)
                 if not rows:
-                    if self._filling is keys:  # not given up as full meanwhile
-                        self._batch_filter = keys
+                    self._filter_ready = True
                     return
                 keys.add_many([k for (k,) in rows])
         except Exception:
@@ -208,7 +208,7 @@ class EventLog:
 
     def key_filter_ready(self) -> bool:
         """Whether batch keys that are surely new skip the database look-up."""
-        return self._batch_filter is not None
+        return self._filter is not None and self._filter_ready
 
     # -- writing ---------------------------------------------------------
 
@@ -354,8 +354,8 @@ class EventLog:
         """First offset and size of each batch key already appended (or staged)."""
         found = {k: self._pending_batches[k] for k in keys if k in self._pending_batches}
         rest = list(keys - found.keys())
-        known = self._batch_filter
-        if known is not None:
+        known = self._filter
+        if known is not None and self._filter_ready:
             rest = [k for k in rest if k in known]  # the others are surely new
         if rest:
             rows = self.db.conn.execute(
@@ -416,14 +416,14 @@ class EventLog:
 
     def _remember(self, keys: list[str]) -> None:
         """Add appended batch keys to the filter (before the commit: a rollback leaves a harmless extra)."""
-        filling = self._filling
-        if filling is None:
+        known = self._filter
+        if known is None:
             return
-        filling.add_many(keys)
-        if filling.full:
+        known.add_many(keys)
+        if known.full:
             # Its false positives would grow: from now on every key is asked (a restart builds a larger one).
-            log.info("%s batch keys since start: looking each up in the database from now on", f"{filling.count:,}")
-            self._batch_filter = self._filling = None
+            log.info("%s batch keys since start: looking each up in the database from now on", f"{known.count:,}")
+            self._filter = None
 
     def _known_keys(self, keys: set[str]) -> dict[str, int]:
         if not keys:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,6 +22,8 @@ T = TypeVar("T")
 
 #: One request's part of a group: its events, their idempotency keys, the request's key, and its answer.
 Pending = tuple[Sequence[Event], Sequence[str | None], str | None, "asyncio.Future[list[int]]"]
+#: A request's answer: its future, and its offsets or the error.
+Answer = tuple["asyncio.Future[list[int]]", list[int] | None, Exception | None]
 
 
 class GroupCommit:
@@ -71,16 +72,14 @@ class GroupCommit:
                     self._commit(group)
             except Exception as exc:  # never leave a request unanswered, nor the flag set
                 log.exception("group commit failed")
-                self._settle([(future, None, exc) for *_, future in group])
                 with self._mutex:
                     self.flushing = False
-                    group, self.pending = self.pending, []
+                    group += self.pending
+                    self.pending = []
                 self._settle([(future, None, exc) for *_, future in group])
                 return
             # Python's lock is not fair: give the engine loop (or a read) waiting for it its turn.
-            deadline = time.monotonic() + 0.05
-            while lock.waiting and time.monotonic() < deadline:
-                time.sleep(0.0002)
+            lock.let_waiters_in()
 
     def _commit(self, group: list[Pending]) -> None:
         """Commit ``group``; each request is answered once committed."""
@@ -90,7 +89,7 @@ class GroupCommit:
         def answer(offsets: list[int]) -> None:
             nonlocal committed
             committed = True
-            results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]] = []
+            results: list[Answer] = []
             start = 0
             for batch, _, _, future in group:
                 results.append((future, offsets[start : start + len(batch)], None))
@@ -129,7 +128,7 @@ class GroupCommit:
                 self._settle([(future, offsets, None)])
 
     @staticmethod
-    def _settle(results: list[tuple[asyncio.Future[list[int]], list[int] | None, Exception | None]]) -> None:
+    def _settle(results: list[Answer]) -> None:
         """From a database thread: settle requests' futures on their loop, in one wake-up of it."""
         if not results:
             return

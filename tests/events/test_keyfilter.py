@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 from aiflow_nb.events.keyfilter import KeyFilter
@@ -21,20 +20,3 @@ def test_every_added_key_is_found_and_few_others_are() -> None:
     assert false_positives < 0.03 * len(fresh), false_positives
     keys.add("one more")
     assert keys.full
-
-
-def test_adds_from_two_threads_lose_nothing() -> None:
-    keys = KeyFilter(100_000)
-    chunks = [[f"{t}-{i}" for i in range(40_000)] for t in range(2)]
-
-    def add(chunk: list[str]) -> None:
-        for start in range(0, len(chunk), 1000):
-            keys.add_many(chunk[start : start + 1000])
-
-    threads = [threading.Thread(target=add, args=(chunk,)) for chunk in chunks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert keys.count == 80_000
-    assert all(key in keys for chunk in chunks for key in chunk)

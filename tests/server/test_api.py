@@ -433,6 +433,11 @@ def test_a_request_retried_with_its_idempotency_key_header_is_not_doubled(servic
     client = service.client()
     assert client.send_events([Event("row", 1), Event("row", 2)]) == [single["offset"] + 1, single["offset"] + 2]
     assert client.send_event("row", 3) == single["offset"] + 3
+    # Keys of some events only: those dedupe, the others are appended again (each under a key of its own).
+    mixed = client.send_events([Event("row", 4), Event("row", 5)], ["own-4", None])
+    again = client.send_events([Event("row", 4), Event("row", 5)], ["own-4", None])
+    assert again[0] == mixed[0] == single["offset"] + 4
+    assert again[1] == mixed[1] + 1 == single["offset"] + 6
 
 
 def test_concurrent_posts_get_distinct_offsets_and_are_all_stored(service: RunningService) -> None:
