@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import tornado.httputil
 import tornado.web
 
 access_log = logging.getLogger("tornado.access")
@@ -54,23 +55,26 @@ class Redactor(logging.Filter):
 REDACTOR = Redactor()
 
 
-def request_summary(handler: tornado.web.RequestHandler) -> str:
+def request_summary(request: tornado.httputil.HTTPServerRequest) -> str:
     """Method, path (no query: ``?token=`` may be in it) and client address."""
-    request = handler.request
     return f"{request.method} {request.path} ({request.remote_ip})"
 
 
-def log_request(handler: tornado.web.RequestHandler) -> None:
+def log_access(status: int, request: tornado.httputil.HTTPServerRequest) -> None:
     """tornado's access log line, by path only."""
-    status = handler.get_status()
     if status < 400:
         level = logging.DEBUG
     elif status < 500:
         level = logging.WARNING
     else:
         level = logging.ERROR
-    millis = 1000.0 * handler.request.request_time()
-    access_log.log(level, "%d %s %.2fms", status, request_summary(handler), millis)
+    if access_log.isEnabledFor(level):  # thousands of requests a second: format only what is written
+        millis = 1000.0 * request.request_time()
+        access_log.log(level, "%d %s %.2fms", status, request_summary(request), millis)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    log_access(handler.get_status(), handler.request)
 
 
 def install(handler: logging.Handler) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,14 +27,25 @@ Pending = tuple[Sequence[Event], Sequence[str | None], str | None, "asyncio.Futu
 Answer = tuple["asyncio.Future[list[int]]", list[int] | None, Exception | None]
 
 
+#: While requests still arrive, a group waits for more until none came for this long (seconds) ...
+GATHER_QUIET = 0.0003
+#: ... or this long in all (the IOLoop reads 50 requests in ~13 ms).
+GATHER_MAX = 0.015
+
+
 class GroupCommit:
     """Appends the events of concurrent requests in one transaction.
 
     A request is answered once its events are committed.  One database
-    thread commits group after group while requests are pending, so the
-    next group commits while the IOLoop answers the last one.  A group is
-    taken only once the database lock is held: the requests that arrive
-    while the scheduler holds it (or the previous group commits) join it.
+    thread commits group after group while requests are pending.  When the
+    last group held more than one request (clients send concurrently), the
+    next one is gathered until requests stop arriving (see ``GATHER_QUIET``):
+    a commit costs ~3 ms however many requests it holds, and one that runs
+    while the IOLoop is busy parsing waits for the GIL (measured with 50
+    clients: groups of 25 committing in 10 ms each, against groups of 50
+    in 6 ms; 10 % more requests a second).  A single client's request is
+    committed at once.  A group is taken only once the database lock is
+    held: the requests that arrive while the scheduler holds it join it.
     If a group fails, each of its requests is committed on its own, so a
     bad request fails alone.
     """
@@ -44,24 +56,31 @@ class GroupCommit:
         #: A database thread is committing (or about to): ``append`` then only adds to ``pending``.
         self.flushing = False
         self._mutex = threading.Lock()  # pending and flushing change on both threads
+        #: Requests in the last group committed.
+        self.last_size = 0
 
-    async def append(
+    def submit(
         self, events: Sequence[Event], keys: Sequence[str | None], batch_key: str | None = None
-    ) -> list[int]:
-        """Append ``events`` (with their own idempotency ``keys``, or all under ``batch_key``) once committed."""
+    ) -> asyncio.Future[list[int]]:
+        """Append ``events`` (with their own idempotency ``keys``, or all under ``batch_key``).
+
+        The future (of the running loop) gets their offsets once they are committed.
+        """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         with self._mutex:
             self.pending.append((events, keys, batch_key, future))
             start, self.flushing = not self.flushing, True
         if start:
             self.service.pool.submit(self._run)
-        return await future
+        return future
 
     def _run(self) -> None:
         """On a database thread: commit groups until none is pending."""
         lock = self.service.engine.db.lock
         while True:
             group: list[Pending] = []
+            if self.last_size > 1:
+                self._gather()
             try:
                 with lock:
                     with self._mutex:
@@ -69,6 +88,7 @@ class GroupCommit:
                         if not group:
                             self.flushing = False
                             return
+                    self.last_size = len(group)
                     self._commit(group)
             except Exception as exc:  # never leave a request unanswered, nor the flag set
                 log.exception("group commit failed")
@@ -80,6 +100,15 @@ class GroupCommit:
                 return
             # Python's lock is not fair: give the engine loop (or a read) waiting for it its turn.
             lock.let_waiters_in()
+
+    def _gather(self) -> None:
+        """Wait while requests still join the pending group (up to ``GATHER_MAX``)."""
+        deadline = time.monotonic() + GATHER_MAX
+        while time.monotonic() < deadline:
+            size = len(self.pending)
+            time.sleep(GATHER_QUIET)
+            if len(self.pending) == size:
+                return
 
     def _commit(self, group: list[Pending]) -> None:
         """Commit ``group``; each request is answered once committed."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import threading
+import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -488,3 +491,69 @@ def test_concurrent_posts_get_distinct_offsets_and_are_all_stored(service: Runni
     for t in range(threads_n):
         mine = [acked[t, i] for i in range(per_thread)]
         assert mine == sorted(mine)
+
+
+# -- POST /events on the connection level (served by a message delegate, not a RequestHandler) ----------
+
+
+def raw_exchange(url: str, request: bytes, *, read: bool = True) -> bytes:
+    """Send ``request`` bytes on a fresh connection; everything the service sends until it closes it."""
+    parsed = urllib.parse.urlsplit(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as sock:
+        sock.sendall(request)
+        if not read:
+            return b""
+        data = b""
+        while more := sock.recv(65536):
+            data += more
+        return data
+
+
+def test_posting_events_answers_like_every_endpoint_and_keeps_the_connection(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+    auth = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    try:
+        answers = []
+        # One kept-alive connection: a good request, a bad one, a chunked body, a read: all answered on it.
+        for body in (b'{"key": "conn", "value": 1}', b'{"key": ', iter([b'{"key": "con', b'n", "value": 2}'])):
+            conn.request(
+                "POST", PREFIX + "/events", body=body, headers=auth, encode_chunked=not isinstance(body, bytes)
+            )
+            response = conn.getresponse()
+            answers.append((response.status, dict(response.getheaders()), json.loads(response.read())))
+            sock = conn.sock
+        conn.request("GET", PREFIX + "/events?key=conn", headers=auth)
+        read = conn.getresponse()
+        listed = json.loads(read.read())
+        assert conn.sock is sock  # never reconnected
+    finally:
+        conn.close()
+    (ok, ok_headers, first), (bad, bad_headers, error), (chunked, _, second) = answers
+    assert (ok, bad, chunked) == (200, 400, 200)
+    assert error["error"]["code"] == "invalid_json"
+    assert second["offset"] == first["offset"] + 1
+    assert [(e["offset"], e["value"]) for e in listed["events"]] == [(first["offset"], 1), (second["offset"], 2)]
+    # The same headers as a RequestHandler's answer (the GET), bar the GET's ETag.
+    for headers in (ok_headers, bad_headers):
+        assert headers["Content-Type"] == "application/json; charset=utf-8"
+        assert headers["Cache-Control"] == "no-store"
+        assert set(headers) == set(dict(read.getheaders())) - {"Etag"}, headers
+
+
+def test_a_client_gone_before_the_answer_leaves_its_event_once(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    body = b'{"key": "gone"}'
+    request = (
+        f"POST {PREFIX}/events HTTP/1.1\r\nHost: x\r\nAuthorization: token {token}\r\nIdempotency-Key: gone-1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    raw_exchange(url, request, read=False)  # closed at once: the answer has nowhere to go
+    # HTTP/1.0 without keep-alive: answered, then the connection is closed.
+    again = raw_exchange(url, request.replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+    head, _, answer = again.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    client = service.client()
+    assert [e.offset for e in client.events(key="gone")] == [json.loads(answer)["offset"]]
+    assert client.send_event("after") == json.loads(answer)["offset"] + 1

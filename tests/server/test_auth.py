@@ -14,16 +14,18 @@ import pytest
 import tornado.web
 
 from aiflow_nb import BashTask, NotebookTask, Workflow
-from aiflow_nb.server.app import PREFIX, ROUTES
+from aiflow_nb.server.app import DELEGATES, PREFIX, ROUTES
 from tests.conftest import RunningService
 from tests.server import call, stored_state, wait_for_file, wait_task, write_notebook
 
 METHODS = ("get", "post", "delete", "put")
 
 
-def methods_of(handler: type[tornado.web.RequestHandler]) -> list[str]:
-    """The HTTP methods a handler answers: the ones it (or a parent below RequestHandler) defines."""
-    return [m.upper() for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)]
+def methods_of(handler: type[tornado.web.RequestHandler], openapi_path: str) -> list[str]:
+    """The HTTP methods a route answers: the ones its handler (or a parent below RequestHandler) defines,
+    and the ones a delegate serves in front of the application."""
+    defined = [m.upper() for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)]
+    return defined + [method for method, _, _, path in DELEGATES if path == openapi_path]
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def requests(values: dict[str, Any]) -> list[tuple[str, str]]:
     for regex, handler, openapi_path in ROUTES:
         path = fill(openapi_path, values)
         assert re.fullmatch(PREFIX + regex, path), (regex, path)
-        found += [(method, path) for method in methods_of(handler)]
+        found += [(method, path) for method in methods_of(handler, openapi_path)]
     order = {"GET": 0, "POST": 1, "PUT": 1, "DELETE": 3}
     return sorted(found, key=lambda mp: 2 if mp[1].endswith("/stop") else order[mp[0]])
 

@@ -36,6 +36,18 @@ def token_ok(expected: str, authorization: str | None, query_token: str | None) 
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def authorized(
+    service: Service, method: str, authorization: str | None, query_token: str | None, task_methods: frozenset[str]
+) -> bool:
+    """The service's token, or the task token for one of ``task_methods``."""
+    if token_ok(service.token, authorization, query_token):
+        return True
+    task_token = service.task_token
+    if not task_token or method not in task_methods:
+        return False
+    return token_ok(task_token, authorization, query_token)
+
+
 class ApiError(tornado.web.HTTPError):
     """A client mistake found by a handler."""
 
@@ -47,6 +59,59 @@ class ApiError(tornado.web.HTTPError):
 
 #: The largest request body (a workflow spec embeds its notebooks; a batch holds many events).
 MAX_BODY_BYTES = 64 * 1024 * 1024
+
+UNAUTHORIZED = "missing or wrong token (send 'Authorization: token <token>')"
+
+
+def check_declared_size(declared: str | None) -> None:
+    """Refuse a body whose ``Content-Length`` is over the limit, before any of it is read."""
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(
+            413, "body_too_large", f"the request body ({int(declared):,} bytes) is over {MAX_BODY_BYTES:,} bytes"
+        )
+
+
+def decode_json(data: bytes) -> Any:
+    try:
+        return json.loads(data or b"null")
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of a failed request's exception (500: not the client's mistake)."""
+    if isinstance(exc, tornado.web.HTTPError):
+        return exc.status_code
+    if isinstance(exc, errors.AiflowError):
+        return next(s for cls, s in STATUS_OF if isinstance(exc, cls))
+    return 500
+
+
+def error_body(status: int, exc: BaseException | None, reason: str) -> dict[str, Any]:
+    """``{"error": {"code", "message"}}`` for a failed request; an unexpected error says only where to look."""
+    code, message = "http_error", reason
+    if isinstance(exc, ApiError):
+        code, message = exc.code, exc.message
+    elif isinstance(exc, errors.AiflowError):
+        code, message = exc.code, str(exc)
+    elif isinstance(exc, tornado.web.HTTPError):
+        message = exc.log_message or reason
+    elif status >= 500:
+        code, message = "internal_error", "internal error; see the service log"
+    return {"error": {"code": code, "message": message}}
+
+
+def log_failure(exc: BaseException, method: str | None, path: str, summary: str) -> None:
+    """A client mistake in one line; anything else with its traceback (``summary`` has no query: no token)."""
+    if isinstance(exc, (ApiError, errors.AiflowError)):
+        level = logging.WARNING if isinstance(exc, errors.StorageError) else logging.INFO
+        log.log(level, "%s %s: %s", method, path, exc)
+    elif isinstance(exc, tornado.web.HTTPError):
+        if exc.log_message:
+            log.warning("%d %s: %s", exc.status_code, summary, exc.log_message)
+    else:
+        # Not tornado's default, which logs repr(request): its headers hold the token.
+        log.error("uncaught exception in %s", summary, exc_info=(type(exc), exc, exc.__traceback__))
 
 
 @tornado.web.stream_request_body
@@ -72,23 +137,17 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
-        if not self.public:
-            self._check_token()
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise ApiError(
-                413, "body_too_large", f"the request body ({int(declared):,} bytes) is over {MAX_BODY_BYTES:,} bytes"
-            )
+        if not self.public and not authorized(
+            self.service,
+            self.request.method or "",
+            self.request.headers.get("Authorization"),
+            self.get_query_argument("token", None),
+            self.task_methods,
+        ):
+            raise ApiError(401, "unauthorized", UNAUTHORIZED)
+        check_declared_size(self.request.headers.get("Content-Length"))
         # A chunked body without a length: the connection is closed once it grows past the limit.
         self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
-
-    def _check_token(self) -> None:
-        given = self.request.headers.get("Authorization"), self.get_query_argument("token", None)
-        if token_ok(self.service.token, *given):
-            return
-        task_token = self.service.task_token
-        if not (self.request.method in self.task_methods and task_token and token_ok(task_token, *given)):
-            raise ApiError(401, "unauthorized", "missing or wrong token (send 'Authorization: token <token>')")
 
     def data_received(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -102,10 +161,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(data, default=str))
 
     def body(self) -> Any:
-        try:
-            return json.loads(b"".join(self._chunks) or b"null")
-        except ValueError as exc:
-            raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+        return decode_json(b"".join(self._chunks))
 
     def int_argument(self, name: str, default: int | None = None) -> int | None:
         raw = self.get_query_argument(name, None)
@@ -120,36 +176,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message = "http_error", self._reason
-        if isinstance(exc, ApiError):
-            code, message = exc.code, exc.message
-        elif isinstance(exc, errors.AiflowError):
-            code, message = exc.code, str(exc)
-        elif isinstance(exc, tornado.web.HTTPError):
-            message = exc.log_message or self._reason
-        elif status_code >= 500:
-            code, message = "internal_error", "internal error; see the service log"
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": {"code": code, "message": message}}))
+        self.finish(json.dumps(error_body(status_code, exc, self._reason)))
 
     def _request_summary(self) -> str:
-        return request_summary(self)  # by path: the query may hold ?token=
+        return request_summary(self.request)  # by path: the query may hold ?token=
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, (ApiError, errors.AiflowError)):
-            level = logging.WARNING if isinstance(value, errors.StorageError) else logging.INFO
-            log.log(level, "%s %s: %s", self.request.method, self.request.path, value)
-            return
-        if isinstance(value, tornado.web.HTTPError):
-            if value.log_message:
-                log.warning("%d %s: %s", value.status_code, request_summary(self), value.log_message)
-            return
-        # Not tornado's default, which logs repr(request): its headers hold the token.
-        log.error("uncaught exception in %s", request_summary(self), exc_info=(typ, value, tb))
+        log_failure(value, self.request.method, self.request.path, request_summary(self.request))
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, errors.AiflowError) and not isinstance(e, tornado.web.HTTPError):
-            status = next(s for cls, s in STATUS_OF if isinstance(e, cls))
+            status = status_of(e)
             self.log_exception(type(e), e, e.__traceback__)
             if not self._finished:
                 self.send_error(status, exc_info=(type(e), e, e.__traceback__))

@@ -23,7 +23,7 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
         self.task: asyncio.Task[None] | None = None
 
     def _request_summary(self) -> str:
-        return request_summary(self)  # by path: the query may hold ?token=
+        return request_summary(self.request)  # by path: the query may hold ?token=
 
     def check_origin(self, origin: str) -> bool:
         # The token is the guard; clients are local programs and the proxy.
