@@ -96,7 +96,9 @@ class Commits:
         """When the commit holding the execution's final status event was made."""
         for event in self.engine.events(since=since, key=keys.EXECUTION_STATUS):
             if event.execution_id == execution_id and event.value["status"] in ("SUCCESS", "FAILED", "STOPPED"):
-                return next(t for t, latest in self.seen if latest >= event.offset)
+                offset = event.offset
+                assert offset is not None  # read from the log
+                return next(t for t, latest in self.seen if latest >= offset)
         raise AssertionError(f"no final status event for execution {execution_id}")
 
 
@@ -282,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             for executor in executors:
                 wf = chain(f"chain-{kind}-{executor}", kind, notebook)
                 walls = whole_runs(tmp / wf.name, executor, wf, repeat, args.pool_size)
-                target = f"chain {kind}" if executor == "kernel-pool" else ""
-                measured(wholes, f"chain of 10 {kind} tasks, {executor}", walls, target)
+                target_name = f"chain {kind}" if executor == "kernel-pool" else ""
+                measured(wholes, f"chain of 10 {kind} tasks, {executor}", walls, target_name)
             walls = sequential(kind, notebook, tmp, repeat)
             measured(wholes, f"{kind}: 10 runs one after another, no aiflow-nb", walls, "")
         for executor in executors if "fan-out" in cases else ():
@@ -327,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         record(f"event to SUCCESS p50, {label}", p50 * 1000, "ms", " ".join(target(name, p50)))
     print_table(["case", "runs", "p50 ms", "p99 ms", "p99/p50", "min ms", "max ms", "target", ""], latency_rows)
-    p50 = {label: statistics.median(v) for label, v, _ in rows}
-    papermill_p50 = p50.get("papermill.execute_notebook, this process")
-    for executor in executors if papermill_p50 is not None else ():
-        ratio = papermill_p50 / p50[f"notebook task, {executor}"]
+    p50s = {label: statistics.median(v) for label, v, _ in rows}
+    papermill_p50 = p50s.get("papermill.execute_notebook, this process")
+    for executor in executors:
+        if papermill_p50 is None:
+            break
+        ratio = papermill_p50 / p50s[f"notebook task, {executor}"]
         print(f"notebook task on {executor} vs papermill in this process: {ratio:.1f} x faster")
     for label, v, name in wholes:
         record(label, statistics.median(v), "s", " ".join(target(name, statistics.median(v))))

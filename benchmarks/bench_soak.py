@@ -299,7 +299,7 @@ def check_exactly_once(client: Client, soak: Soak, out: Path) -> list[str]:
         if not page:
             break
         events.extend(page)
-        since = page[-1].offset
+        since = page[-1].offset or since
     sent = {"soak.data", "soak.client", *(f"soak.{k}" for k in range(TRIGGERED))}
     offsets = Counter(e.offset for e in events if e.key in sent)
     if len(offsets) != len(acked) or set(offsets) != set(acked.values()):
@@ -311,6 +311,7 @@ def check_exactly_once(client: Client, soak: Soak, out: Path) -> list[str]:
     bad_runs = 0
     for k in range(TRIGGERED):
         for ex in client.executions(workflow=f"soak-{k}"):
+            assert ex.event is not None  # each is triggered by an event
             per_event[ex.event["offset"]] += 1
             if ex.status is not WorkflowStatus.SUCCESS:
                 bad_runs += 1
