@@ -30,6 +30,7 @@ import duckdb
 from aiflow_nb import faults
 from aiflow_nb.errors import AiflowError, NotFoundError, SpecError, StorageError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
+from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
@@ -454,7 +455,7 @@ class Engine:
 
     def send_events(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event] | EncodedEvents,
         idempotency_keys: Sequence[str | None] | None = None,
         *,
         batch_keys: Sequence[BatchKey] = (),
@@ -462,7 +463,8 @@ class Engine:
     ) -> list[int]:
         """Append events in one transaction and return their offsets.
 
-        ``batch_keys``: idempotency keys of ranges of the events (see ``EventLog.stage``).
+        ``batch_keys``: idempotency keys of ranges of the events (see ``EventLog.stage``);
+        ``events`` may come encoded already (the service encodes a request's as it reads it).
 
         The scheduler reacts to them in that same transaction: the executions
         and launches they cause are committed with them, and the launches are

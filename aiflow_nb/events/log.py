@@ -245,7 +245,7 @@ class EventLog:
 
     def stage(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event] | EncodedEvents,
         idempotency_keys: Sequence[str | None] | None = None,
         batch_keys: Sequence[BatchKey] = (),
     ) -> list[int]:
@@ -258,23 +258,25 @@ class EventLog:
         size)`` were sent together under ``key`` (the service's group commit
         stages many requests at once); if the key is known, none of them is
         appended and the batch's original offsets are returned.  Events of a
-        batch carry no idempotency key of their own.
+        batch carry no idempotency key of their own.  ``events`` may come
+        encoded already (:func:`~aiflow_nb.events.event.encode_rows`, checked).
         """
-        if idempotency_keys is not None and len(idempotency_keys) != len(events):
+        encoded = events if isinstance(events, EncodedEvents) else encode_many(events)
+        count = len(encoded.keys)
+        if idempotency_keys is not None and len(idempotency_keys) != count:
             raise InvalidEventError("idempotency_keys must have one entry per event")
         self._fresh = None
-        encoded = encode_many(events)
         now = self._now()
         keyless = idempotency_keys is None or all(k is None for k in idempotency_keys)
         if keyless and not batch_keys:
             # Fast path: every event is new, offsets are the next ones.
             return self._hold_next(encoded, None, now, [])
         # 0: not known yet; -1: a batch repeated within this call, copied at the end.
-        offsets = [0] * len(events)
+        offsets = [0] * count
         new_batches, copies = self._resolve_batches(batch_keys, idempotency_keys, offsets)
         if keyless and not copies and len(new_batches) == len(batch_keys):
             return self._hold_next(encoded, None, now, new_batches)  # every batch is new: the common case
-        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * count
         for k in keys:
             check_name("idempotency key", k, optional=True)
         known = self._known_keys({k for k, o in zip(keys, offsets, strict=True) if k is not None and not o})
@@ -409,7 +411,7 @@ class EventLog:
         keyed = any(p[2] is not None for p in pending)
         self._insert(
             [o for p in pending for o in p[0]],
-            EncodedEvents(*([x for p in pending for x in p[1][i]] for i in range(len(pending[0][1])))),  # type: ignore[arg-type]
+            EncodedEvents.join([p[1] for p in pending]),
             [k for p in pending for k in (p[2] or [None] * len(p[0]))] if keyed else None,
             [p[3] for p in pending for _ in p[0]],
         )

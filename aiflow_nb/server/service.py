@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiflow_nb.engine import Engine
-from aiflow_nb.events import Event
+from aiflow_nb.events.event import EncodedEvents
 
 log = logging.getLogger("aiflow_nb.server")
 T = TypeVar("T")
 
 
 #: One request's part of a group: its events, their idempotency keys, the request's key, and its answer.
-Pending = tuple[Sequence[Event], Sequence[str | None], str | None, "asyncio.Future[list[int]]"]
+Pending = tuple[EncodedEvents, Sequence[str | None], str | None, "asyncio.Future[list[int]]"]
 #: A request's answer: its future, and its offsets or the error.
 Answer = tuple["asyncio.Future[list[int]]", list[int] | None, Exception | None]
 
@@ -60,7 +60,7 @@ class GroupCommit:
         self.last_size = 0
 
     def submit(
-        self, events: Sequence[Event], keys: Sequence[str | None], batch_key: str | None = None
+        self, events: EncodedEvents, keys: Sequence[str | None], batch_key: str | None = None
     ) -> asyncio.Future[list[int]]:
         """Append ``events`` (with their own idempotency ``keys``, or all under ``batch_key``).
 
@@ -121,18 +121,19 @@ class GroupCommit:
             results: list[Answer] = []
             start = 0
             for batch, _, _, future in group:
-                results.append((future, offsets[start : start + len(batch)], None))
-                start += len(batch)
+                size = len(batch.keys)
+                results.append((future, offsets[start : start + size], None))
+                start += size
             self._settle(results)
 
         batch_keys, start = [], 0
         for batch, _, batch_key, _ in group:
             if batch_key is not None:
-                batch_keys.append((batch_key, start, len(batch)))
-            start += len(batch)
+                batch_keys.append((batch_key, start, len(batch.keys)))
+            start += len(batch.keys)
         try:
             engine.send_events(
-                [e for b, *_ in group for e in b],
+                EncodedEvents.join([batch for batch, *_ in group]),
                 [k for _, b, *_ in group for k in b],
                 batch_keys=batch_keys,
                 on_commit=answer,
@@ -149,7 +150,7 @@ class GroupCommit:
         for batch, keys, batch_key, future in group:
             try:
                 offsets = engine.send_events(
-                    batch, keys, batch_keys=[(batch_key, 0, len(batch))] if batch_key is not None else ()
+                    batch, keys, batch_keys=[(batch_key, 0, len(batch.keys))] if batch_key is not None else ()
                 )
             except Exception as exc:
                 self._settle([(future, None, exc)])

@@ -220,3 +220,16 @@ def test_a_batch_encodes_as_single_events_do() -> None:
     encoded = encode_many(events)
     assert list(zip(encoded.values, encoded.contexts, strict=True)) == [encode(e) for e in events]
     assert (encoded.keys, encoded.namespaces, encoded.senders) == (["k", "k", "j"], ["default"] * 3, [None, "s", None])
+
+
+def test_rows_encode_as_events_do_and_join_in_order() -> None:
+    from aiflow_nb.events.event import EncodedEvents, encode_many, encode_rows
+
+    events = [Event("k", {"a": 1}, context={"execution_id": 3}), Event("k", "é", sender="s"), Event("j", [1])]
+    rows = [(e.key, e.value, e.namespace, e.sender, e.context) for e in events]
+    assert encode_rows(rows) == encode_many(events)
+    with pytest.raises(InvalidEventError, match="non-empty string"):
+        encode_rows([*rows, ("", 1, "default", None, None)])
+    first, second = encode_rows(rows[:1]), encode_rows(rows[1:])
+    assert EncodedEvents.join([first, second]) == encode_many(events)
+    assert EncodedEvents.join([first]) is first

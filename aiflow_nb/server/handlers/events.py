@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Iterator
 from http.client import responses
 from typing import Any, NoReturn
 
@@ -14,8 +15,8 @@ from tornado import httputil
 
 from aiflow_nb import faults
 from aiflow_nb.errors import InvalidEventError
-from aiflow_nb.events import DEFAULT_NAMESPACE, Event
-from aiflow_nb.events.event import check_name, encode
+from aiflow_nb.events import DEFAULT_NAMESPACE
+from aiflow_nb.events.event import EncodedEvents, Row, check_name, encode_rows
 from aiflow_nb.server.handlers.base import (
     MAX_BODY_BYTES,
     UNAUTHORIZED,
@@ -41,52 +42,44 @@ MAX_READ = 10_000
 FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
 
 
-def parse_events(items: list[Any], many: bool) -> tuple[list[Event], list[str | None]]:
-    """Events and their idempotency keys from a request's JSON.
+def parse_events(items: list[Any], many: bool) -> tuple[EncodedEvents, list[str | None]]:
+    """The events of a request's JSON, encoded for the log, and their idempotency keys.
 
-    Only the shape is checked here; the log validates the names and values
-    when it appends (a bad request then fails alone, see ``GroupCommit``).
-    One loop, no call per event: a batch holds up to 100,000 of them.
+    Checked and encoded in one pass (``encode_rows``), on the IOLoop: a bad
+    request fails alone, before it reaches a commit group.  A batch holds up
+    to 100,000 events, so nothing here makes a call per event it need not.
     """
-    events: list[Event] = []
     keys: list[str | None] = []
-    add_event, add_key = events.append, keys.append
-    for i, data in enumerate(items):
-        if type(data) is not dict or not data.keys() <= FIELDS:
-            _refuse(i, data, many)
-        get = data.get
-        key, namespace = get("idempotency_key"), get("namespace")
-        if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
-            try:
+    index = 0
+
+    def rows() -> Iterator[Row]:
+        nonlocal index
+        add_key = keys.append
+        for index, data in enumerate(items):  # noqa: B007  (the index words an error below)
+            if type(data) is not dict or not data.keys() <= FIELDS:
+                _refuse(data)
+            get = data.get
+            key, namespace = get("idempotency_key"), get("namespace")
+            if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
                 # Checked here too: a bad key would otherwise fail every request of its commit group.
                 check_name("idempotency key", key, optional=True)
-                check_name("namespace", namespace, optional=True)  # Event would turn "" into the default
-            except InvalidEventError as exc:
-                raise type(exc)(f"event {i}: {exc}" if many else str(exc)) from None
-        event_key: str = get("key")  # type: ignore[assignment]  # the log validates it
-        add_event(Event(event_key, get("value"), namespace or DEFAULT_NAMESPACE, get("sender"), get("context")))
-        add_key(key)
-    return events, keys
+                check_name("namespace", namespace, optional=True)  # "" would turn into the default
+            add_key(key)
+            yield get("key"), get("value"), namespace or DEFAULT_NAMESPACE, get("sender"), get("context")
+
+    try:
+        return encode_rows(rows()), keys
+    except InvalidEventError as exc:
+        raise type(exc)(f"event {index}: {exc}" if many else str(exc)) from None
 
 
-def _refuse(index: int, data: Any, many: bool) -> NoReturn:
-    prefix = f"event {index}: " if many else ""
+def _refuse(data: Any) -> NoReturn:
     if not isinstance(data, dict):
-        raise InvalidEventError(f"{prefix}an event must be a JSON object with at least a 'key'")
+        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
     for field in ("offset", "create_time"):
         if field in data:
-            raise InvalidEventError(f"{prefix}'{field}' is assigned by the log; do not send it")
-    raise InvalidEventError(f"{prefix}unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
-
-
-def first_invalid(events: list[Event]) -> tuple[int, Exception] | None:
-    """The index of the first event the log would refuse, and why."""
-    for i, event in enumerate(events):
-        try:
-            encode(event)
-        except InvalidEventError as exc:
-            return i, exc
-    return None
+            raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")
+    raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
 
 
 def request_key(headers: httputil.HTTPHeaders, keys: list[str | None]) -> str | None:
@@ -166,25 +159,20 @@ class EventIngest(httputil.HTTPMessageDelegate):
         except Exception as exc:
             self._fail(exc)
             return
-        future.add_done_callback(lambda done: self._committed(done, events, many))
+        future.add_done_callback(lambda done: self._committed(done, many))
 
     def on_connection_close(self) -> None:
         self.done = True  # what was committed stays committed; a retry with the same key gets its offsets
 
-    def _committed(self, future: asyncio.Future[list[int]], events: list[Event], many: bool) -> None:
+    def _committed(self, future: asyncio.Future[list[int]], many: bool) -> None:
         if self.done:
             return
         error = future.exception()
-        if error is None:
-            offsets = future.result()
-            self._send(200, {"offsets": offsets} if many else {"offset": offsets[0]})
-            return
-        try:
-            if many and isinstance(error, InvalidEventError) and (found := first_invalid(events)) is not None:
-                index, why = found
-                error = type(why)(f"event {index}: {why}")
-        finally:
+        if error is not None:
             self._fail(error)
+            return
+        offsets = future.result()
+        self._send(200, {"offsets": offsets} if many else {"offset": offsets[0]})
 
     def _fail(self, error: BaseException) -> None:
         request = self.request
