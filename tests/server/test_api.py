@@ -382,6 +382,23 @@ def test_batch_returns_offsets_in_order(service: RunningService) -> None:
     assert single.json() == {"offset": offsets[-1] + 1}
 
 
+def test_a_bad_event_of_a_batch_is_named_by_its_index_and_nothing_is_stored(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    good = {"key": "fine", "value": 1}
+    cases = [
+        ({"events": [good, good, {"key": " "}]}, 400, "event 2: event key must be a non-empty string"),
+        ({"events": [good, {"key": "x", "value": "y" * MAX_VALUE_BYTES}]}, 413, "event 1: event 'x': value is"),
+        ({"events": [good, {"key": "x", "namespace": ""}]}, 400, "event 1: event namespace must be"),
+        ({"events": [{"key": "x", "offset": 3}]}, 400, "event 0: 'offset' is assigned by the log"),
+        ({"key": 7}, 400, "event key must be a non-empty string, got 7"),
+    ]
+    for body, status, message in cases:
+        response = call(url, "POST", PREFIX + "/events", body, token=token)
+        assert response.status == status, (body, response.body[:300])
+        assert response.error()["message"].startswith(message), response.error()
+    assert service.client().events() == []
+
+
 def test_repeated_idempotency_key_returns_the_same_offset(service: RunningService) -> None:
     url, token = service.info.url, service.info.token
     client = service.client()
