@@ -53,7 +53,7 @@ class GroupCommit:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.pending: list[Pending] = []
-        #: A database thread is committing (or about to): ``append`` then only adds to ``pending``.
+        #: A database thread is committing (or about to): ``submit`` then only adds to ``pending``.
         self.flushing = False
         self._mutex = threading.Lock()  # pending and flushing change on both threads
         #: Requests in the last group committed.
