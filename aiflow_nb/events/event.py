@@ -165,7 +165,8 @@ def encode(event: Event) -> tuple[str, str | None]:
 class EncodedEvents(NamedTuple):
     """The columns of events about to be appended: names as given, value and context as JSON.
 
-    Made only by :func:`encode_rows` (or :func:`encode_many`): the log takes them as checked.
+    Made by :func:`encode_rows` (or :func:`encode_many`) and parts or joins of those: the log
+    takes them as checked.
     """
 
     keys: list[str]

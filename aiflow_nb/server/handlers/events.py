@@ -29,7 +29,7 @@ from aiflow_nb.server.handlers.base import (
     log_failure,
     status_of,
 )
-from aiflow_nb.server.redact import log_access, request_summary
+from aiflow_nb.server.redact import log_access
 from aiflow_nb.server.service import Service
 
 #: The ``Server`` header tornado's handlers send.
@@ -109,9 +109,6 @@ class EventIngest(httputil.HTTPMessageDelegate):
     the headers passed.
     """
 
-    #: The task token may send events (and do nothing else).
-    task_methods = frozenset({"POST"})
-
     def __init__(self, service: Service, request: httputil.HTTPServerRequest) -> None:
         self.service = service
         self.request = request
@@ -124,13 +121,9 @@ class EventIngest(httputil.HTTPMessageDelegate):
     ) -> None:
         query_token = self.request.query_arguments.get("token")
         try:
-            if not authorized(
-                self.service,
-                "POST",
-                headers.get("Authorization"),
-                query_token[-1].decode("utf-8", "replace").strip() if query_token else None,
-                self.task_methods,
-            ):
+            token = query_token[-1].decode("utf-8", "replace").strip() if query_token else None
+            # The task token may send events (and do nothing else).
+            if not authorized(self.service, headers.get("Authorization"), token, task_token=True):
                 raise ApiError(401, "unauthorized", UNAUTHORIZED)
             check_declared_size(headers.get("Content-Length"))
         except ApiError as exc:
@@ -177,7 +170,7 @@ class EventIngest(httputil.HTTPMessageDelegate):
     def _fail(self, error: BaseException) -> None:
         request = self.request
         status = status_of(error)
-        log_failure(error, request.method, request.path, request_summary(request))
+        log_failure(error, request)
         self._send(status, error_body(status, error, responses.get(status, "Unknown")))
 
     def _send(self, status: int, data: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import tornado.websocket
 
-from aiflow_nb.server.handlers.base import token_ok
+from aiflow_nb.server.handlers.base import UNAUTHORIZED, token_ok
 from aiflow_nb.server.redact import request_summary
 from aiflow_nb.server.service import Service
 
@@ -35,7 +35,7 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
         ):
             self.set_status(401)
             self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps({"error": {"code": "unauthorized", "message": "missing or wrong token"}}))
+            self.finish(json.dumps({"error": {"code": "unauthorized", "message": UNAUTHORIZED}}))
             return
         raw = self.get_query_argument("since", "0")
         if not raw.isdigit():
