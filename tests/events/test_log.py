@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from aiflow_nb import Event, EventLog
 from aiflow_nb.errors import EventTooLargeError, IdempotencyKeyReusedError, InvalidEventError
 from aiflow_nb.events import MAX_VALUE_BYTES
+from tests.server import wait
 
 
 @pytest.fixture
@@ -232,20 +232,13 @@ def many_batches(log: EventLog, n: int) -> list[str]:
     return keys
 
 
-def wait_for_filter(log: EventLog) -> None:
-    deadline = time.monotonic() + 60
-    while not log.key_filter_ready():
-        assert time.monotonic() < deadline, "the batch-key filter did not load in 60 s"
-        time.sleep(0.01)
-
-
 def test_batch_keys_are_found_once_the_log_reopens_and_its_key_filter_loads(log: EventLog) -> None:
     keys = many_batches(log, 20_000)
     log = reopen(log)
     try:
         # Appended while the filter may still be loading: the filter must learn these too.
         late = [log.append_many([Event("late", i)], batch_key=f"late-{i}")[0] for i in range(50)]
-        wait_for_filter(log)
+        wait(log.key_filter_ready, what="the batch-key filter to load")
         assert [log.append_many([Event("again")], batch_key=k)[0] for k in keys[::997]] == list(range(1, 20_001, 997))
         assert [log.append_many([Event("again")], batch_key=f"late-{i}")[0] for i in range(50)] == late
         assert log.append_many([Event("new")], batch_key="request-new") == [20_051]
