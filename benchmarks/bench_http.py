@@ -15,8 +15,10 @@ holds ``--log-size`` events first (1,000,000 by default, none with
   (each its own ``Client``), as 50 keep-alive connections of a small asyncio
   load generator (``_load.py``, about 0.1 ms of client CPU a request), and as
   5 processes x 10 threads; next to the load generator's figure, the same
-  load against a bare tornado handler (parse the JSON, answer), the ceiling
-  of one tornado process on this machine;
+  load against a bare tornado RequestHandler (parse the JSON, answer) on
+  asyncio's own loop, which tells the machine's speed in the same run (the
+  service answers ``POST /events`` without a RequestHandler, on uvloop, and
+  can pass it);
 - the batch form ``{"events": [...]}`` of 10,000 events: ``Client.send_events``
   (one ``Idempotency-Key`` for the request), an ``idempotency_key`` per event,
   and no key at all;
