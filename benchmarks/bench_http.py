@@ -19,9 +19,10 @@ holds ``--log-size`` events first (1,000,000 by default, none with
   asyncio's own loop, which tells the machine's speed in the same run (the
   service answers ``POST /events`` without a RequestHandler, on uvloop, and
   can pass it);
-- the batch form ``{"events": [...]}`` of 10,000 events: ``Client.send_events``
-  (one ``Idempotency-Key`` for the request), an ``idempotency_key`` per event,
-  and no key at all;
+- batches of 10,000 events: ``Client.send_events`` (NDJSON, streamed in
+  chunks the service reads as they arrive; one ``Idempotency-Key`` for the
+  request), the same with an ``idempotency_key`` per event, and the JSON form
+  ``{"events": [...]}`` with no key at all;
 - event-to-RUNNING: a ``go`` event triggers a workflow whose one bash task
   starts; latency from just before the POST to the ``create_time`` of the
   task's RUNNING status event (and from the ``go`` event's own ``create_time``,
@@ -218,14 +219,14 @@ def process_clients(server: ServerInfo, processes: int, threads: int, per_client
 
 #: How the batches are keyed: the label of each, in the order measured.
 BATCH_KINDS = {
-    "client": "batch form, Client.send_events (one Idempotency-Key a request)",
-    "per-event": "batch form, an idempotency_key per event",
-    "none": "batch form, no idempotency keys",
+    "client": "batch, Client.send_events (NDJSON, one Idempotency-Key)",
+    "per-event": "batch, Client.send_events, an idempotency_key per event",
+    "none": 'batch, JSON form {"events": [...]}, no keys',
 }
 
 
 def batches(server: ServerInfo, repeat: int, kind: str) -> float:
-    """Events/s through ``POST /events {"events": [...]}`` of BATCH events each (``kind``: see BATCH_KINDS)."""
+    """Events/s through ``POST /events``, BATCH events a request (``kind``: see BATCH_KINDS)."""
     with Client(server.url, server.token) as client:
         walls = []
         for n in range(repeat):

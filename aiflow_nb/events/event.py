@@ -143,7 +143,7 @@ def encode(event: Event) -> tuple[str, str | None]:
         check_name("sender", sender, optional=True)
     try:
         value = _dumps(event.value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidEventError(f"event {event.key!r}: value is not JSON-able ({exc})") from None
     if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(
@@ -155,7 +155,7 @@ def encode(event: Event) -> tuple[str, str | None]:
         raise InvalidEventError(f"event {event.key!r}: context must be a JSON object")
     try:
         context = _dumps(event.context)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidEventError(f"event {event.key!r}: context is not JSON-able ({exc})") from None
     if len(context) > MAX_VALUE_BYTES // 4 and len(context.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(f"event {event.key!r}: context is larger than 1 MiB")
@@ -192,6 +192,39 @@ def encode_many(events: Sequence[Event]) -> EncodedEvents:
     return encode_rows((e.key, e.value, e.namespace, e.sender, e.context) for e in events)
 
 
+def encode_columns(
+    keys: list[Any], values: list[Any], namespaces: list[Any], senders: list[Any]
+) -> EncodedEvents | None:
+    """:func:`encode_rows` for events without context given as columns, or None.
+
+    The columns as given (a namespace may be None: the default).  Each pass
+    is one C-level loop: for a large batch of small events this costs half
+    of :func:`encode_rows`.  None means some event is not the common case (a
+    bad name or value, a large value): :func:`encode_rows` then words the
+    error or takes the event slowly.
+    """
+    count = len(keys)
+    try:
+        names = set(zip(keys, namespaces, senders, strict=True))
+    except TypeError:  # an unhashable "name"
+        return None
+    try:
+        for key, namespace, sender in names:
+            if namespace is not None:
+                check_name("namespace", namespace)  # "" must not turn into the default
+            encode(Event(key, None, DEFAULT_NAMESPACE if namespace is None else namespace, sender))
+        encoded = list(map(_dumps, values))
+    except (InvalidEventError, TypeError, ValueError, RecursionError):
+        return None
+    if count and max(map(len, encoded)) > MAX_VALUE_BYTES // 4:
+        return None
+    if namespaces.count(None) == count:
+        namespaces = [DEFAULT_NAMESPACE] * count
+    else:
+        namespaces = [DEFAULT_NAMESPACE if n is None else n for n in namespaces]
+    return EncodedEvents(keys, encoded, namespaces, senders, [None] * count)
+
+
 def encode_rows(rows: Iterable[Row]) -> EncodedEvents:
     """:func:`encode` for many events given as field rows, column by column.
 
@@ -223,7 +256,7 @@ def encode_rows(rows: Iterable[Row]) -> EncodedEvents:
         else:
             try:
                 value = dumps(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 value = encode(Event(key, raw, namespace, sender))[0]  # raises, worded
             if len(value) > large:
                 value = encode(Event(key, raw, namespace, sender))[0]  # checks the exact size

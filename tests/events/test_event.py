@@ -233,3 +233,30 @@ def test_rows_encode_as_events_do_and_join_in_order() -> None:
     first, second = encode_rows(rows[:1]), encode_rows(rows[1:])
     assert EncodedEvents.join([first, second]) == encode_many(events)
     assert EncodedEvents.join([first]) is first
+
+
+def test_columns_encode_as_rows_do_or_leave_the_wording_to_them() -> None:
+    from aiflow_nb.events.event import encode_columns, encode_rows
+
+    keys = ["k", "k", "j", "k"]
+    values = [{"a": 1}, "é", [1, None], None]
+    namespaces = [None, "ns", None, None]
+    senders = [None, "s", None, None]
+    expected = encode_rows(
+        (k, v, n or "default", s, None) for k, v, n, s in zip(keys, values, namespaces, senders, strict=True)
+    )
+    assert encode_columns(keys, values, namespaces, senders) == expected
+    # Anything the rows must word or measure: no columns.
+    for column, index, bad in [
+        (keys, 1, ""),
+        (keys, 0, ["unhashable"]),
+        (namespaces, 2, ""),
+        (senders, 3, 5),
+        (values, 0, {1, 2}),
+        (values, 1, math.nan),
+        (values, 2, "y" * (MAX_VALUE_BYTES // 4 + 1)),
+    ]:
+        changed = list(column)
+        changed[index] = bad
+        given = [changed if c is column else c for c in (keys, values, namespaces, senders)]
+        assert encode_columns(*given) is None, (index, bad)

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from aiflow_nb import BashTask, Event, NotebookTask, Workflow, errors
-from aiflow_nb.client import Client
+from aiflow_nb.client import CHUNK_EVENTS, Client
 from aiflow_nb.events import MAX_VALUE_BYTES
 from aiflow_nb.graph import STATUS_COLORS
 from aiflow_nb.server.app import PREFIX
@@ -31,6 +31,7 @@ from tests.server import (
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
+NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 def node_fills(svg: str) -> dict[str, str]:
@@ -283,6 +284,22 @@ def bad_inputs(busy: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]
         ("Idempotency-Key header and a key per event", "POST", ev,
          {"body": {"events": [{"key": "go", "idempotency_key": "e-1"}]}, "headers": {"Idempotency-Key": "r-1"}},
          400, "invalid_event"),
+        ("event body nested too deeply", "POST", ev, {"raw_body": b'{"key": "k", "value": ' + b"[" * 100_000}, 400,
+         "invalid_json"),
+        # Events as NDJSON.
+        ("NDJSON line that is not JSON", "POST", ev, {"raw_body": b'{"key": "go"}\n{"key": \n', "headers": NDJSON},
+         400, "invalid_event"),
+        ("NDJSON line that is not an object", "POST", ev, {"raw_body": b'{"key": "go"}\n[1]\n', "headers": NDJSON},
+         400, "invalid_event"),
+        ("NDJSON line with a bad key", "POST", ev, {"raw_body": b'{"key":"go","value":1}\n{"key":"","value":1}\n',
+         "headers": NDJSON}, 400, "invalid_event"),
+        ("NDJSON value NaN", "POST", ev, {"raw_body": b'{"key":"go","value":NaN}\n', "headers": NDJSON}, 400,
+         "invalid_event"),
+        ("NDJSON oversized value", "POST", ev,
+         {"raw_body": json.dumps({"key": "h", "value": huge}).encode(), "headers": NDJSON}, 413, "event_too_large"),
+        ("NDJSON body that is not UTF-8", "POST", ev, {"raw_body": b'{"key":"\xff"}\n', "headers": NDJSON}, 400,
+         "invalid_event"),
+        ("NDJSON body without events", "POST", ev, {"raw_body": b"\n\n", "headers": NDJSON}, 400, "invalid_event"),
         # Unknown workflows, executions, task executions.
         ("show an unknown workflow", "GET", wf + "/default/nope", {}, 404, "not_found"),
         ("a workflow in an unknown namespace", "GET", wf + "/elsewhere/good", {}, 404, "not_found"),
@@ -397,6 +414,74 @@ def test_a_bad_event_of_a_batch_is_named_by_its_index_and_nothing_is_stored(serv
         assert response.status == status, (body, response.body[:300])
         assert response.error()["message"].startswith(message), response.error()
     assert service.client().events() == []
+
+
+def test_events_sent_as_ndjson_are_read_as_they_stream_in_and_stored(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    parsed = urllib.parse.urlsplit(url)
+    lines = [
+        json.dumps({"key": "line", "value": {"i": i, "text": "é"}}, ensure_ascii=False).encode() + b"\n"
+        for i in range(2500)
+    ]
+    # Chunks that end inside a line, and one inside a character.
+    body = b"".join(lines)
+    cut = body.index("é".encode()) + 1
+    pieces = [body[:cut], *(body[start : start + 7000] for start in range(cut, len(body), 7000))]
+    headers = {"Authorization": f"token {token}", "Idempotency-Key": "stream-1", **NDJSON}
+
+    def post() -> Any:
+        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+        try:
+            conn.request("POST", PREFIX + "/events", body=iter(pieces), headers=headers, encode_chunked=True)
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            return json.loads(response.read())["offsets"]
+        finally:
+            conn.close()
+
+    offsets = post()
+    assert offsets == list(range(offsets[0], offsets[0] + 2500))
+    assert post() == offsets  # sent again under its Idempotency-Key: nothing appended
+    stored = service.client().events(limit=3000)
+    assert [(e.offset, e.key, e.value) for e in stored] == [(o, "line", {"i": i, "text": "é"}) for i, o in
+                                                             enumerate(offsets)]  # fmt: skip
+
+
+def test_an_ndjson_body_cut_off_midway_stores_nothing(service: RunningService) -> None:
+    url, token = service.info.url, service.info.token
+    chunk = b'{"key":"cut","value":1}\n' * 100
+    request = (
+        (
+            f"POST {PREFIX}/events HTTP/1.1\r\nHost: x\r\nAuthorization: token {token}\r\n"
+            "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        + f"{len(chunk):x}\r\n".encode()
+        + chunk
+        + b"\r\n"
+    )
+    raw_exchange(url, request, read=False)  # closed before the last chunk
+    client = service.client()
+    first = client.send_event("after")
+    assert [(e.offset, e.key) for e in client.events()] == [(first, "after")]
+
+
+def test_the_client_streams_a_large_batch_and_an_event_it_cannot_encode_stores_nothing(
+    service: RunningService,
+) -> None:
+    client = service.client()
+    events = [Event("bulk", {"i": i, "note": "日本"}, sender="loader") for i in range(2 * CHUNK_EVENTS + 1)]
+    offsets = client.send_events(events)
+    assert offsets == list(range(offsets[0], offsets[0] + len(events)))
+    stored = client.events(limit=len(events))
+    assert [(e.offset, e.value, e.sender) for e in stored] == [
+        (o, e.value, "loader") for o, e in zip(offsets, events, strict=True)
+    ]
+    # An event past the first chunk that is not JSON-able: raised here, after part of the batch was sent.
+    with pytest.raises(errors.InvalidEventError, match=rf"^event {CHUNK_EVENTS + 1} \('bad'\) is not JSON-able"):
+        client.send_events([*events[: CHUNK_EVENTS + 1], Event("bad", {1, 2})])
+    # None of that batch was appended, and the client carries on.
+    assert client.send_event("next") == offsets[-1] + 1
+    assert [e.key for e in client.events(since=offsets[-1])] == ["next"]
 
 
 def test_repeated_idempotency_key_returns_the_same_offset(service: RunningService) -> None:

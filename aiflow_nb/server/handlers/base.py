@@ -75,6 +75,8 @@ def decode_json(data: bytes) -> Any:
         return json.loads(data or b"null")
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
 
 
 def status_of(exc: BaseException) -> int:

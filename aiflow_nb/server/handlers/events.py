@@ -6,17 +6,13 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Iterator
 from http.client import responses
-from typing import Any, NoReturn
+from typing import Any
 
 import tornado
 from tornado import httputil
 
 from aiflow_nb import faults
-from aiflow_nb.errors import InvalidEventError
-from aiflow_nb.events import DEFAULT_NAMESPACE
-from aiflow_nb.events.event import EncodedEvents, Row, check_name, encode_rows
 from aiflow_nb.server.handlers.base import (
     MAX_BODY_BYTES,
     UNAUTHORIZED,
@@ -29,6 +25,8 @@ from aiflow_nb.server.handlers.base import (
     log_failure,
     status_of,
 )
+from aiflow_nb.server.handlers.lines import LineEvents, is_ndjson
+from aiflow_nb.server.handlers.parse import parse_events, request_key
 from aiflow_nb.server.redact import log_access
 from aiflow_nb.server.service import Service
 
@@ -36,61 +34,6 @@ from aiflow_nb.server.service import Service
 SERVER = f"TornadoServer/{tornado.version}"
 
 MAX_READ = 10_000
-
-
-#: The fields a client may send (``offset`` and ``create_time`` are the log's).
-FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
-
-
-def parse_events(items: list[Any], many: bool) -> tuple[EncodedEvents, list[str | None]]:
-    """The events of a request's JSON, encoded for the log, and their idempotency keys.
-
-    Checked and encoded in one pass (``encode_rows``), on the IOLoop: a bad
-    request fails alone, before it reaches a commit group.  A batch holds up
-    to 100,000 events, so nothing here makes a call per event it need not.
-    """
-    keys: list[str | None] = []
-    index = 0
-
-    def rows() -> Iterator[Row]:
-        nonlocal index
-        add_key = keys.append
-        for index, data in enumerate(items):  # noqa: B007  (the index words an error below)
-            if type(data) is not dict or not data.keys() <= FIELDS:
-                _refuse(data)
-            get = data.get
-            key, namespace = get("idempotency_key"), get("namespace")
-            if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
-                # Checked here too: a bad key would otherwise fail every request of its commit group.
-                check_name("idempotency key", key, optional=True)
-                check_name("namespace", namespace, optional=True)  # "" would turn into the default
-            add_key(key)
-            yield get("key"), get("value"), namespace or DEFAULT_NAMESPACE, get("sender"), get("context")
-
-    try:
-        return encode_rows(rows()), keys
-    except InvalidEventError as exc:
-        raise type(exc)(f"event {index}: {exc}" if many else str(exc)) from None
-
-
-def _refuse(data: Any) -> NoReturn:
-    if not isinstance(data, dict):
-        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
-    for field in ("offset", "create_time"):
-        if field in data:
-            raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")
-    raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
-
-
-def request_key(headers: httputil.HTTPHeaders, keys: list[str | None]) -> str | None:
-    """The ``Idempotency-Key`` header: a retry of the whole request with it appends nothing again."""
-    key = headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    check_name("idempotency key", key)
-    if any(k is not None for k in keys):
-        raise InvalidEventError("send either the Idempotency-Key header or an idempotency_key per event, not both")
-    return key
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,6 +56,8 @@ class EventIngest(httputil.HTTPMessageDelegate):
         self.service = service
         self.request = request
         self.chunks: list[bytes] = []
+        #: An NDJSON body, parsed as it arrives (None: a JSON body, parsed once complete).
+        self.lines: LineEvents | None = None
         #: The answer is written, or the client left: nothing more to write.
         self.done = False
 
@@ -131,21 +76,31 @@ class EventIngest(httputil.HTTPMessageDelegate):
             return
         # A chunked body without a length: the connection is closed once it grows past the limit.
         self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
+        if is_ndjson(headers.get("Content-Type")):
+            self.lines = LineEvents()
 
     def data_received(self, chunk: bytes) -> None:
-        if not self.done:
+        if self.done:
+            return
+        if self.lines is not None:
+            self.lines.feed(chunk)
+        else:
             self.chunks.append(chunk)
 
     def finish(self) -> None:
         if self.done:
             return
         try:
-            body = decode_json(b"".join(self.chunks))
-            many = isinstance(body, dict) and "events" in body
-            items = body["events"] if many else [body]
-            if not isinstance(items, list) or not items:
-                raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
-            events, keys = parse_events(items, many)
+            if self.lines is not None:
+                many = True
+                events, keys = self.lines.result()
+            else:
+                body = decode_json(b"".join(self.chunks))
+                many = isinstance(body, dict) and "events" in body
+                items = body["events"] if many else [body]
+                if not isinstance(items, list) or not items:
+                    raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
+                events, keys = parse_events(items, (lambda i: f"event {i}") if many else None)
             batch_key = request_key(self.request.headers, keys)
             faults.point("http.read")
             future = self.service.group_commit.submit(events, keys, batch_key)

@@ -1,0 +1,99 @@
+"""The events of a ``POST /api/v1/events`` body, checked and encoded for the log.
+
+The JSON form (one event, or ``{"events": [...]}``) is parsed once the body
+is in; the line form (:mod:`.lines`) a chunk at a time.  Both end here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import repeat
+from typing import Any, NoReturn
+
+from tornado import httputil
+
+from aiflow_nb.errors import InvalidEventError
+from aiflow_nb.events import DEFAULT_NAMESPACE
+from aiflow_nb.events.event import EncodedEvents, Row, check_name, encode_columns, encode_rows
+
+#: The fields a client may send (``offset`` and ``create_time`` are the log's).
+FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
+
+
+def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> tuple[EncodedEvents, list[str | None]]:
+    """The events of a request's JSON, encoded for the log, and their idempotency keys.
+
+    Checked and encoded in one pass (``encode_rows``), on the IOLoop: a bad
+    request fails alone, before it reaches a commit group.  A batch holds up
+    to 100,000 events, so nothing here makes a call per event it need not.
+    ``name(i)`` words where the i-th item is ("event 3", "line 4") in an error.
+    """
+    common = _columns(items)
+    if common is not None:
+        return common
+    keys: list[str | None] = []
+    index = 0
+
+    def rows() -> Iterator[Row]:
+        nonlocal index
+        add_key = keys.append
+        for index, data in enumerate(items):  # noqa: B007  (the index words an error below)
+            if type(data) is not dict or not data.keys() <= FIELDS:
+                _refuse(data)
+            get = data.get
+            key, namespace = get("idempotency_key"), get("namespace")
+            if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
+                # Checked here too: a bad key would otherwise fail every request of its commit group.
+                check_name("idempotency key", key, optional=True)
+                check_name("namespace", namespace, optional=True)  # "" would turn into the default
+            add_key(key)
+            yield get("key"), get("value"), namespace or DEFAULT_NAMESPACE, get("sender"), get("context")
+
+    try:
+        return encode_rows(rows()), keys
+    except InvalidEventError as exc:
+        raise type(exc)(f"{name(index)}: {exc}" if name else str(exc)) from None
+
+
+def _columns(items: list[Any]) -> tuple[EncodedEvents, list[str | None]] | None:
+    """The common batch (objects of known fields, no context, nothing wrong) column by column, or None."""
+    count = len(items)
+    if set(map(type, items)) != {dict} or not set().union(*items) <= FIELDS:
+        return None
+    get = dict.get
+    if list(map(get, items, repeat("context"))).count(None) != count:
+        return None
+    keys = list(map(get, items, repeat("idempotency_key")))
+    if keys.count(None) != count:
+        try:
+            for key in set(keys):
+                check_name("idempotency key", key, optional=True)
+        except (TypeError, InvalidEventError):
+            return None
+    events = encode_columns(
+        list(map(get, items, repeat("key"))),
+        list(map(get, items, repeat("value"))),
+        list(map(get, items, repeat("namespace"))),
+        list(map(get, items, repeat("sender"))),
+    )
+    return None if events is None else (events, keys)
+
+
+def _refuse(data: Any) -> NoReturn:
+    if not isinstance(data, dict):
+        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
+    for field in ("offset", "create_time"):
+        if field in data:
+            raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")
+    raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
+
+
+def request_key(headers: httputil.HTTPHeaders, keys: list[str | None]) -> str | None:
+    """The ``Idempotency-Key`` header: a retry of the whole request with it appends nothing again."""
+    key = headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    check_name("idempotency key", key)
+    if any(k is not None for k in keys):
+        raise InvalidEventError("send either the Idempotency-Key header or an idempotency_key per event, not both")
+    return key
