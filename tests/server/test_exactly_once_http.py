@@ -32,11 +32,13 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb.client import Client
+from aiflow_nb import Event
+from aiflow_nb.client import CHUNK_EVENTS, Client
 from aiflow_nb.faults import ENV
 from tests.conftest import RunningService
 from tests.scheduler.crash_child import assert_each_offset_ran_once
 from tests.scheduler.crash_child import workflow as ticks_workflow
+from tests.server import wait
 
 TOTAL = 1000
 #: The producer stays at most this many events ahead of the task that records them,
@@ -208,3 +210,38 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
         out,
         f"kills at acked/lines {at_kill}",
     )
+
+
+@pytest.mark.parametrize("point", ["http.read:1", "commit.after:1"])
+def test_a_streamed_batch_retried_across_a_kill_is_appended_once(
+    home: Path, point: str, restarted: list[RunningService]
+) -> None:
+    # Killed once the batch was read (nothing stored), or once it was committed (not answered):
+    # the client sends the same chunks again to the new service, under the same key.
+    service = RunningService(home, env={ENV: point}).start()
+    restarted.append(service)
+    events = [Event("bulk", {"i": i}) for i in range(2 * CHUNK_EVENTS + 500)]
+    answer: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+    client = Client(home=home, retry_for=90.0)
+
+    def send() -> None:
+        try:
+            answer["offsets"] = client.send_events(events)
+        except BaseException as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        wait(lambda: not service.alive, 60, f"the service to reach {point}")
+        assert service.returncode == -signal.SIGKILL
+        again = RunningService(home).start()
+        restarted.append(again)
+        sender.join(120)
+        assert not sender.is_alive() and not errors, errors
+    finally:
+        client.close()
+    offsets = answer["offsets"]
+    stored = again.client().events(key="bulk", limit=10_000)
+    assert [(e.offset, e.value["i"]) for e in stored] == list(zip(offsets, range(len(events)), strict=True))

@@ -28,7 +28,8 @@ def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> 
     to 100,000 events, so nothing here makes a call per event it need not.
     ``name(i)`` words where the i-th item is ("event 3", "line 4") in an error.
     """
-    common = _columns(items)
+    # Column by column pays from a few events on (a single event: 13 instead of 8 µs).
+    common = _columns(items) if len(items) > 4 else None
     if common is not None:
         return common
     keys: list[str | None] = []
