@@ -302,7 +302,7 @@ class Client:
         if not keyed:
             keys = [k if k is not None else uuid.uuid4().hex for k in keys]
         if not events:
-            raise errors.InvalidEventError("send_events needs at least one event")
+            return []  # as the engine does: nothing to append
         # As NDJSON, streamed: the service checks the first events while the rest are encoded.
         answer = self.request("POST", "/events", Lines(ndjson_chunks(events, keys)), retry=True, keyed=keyed)
         return [int(o) for o in answer["offsets"]]

@@ -481,6 +481,7 @@ def test_the_client_streams_a_large_batch_and_an_event_it_cannot_encode_stores_n
         client.send_events([*events[: CHUNK_EVENTS + 1], Event("bad", {1, 2})])
     # None of that batch was appended, and the client carries on.
     assert client.send_event("next") == offsets[-1] + 1
+    assert client.send_events([]) == []  # as the engine answers: nothing to append
     assert [e.key for e in client.events(since=offsets[-1])] == ["next"]
 
 

@@ -162,9 +162,9 @@ class LineEvents:
         keys, namespaces, senders = (list(column) for column in zip(*names_of, strict=True))
         count = len(values)
         events = EncodedEvents(
-            keys,  # type: ignore[arg-type]
+            keys,
             values,
-            [DEFAULT_NAMESPACE if n is None else n for n in namespaces],  # type: ignore[misc]
+            [DEFAULT_NAMESPACE if n is None else n for n in namespaces],
             senders,
             [None] * count,
         )
