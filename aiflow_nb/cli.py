@@ -228,7 +228,11 @@ def _event_row(e: Any) -> dict[str, Any]:
 
 def event_cmd(args: argparse.Namespace, out: Output) -> int:
     client = Client(home=args.home)
-    if args.action == "send":
+    if args.action == "send" and args.file is not None:
+        events, keys = _read_events(args.file)
+        offsets = client.send_events(events, keys)
+        out.one({"offsets": offsets}, f"sent {len(offsets)} events from {args.file} (offsets {_span(offsets)})")
+    elif args.action == "send":
         offset = client.send_event(args.key, _value(args.value), args.namespace or "default")
         out.one({"offset": offset}, f"sent {args.key!r} at offset {offset}")
     elif args.action == "list":
@@ -250,6 +254,26 @@ def event_cmd(args: argparse.Namespace, out: Output) -> int:
         except KeyboardInterrupt:
             return 0
     return 0
+
+
+def _read_events(path: str) -> tuple[list[Any], list[str | None]]:
+    from aiflow_nb.events.ndjson import read_events
+
+    if path == "-":
+        return read_events(sys.stdin, "standard input")
+    try:
+        with open(path, encoding="utf-8") as source:
+            return read_events(source, path)
+    except OSError as exc:
+        raise errors.AiflowError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise errors.InvalidEventError(f"{path} is not UTF-8 text") from None
+
+
+def _span(offsets: Sequence[int]) -> str:
+    """``41-43`` for a run of offsets, else the first and last with a count."""
+    first, last = min(offsets), max(offsets)
+    return f"{first}-{last}" if last - first + 1 == len(offsets) else f"{first} to {last}"
 
 
 def _int(raw: str, what: str) -> int:
@@ -317,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("key", nargs="?", help="send: the event key")
     ev.add_argument("value", nargs="?", help="send: the value (JSON, else a string)")
     ev.add_argument("--namespace", default=None, help="send: default 'default'; list: filter")
+    ev.add_argument(
+        "--file", default=None, metavar="FILE", help="send: the events of an NDJSON file (- for stdin), all or none"
+    )
     ev.add_argument("--since", type=int, default=None)
     ev.add_argument("--limit", type=int, default=100)
     ev.add_argument("--key", dest="key_filter", default=None, help="list/tail: only this key")
@@ -331,8 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     needs: tuple[str, ...] = getattr(args, "needs_target", ())
     if args.action in needs and not args.target:
         parser.error(f"{args.command} {args.action} needs a {'FILE' if args.action == 'submit' else 'name or id'}")
-    if args.command == "event" and args.action == "send" and not args.key:
-        parser.error("event send needs a KEY")
+    if args.command == "event" and args.action == "send" and not args.key and args.file is None:
+        parser.error("event send needs a KEY (or --file FILE)")
+    if args.command == "event" and args.action == "send" and args.key and args.file is not None:
+        parser.error("event send takes a KEY or --file FILE, not both")
     run: Callable[[argparse.Namespace, Output], int] = args.run
     try:
         return run(args, Output(args.output))

@@ -298,3 +298,50 @@ def test_workflow_submit_of_a_notebook_with_aiflow_cells(service: RunningService
     message = mistake(home, "workflow", "submit", str(path))
     assert "flows.ipynb" in message and "'ghost'" in message
     assert [w["version"] for w in client.workflows()] == [1, 1]
+
+
+def test_event_send_file_sends_an_ndjson_file_all_or_none(service: RunningService, home: Path, tmp_path: Path) -> None:
+    client = service.client()
+    since = client.health()["latest_offset"]
+    good = tmp_path / "events.ndjson"
+    good.write_text(
+        '{"key": "bulk", "value": {"i": 1}}\n\n{"key": "bulk", "value": "é", "namespace": "other", '
+        '"idempotency_key": "bulk-2"}\n',
+        encoding="utf-8",
+    )
+    assert cli_json(home, "event", "send", "--file", str(good))["offsets"] == [since + 1, since + 2]
+    # Sent again: the event with a key of its own keeps its offset, the other is appended again.
+    again = cli(home, "event", "send", "--file", str(good)).stdout.strip()
+    assert again == f"sent 2 events from {good} (offsets {since + 2}-{since + 3})"
+    piped = subprocess.run(
+        [sys.executable, "-m", "aiflow_nb.cli", "--home", str(home), "event", "send", "--file", "-", "-o", "json"],
+        input='{"key": "piped", "value": [1, 2]}\n',
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == {"offsets": [since + 4]}
+    stored = client.events(since=since)
+    assert [(e.offset, e.key, e.value, e.namespace) for e in stored] == [
+        (since + 1, "bulk", {"i": 1}, "default"),
+        (since + 2, "bulk", "é", "other"),
+        (since + 3, "bulk", {"i": 1}, "default"),
+        (since + 4, "piped", [1, 2], "default"),
+    ]
+    # A mistake names the file and its line; nothing of the file is sent.
+    bad = tmp_path / "bad.ndjson"
+    for text, message in [
+        ('{"key": "ok"}\n\n{"key": " "}\n', f"{bad}, line 3: event key must be a non-empty string"),
+        ('{"key": "ok"}\n{"key": "ok", "colour": 1}\n', f"{bad}, line 2: unknown event field(s): colour"),
+        ('{"key": "ok"}\n{"key": \n', f"{bad}, line 2: not valid JSON"),
+        ("\n", f"{bad} holds no events"),
+    ]:
+        bad.write_text(text, encoding="utf-8")
+        failed = cli(home, "event", "send", "--file", str(bad), code=1)
+        assert failed.stderr.startswith(f"aiflow-nb: {message}"), failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
+    missing = cli(home, "event", "send", "--file", str(tmp_path / "nope.ndjson"), code=1)
+    assert "cannot read" in missing.stderr and "nope.ndjson" in missing.stderr
+    assert "not both" in cli(home, "event", "send", "k", "--file", str(good), code=2).stderr
+    assert client.events(since=since + 4) == []

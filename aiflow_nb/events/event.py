@@ -16,6 +16,8 @@ MAX_VALUE_BYTES = 1024 * 1024
 #: Longest key, namespace, sender or idempotency key.
 MAX_NAME_LENGTH = 1024
 DEFAULT_NAMESPACE = "default"
+#: The fields of an event a sender gives (``offset`` and ``create_time`` are the log's).
+SENT_FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
 
 
 def compact_dumps(*, ensure_ascii: bool = False, allow_nan: bool = False) -> Callable[[Any], str]:

@@ -14,10 +14,10 @@ from tornado import httputil
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import DEFAULT_NAMESPACE
-from aiflow_nb.events.event import EncodedEvents, Row, check_name, encode_columns, encode_rows
+from aiflow_nb.events.event import SENT_FIELDS, EncodedEvents, Row, check_name, encode_columns, encode_rows
 
-#: The fields a client may send (``offset`` and ``create_time`` are the log's).
-FIELDS = frozenset({"key", "value", "namespace", "sender", "context", "idempotency_key"})
+#: The fields a client may send.
+FIELDS = SENT_FIELDS
 
 
 def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> tuple[EncodedEvents, list[str | None]]:

@@ -1,0 +1,50 @@
+"""Events read from NDJSON text (one JSON object a line), as ``aiflow-nb event send --file`` reads them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from aiflow_nb.errors import InvalidEventError
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, SENT_FIELDS, Event, check_name, encode
+
+
+def read_events(lines: Iterable[str], name: str) -> tuple[list[Event], list[str | None]]:
+    """The events of ``lines`` and their idempotency keys, checked as the log checks them.
+
+    Blank lines are skipped; a mistake raises :class:`InvalidEventError` (or
+    ``EventTooLargeError``) naming ``name`` and the line, before anything is sent.
+
+    >>> read_events(['{"key": "row", "value": 1}', "", '{"key": "row", "idempotency_key": "r2"}'], "rows")[1]
+    [None, 'r2']
+    """
+    events: list[Event] = []
+    keys: list[str | None] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}, line {number}"
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise InvalidEventError(f"{where}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidEventError(f"{where}: nested too deeply") from None
+        if not isinstance(data, dict):
+            raise InvalidEventError(f"{where}: an event must be a JSON object with at least a 'key'")
+        unknown = data.keys() - SENT_FIELDS
+        if unknown:
+            raise InvalidEventError(f"{where}: unknown event field(s): {', '.join(sorted(unknown))}")
+        get = data.get
+        namespace, sender, context = get("namespace", DEFAULT_NAMESPACE), get("sender"), get("context")
+        event = Event(get("key"), get("value"), namespace, sender, context)  # type: ignore[arg-type]  # encode checks
+        try:
+            encode(event)
+            check_name("idempotency key", get("idempotency_key"), optional=True)
+        except InvalidEventError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        events.append(event)
+        keys.append(get("idempotency_key"))
+    if not events:
+        raise InvalidEventError(f"{name} holds no events (one JSON object a line)")
+    return events, keys
