@@ -271,7 +271,7 @@ def _read_events(path: str) -> tuple[list[Any], list[str | None]]:
 
 
 def _span(offsets: Sequence[int]) -> str:
-    """``41-43`` for a run of offsets, else the first and last with a count."""
+    """``41-43`` for a run of offsets, else ``41 to 57`` (some were sent before: idempotency keys)."""
     first, last = min(offsets), max(offsets)
     return f"{first}-{last}" if last - first + 1 == len(offsets) else f"{first} to {last}"
 

@@ -113,6 +113,18 @@ class Event:
         )
 
 
+def check_sent(data: object) -> None:
+    """Refuse what is not an event object of the fields a sender gives (the log assigns the others)."""
+    if not isinstance(data, dict):
+        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
+    unknown = data.keys() - SENT_FIELDS
+    for assigned in ("offset", "create_time"):
+        if assigned in unknown:
+            raise InvalidEventError(f"'{assigned}' is assigned by the log; do not send it")
+    if unknown:
+        raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(unknown))}")
+
+
 def check_name(what: str, value: object, *, optional: bool = False) -> None:
     """Reject an empty, non-string or overlong key/namespace/sender."""
     if value is None and optional:

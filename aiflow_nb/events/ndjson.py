@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 
 from aiflow_nb.errors import InvalidEventError
-from aiflow_nb.events.event import DEFAULT_NAMESPACE, SENT_FIELDS, Event, check_name, encode
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, check_name, check_sent, encode
 
 
 def read_events(lines: Iterable[str], name: str) -> tuple[list[Event], list[str | None]]:
@@ -30,15 +30,11 @@ def read_events(lines: Iterable[str], name: str) -> tuple[list[Event], list[str 
             raise InvalidEventError(f"{where}: not valid JSON ({exc})") from None
         except RecursionError:
             raise InvalidEventError(f"{where}: nested too deeply") from None
-        if not isinstance(data, dict):
-            raise InvalidEventError(f"{where}: an event must be a JSON object with at least a 'key'")
-        unknown = data.keys() - SENT_FIELDS
-        if unknown:
-            raise InvalidEventError(f"{where}: unknown event field(s): {', '.join(sorted(unknown))}")
-        get = data.get
-        namespace, sender, context = get("namespace", DEFAULT_NAMESPACE), get("sender"), get("context")
-        event = Event(get("key"), get("value"), namespace, sender, context)  # type: ignore[arg-type]  # encode checks
         try:
+            check_sent(data)
+            get = data.get
+            namespace, sender, context = get("namespace", DEFAULT_NAMESPACE), get("sender"), get("context")
+            event = Event(get("key"), get("value"), namespace, sender, context)  # encode checks it
             encode(event)
             check_name("idempotency key", get("idempotency_key"), optional=True)
         except InvalidEventError as exc:

@@ -29,12 +29,19 @@ Names = tuple[str, str | None, str | None]
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
-def is_ndjson(content_type: str | None) -> bool:
-    return content_type is not None and content_type.split(";", 1)[0].strip().lower() == NDJSON
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# json.loads's C scanner, called a line at a time: json.loads itself costs twice as much.
+# Used on the IOLoop only (its memo is cleared after each call).
+_SCAN: Scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# The same, refusing NaN and Infinity: a value taken as written must be JSON.
+_SCAN_VALUE: Scan = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+
+
+def is_ndjson(content_type: str | None) -> bool:
+    return content_type is not None and content_type.split(";", 1)[0].strip().lower() == NDJSON
 
 
 class LineEvents:
@@ -59,10 +66,6 @@ class LineEvents:
         self.parts: list[EncodedEvents] = []
         self.keys: list[str | None] = []  # one per event so far
         self.error: InvalidEventError | None = None
-        # json.loads's C scanner, called a line at a time: json.loads itself costs twice as much.
-        self._scan: Scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-        # The same, refusing NaN and Infinity: a value taken as written must be JSON.
-        self._scan_value: Scan = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
         #: Heads of events seen (the text before the value), with their checked names.
         self._heads: dict[str, Names] = {}
 
@@ -121,7 +124,7 @@ class LineEvents:
         service's work on a batch).  Anything else (other spacing or order,
         a context, a blank line, an error) is parsed as objects instead.
         """
-        scan, scanstring = self._scan_value, _scanstring
+        scan, scanstring = _SCAN_VALUE, _scanstring
         head, size = "", 0
         names: Names = ("", None, None)
         values: list[str] = []
@@ -201,7 +204,7 @@ class LineEvents:
     def _objects(self, lines: list[str], first: int) -> tuple[EncodedEvents, list[str | None]] | None:
         """Each line parsed as a JSON object, then checked and encoded as the JSON form's events are."""
         items: list[Any] = []
-        add, scan, blank, before = items.append, self._scan, 0, len(self.keys)
+        add, scan, blank, before = items.append, _SCAN, 0, len(self.keys)
         for line in lines:
             try:
                 item, end = scan(line, 0)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import repeat
-from typing import Any, NoReturn
+from typing import Any
 
 from tornado import httputil
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import DEFAULT_NAMESPACE
-from aiflow_nb.events.event import SENT_FIELDS, EncodedEvents, Row, check_name, encode_columns, encode_rows
-
-#: The fields a client may send.
-FIELDS = SENT_FIELDS
+from aiflow_nb.events.event import (
+    SENT_FIELDS,
+    EncodedEvents,
+    Row,
+    check_name,
+    check_sent,
+    encode_columns,
+    encode_rows,
+)
 
 
 def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> tuple[EncodedEvents, list[str | None]]:
@@ -39,8 +44,8 @@ def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> 
         nonlocal index
         add_key = keys.append
         for index, data in enumerate(items):  # noqa: B007  (the index words an error below)
-            if type(data) is not dict or not data.keys() <= FIELDS:
-                _refuse(data)
+            if type(data) is not dict or not data.keys() <= SENT_FIELDS:
+                check_sent(data)  # raises, worded
             get = data.get
             key, namespace = get("idempotency_key"), get("namespace")
             if key is not None or not (namespace is None or (type(namespace) is str and namespace.strip())):
@@ -59,7 +64,7 @@ def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> 
 def _columns(items: list[Any]) -> tuple[EncodedEvents, list[str | None]] | None:
     """The common batch (objects of known fields, no context, nothing wrong) column by column, or None."""
     count = len(items)
-    if set(map(type, items)) != {dict} or not set().union(*items) <= FIELDS:
+    if set(map(type, items)) != {dict} or not set().union(*items) <= SENT_FIELDS:
         return None
     get = dict.get
     if list(map(get, items, repeat("context"))).count(None) != count:
@@ -78,15 +83,6 @@ def _columns(items: list[Any]) -> tuple[EncodedEvents, list[str | None]] | None:
         list(map(get, items, repeat("sender"))),
     )
     return None if events is None else (events, keys)
-
-
-def _refuse(data: Any) -> NoReturn:
-    if not isinstance(data, dict):
-        raise InvalidEventError("an event must be a JSON object with at least a 'key'")
-    for field in ("offset", "create_time"):
-        if field in data:
-            raise InvalidEventError(f"'{field}' is assigned by the log; do not send it")
-    raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(data.keys() - FIELDS))}")
 
 
 def request_key(headers: httputil.HTTPHeaders, keys: list[str | None]) -> str | None:
