@@ -12,7 +12,6 @@ engine.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import threading
@@ -24,13 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiflow_nb import errors
+from aiflow_nb import errors, transport
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, compact_dumps
 from aiflow_nb.home import default_home
 from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
 
 #: Connection failures worth retrying (the service may be restarting).
-_RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest, TimeoutError)
+_RETRYABLE = (ConnectionError, TimeoutError)
 
 #: Events a chunk of a batch sent by :meth:`Client.send_events` (~50 KB of small events): the
 #: service checks one chunk while the next is encoded here.
@@ -136,7 +135,7 @@ class Client:
         self._explicit = (url or os.environ.get("AIFLOW_NB_URL"), token or os.environ.get("AIFLOW_NB_TOKEN"))
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[http.client.HTTPConnection] = []
+        self._connections: list[transport.Connection] = []
         self.url, self.token = self._discover()
 
     def close(self) -> None:
@@ -176,11 +175,11 @@ class Client:
         # A url given without a token still wins; only the token comes from the file.
         return (url or server.url).rstrip("/"), token or server.token
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> transport.Connection:
+        conn: transport.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "url", None) != self.url:
             parsed = urllib.parse.urlsplit(self.url)
-            conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=self.timeout)
+            conn = transport.Connection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=self.timeout)
             self._local.conn, self._local.url = conn, self.url
             with self._lock:
                 self._connections.append(conn)
@@ -228,11 +227,13 @@ class Client:
             if request_key is not None:
                 headers["Idempotency-Key"] = request_key
             try:
-                conn = self._connection()
-                conn.request(method, target, body=payload, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
+                response = self._connection().request(method, target, headers, payload)
                 break
+            except transport.ProtocolError as exc:
+                self._drop_connection()
+                raise errors.ServiceUnavailableError(
+                    f"{self.url} does not answer as the aiflow-nb service does ({exc})"
+                ) from None
             except _RETRYABLE as exc:
                 self._drop_connection()
                 gone = self.url
@@ -254,6 +255,7 @@ class Client:
                 # must not take what was sent as a whole request, nor this connection be reused.
                 self._drop_connection()
                 raise
+        data = response.body
         if response.status >= 400:
             try:
                 error = json.loads(data)["error"]
