@@ -163,6 +163,8 @@ class Client:
 
     def _discover(self) -> tuple[str, str]:
         url, token = self._explicit
+        if url:
+            _check_url(url)
         if url and token:
             return url.rstrip("/"), token
         from aiflow_nb.server import info  # light: json + os
@@ -250,6 +252,11 @@ class Client:
                 if not moved:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
+            except OSError as exc:  # not a lost connection: a host name that does not resolve, no route
+                self._drop_connection()
+                raise errors.ServiceUnavailableError(
+                    f"cannot reach the aiflow-nb service at {self.url} ({exc.strerror or exc})"
+                ) from None
             except BaseException:
                 # A request cut off midway (a value that is not JSON-able, Ctrl-C): the service
                 # must not take what was sent as a whole request, nor this connection be reused.
@@ -416,6 +423,17 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return dict(self.request("GET", "/health", retry=True))
+
+
+def _check_url(url: str) -> None:
+    """Refuse a service URL the client could not use, naming it (``localhost:8888`` lacks ``http://``)."""
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError:
+        parsed = parsed._replace(netloc="")
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise errors.ServiceUnavailableError(f"not an aiflow-nb service URL: {url!r} (expected http://HOST:PORT)")
 
 
 def _q(part: str) -> str:

@@ -79,6 +79,18 @@ def test_no_service_is_a_clear_error(service: RunningService, home: Path, tmp_pa
         with pytest.raises(errors.ServiceUnavailableError, match="does not answer"):
             client.start_execution("anything")
 
+    # A URL the client cannot use, or a host that does not exist: named at once, not retried.
+    for bad in ("localhost:8888", "https://127.0.0.1:8888", "http://127.0.0.1:port", "http:///api"):
+        with pytest.raises(errors.ServiceUnavailableError, match="expected http://HOST:PORT") as caught:
+            Client(bad, "token", home=empty)
+        assert repr(bad) in str(caught.value)
+    nowhere = Client("http://no-such-host.invalid:8888", "token", home=empty, retry_for=30)
+    with (
+        nowhere,
+        pytest.raises(errors.ServiceUnavailableError, match="cannot reach the aiflow-nb service at http://no-"),
+    ):
+        nowhere.health()
+
 
 # -- errors -----------------------------------------------------------------------------------
 
