@@ -190,32 +190,49 @@ def threaded_clients(server: ServerInfo, clients: int, per_client: int) -> tuple
     return clients * per_client / wall, [x for lat in latencies for x in lat], (time.process_time() - cpu) / wall
 
 
-def _client_process(url: str, token: str, threads: int, per_client: int, start_at: float) -> tuple[float, float, int]:
-    """One process of the pool: ``threads`` clients; returns (first start, last end) wall clock and the count."""
+def _client_process(url: str, token: str, threads: int, per_client: int, start: Any, results: Any) -> None:
+    """One process of the pool: ``threads`` clients, connected, then started with the others' at ``start``.
+
+    Puts (its end on the wall clock, requests sent) on ``results``.
+    """
     server = ServerInfo(url, token, 0, "")
-    barrier = threading.Barrier(threads + 1)
+    # Once its threads are connected, the process waits for every other (the barrier's action):
+    # spawned interpreters are ready 0.7 - 1.6 s apart on two cores, and a late one used to
+    # stretch the measured window.
+    barrier = threading.Barrier(threads + 1, action=start.wait)
     out: list[list[float]] = [[] for _ in range(threads)]
     workers = [
         threading.Thread(target=_client_thread, args=(server, per_client, barrier, out[t])) for t in range(threads)
     ]
     for worker in workers:
         worker.start()
-    time.sleep(max(0.0, start_at - time.time()))
     barrier.wait()
-    begin = time.time()
     for worker in workers:
         worker.join()
-    return begin, time.time(), sum(len(o) for o in out)
+    results.put((time.time(), sum(len(o) for o in out)))
 
 
 def process_clients(server: ServerInfo, processes: int, threads: int, per_client: int) -> float:
+    """Requests/s of ``processes`` x ``threads`` clients, all started at once."""
     ctx = multiprocessing.get_context("spawn")
-    start_at = time.time() + 3.0  # every process imported and connected by then
-    with ctx.Pool(processes) as pool:
-        results = pool.starmap(_client_process, [(server.url, server.token, threads, per_client, start_at)] * processes)
-    begin = min(r[0] for r in results)
-    end = max(r[1] for r in results)
-    return sum(r[2] for r in results) / (end - begin)
+    start, results = ctx.Barrier(processes + 1), ctx.Queue()
+    pool = [
+        ctx.Process(target=_client_process, args=(server.url, server.token, threads, per_client, start, results))
+        for _ in range(processes)
+    ]
+    for proc in pool:
+        proc.start()
+    try:
+        start.wait(timeout=120)
+        begin = time.time()
+        done: list[tuple[float, int]] = [results.get(timeout=300) for _ in pool]
+    finally:
+        for proc in pool:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return sum(n for _, n in done) / (max(end for end, _ in done) - begin)
 
 
 #: How the batches are keyed: the label of each, in the order measured.
