@@ -75,8 +75,8 @@ class Connection:
         lines += [f"{name}: {value}" for name, value in headers.items()]
         chunks: Iterable[bytes] | None = None
         data = b""
-        if isinstance(body, bytes):
-            data = body
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
         elif body is not None:
             chunks = body
         if chunks is not None:
@@ -133,9 +133,8 @@ class Connection:
             if not 100 <= status < 200:  # an interim answer (100 Continue) is followed by the real one
                 break
         response = Response(status, reason, headers)
-        close = headers.get("connection", "").lower() == "close" or (
-            version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive"
-        )
+        tokens = {t.strip() for t in headers.get("connection", "").lower().split(",")}
+        close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
         if method == "HEAD" or status in (204, 304):
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():

@@ -120,13 +120,20 @@ def test_a_chunked_answer_after_an_interim_one(scripted: Callable[..., ScriptedS
 
 def test_an_answer_without_length_ends_with_its_connection(scripted: Callable[..., ScriptedServer]) -> None:
     until_close = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
-    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
-    server = scripted(answer(until_close), answer(closing))
+    hung_up: list[bytes] = []
+
+    def closing(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: TE, Close\r\nContent-Length: 2\r\n\r\nok")
+        conn.settimeout(10)
+        hung_up.append(conn.recv(1))  # b"" once the client closed its end, as the answer asked
+
+    server = scripted(answer(until_close), closing)
     conn = Connection("127.0.0.1", server.port, timeout=10)
     assert conn.request("GET", "/x", {}, None).body == b"all of it"
-    assert conn.request("GET", "/x", {}, None).body == b"ok"  # on a new connection
-    assert server.accepted == 2
-    conn.close()
+    assert conn.request("GET", "/x", {}, bytearray(b"{}")).body == b"ok"  # on a new connection
+    server.close()
+    assert server.accepted == 2 and hung_up == [b""]
 
 
 def test_streamed_body_is_sent_chunked(scripted: Callable[..., ScriptedServer]) -> None:
