@@ -218,8 +218,12 @@ class Client:
         if isinstance(body, Lines):
             payload, content_type = body, "application/x-ndjson"  # sent chunked, as it is encoded
         else:
-            # Compact: a batch of events is a tenth smaller to write, send and read.
-            payload = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+            # Compact: a batch of events is a tenth smaller to write, send and read; the encoder is
+            # built once (json.dumps builds one a call), and writes what json.dumps would.
+            try:
+                payload = _dumps(body).encode() if body is not None else None
+            except UnicodeEncodeError:  # a lone surrogate: escaped, for the service to name the event
+                payload = json.dumps(body, separators=(",", ":")).encode()
             content_type = "application/json"
         deadline = time.monotonic() + self.retry_for
         delay = 0.05

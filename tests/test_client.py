@@ -111,6 +111,8 @@ def test_errors_are_the_engines_types_and_messages(service: RunningService, tmp_
         ("empty event key", lambda api: api.send_event("")),
         ("oversized event", lambda api: api.send_event("big", "x" * MAX_VALUE_BYTES)),
         ("empty idempotency key", lambda api: api.send_event("k", idempotency_key="")),
+        ("value with a lone surrogate", lambda api: api.send_event("file", {"name": "caf\udce9.csv"})),
+        ("key with a lone surrogate", lambda api: api.send_event("k\udc80")),
         ("unknown workflow", lambda api: api.start_execution("nope")),
         ("pause an unknown workflow", lambda api: api.pause("nope")),
         ("unknown execution", lambda api: api.execution(999)),

@@ -133,6 +133,28 @@ def check_name(what: str, value: object, *, optional: bool = False) -> None:
         raise InvalidEventError(f"event {what} must be a non-empty string, got {value!r}")
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidEventError(f"event {what} is longer than {MAX_NAME_LENGTH} characters")
+    if not value.isascii():
+        check_text(value, f"event {what} {value!r}")
+
+
+def is_text(text: str) -> bool:
+    """Whether UTF-8 can hold ``text``, as the log must.
+
+    A lone surrogate cannot: a JSON escape such as ``\\ud800``, or a file
+    name ``os.listdir`` could not decode.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse what :func:`is_text` refuses, naming ``what`` and the character."""
+    if not is_text(text):
+        bad = next(c for c in text if not is_text(c))
+        raise InvalidEventError(f"{what} holds {bad!r}, a lone surrogate, which is not text")
 
 
 def encode(event: Event) -> tuple[str, str | None]:
@@ -147,10 +169,15 @@ def encode(event: Event) -> tuple[str, str | None]:
         type(key) is str
         and key.strip()
         and len(key) <= MAX_NAME_LENGTH
+        and key.isascii()
         and type(namespace) is str
         and namespace.strip()
         and len(namespace) <= MAX_NAME_LENGTH
-        and (sender is None or (type(sender) is str and sender.strip() and len(sender) <= MAX_NAME_LENGTH))
+        and namespace.isascii()
+        and (
+            sender is None
+            or (type(sender) is str and sender.strip() and len(sender) <= MAX_NAME_LENGTH and sender.isascii())
+        )
     ):
         check_name("key", key)
         check_name("namespace", namespace)
@@ -159,6 +186,8 @@ def encode(event: Event) -> tuple[str, str | None]:
         value = _dumps(event.value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidEventError(f"event {event.key!r}: value is not JSON-able ({exc})") from None
+    if not value.isascii():
+        check_text(value, f"event {event.key!r}: value")
     if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(
             f"event {event.key!r}: value is {len(value.encode())} bytes, the limit is {MAX_VALUE_BYTES} bytes (1 MiB)"
@@ -171,6 +200,8 @@ def encode(event: Event) -> tuple[str, str | None]:
         context = _dumps(event.context)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidEventError(f"event {event.key!r}: context is not JSON-able ({exc})") from None
+    if not context.isascii():
+        check_text(context, f"event {event.key!r}: context")
     if len(context) > MAX_VALUE_BYTES // 4 and len(context.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(f"event {event.key!r}: context is larger than 1 MiB")
     return value, context
@@ -230,6 +261,8 @@ def encode_columns(
         encoded = list(map(_dumps, values))
     except (InvalidEventError, TypeError, ValueError, RecursionError):
         return None
+    if not all(map(str.isascii, encoded)) and not all(map(is_text, encoded)):
+        return None
     if count and max(map(len, encoded)) > MAX_VALUE_BYTES // 4:
         return None
     if namespaces.count(None) == count:
@@ -272,8 +305,8 @@ def encode_rows(rows: Iterable[Row]) -> EncodedEvents:
                 value = dumps(raw)
             except (TypeError, ValueError, RecursionError):
                 value = encode(Event(key, raw, namespace, sender))[0]  # raises, worded
-            if len(value) > large:
-                value = encode(Event(key, raw, namespace, sender))[0]  # checks the exact size
+            if len(value) > large or not (value.isascii() or is_text(value)):
+                value = encode(Event(key, raw, namespace, sender))[0]  # checks the exact size, words the error
             encoded_context = None
         add_key(key)
         add_value(value)

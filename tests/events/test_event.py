@@ -92,6 +92,27 @@ def test_size_limit_counts_utf8_bytes_not_characters(log: EventLog) -> None:
     assert log.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        (Event("k", "\ud800"), r"event 'k': value holds '\\ud800', a lone surrogate"),
+        (Event("k", {"file": "caf\udce9.csv"}), r"value holds '\\udce9'"),
+        (Event("k", 1, context={"a": ["\udfff"]}), r"event 'k': context holds '\\udfff'"),
+        (Event("k\udc80"), r"event key 'k\\udc80' holds '\\udc80'"),
+        (Event("k", namespace="n\udc80"), r"event namespace 'n\\udc80' holds"),
+        (Event("k", sender="s\udc80"), r"event sender 's\\udc80' holds"),
+    ],
+)
+def test_text_utf8_cannot_hold_is_refused_and_log_unchanged(log: EventLog, event: Event, named: str) -> None:
+    # A lone surrogate (a JSON "\ud800" escape, a file name os.listdir could not decode) cannot be stored.
+    log.append(Event("before", "café 🚀"))  # non-ASCII text that is text is fine
+    with pytest.raises(InvalidEventError, match=named):
+        log.append(event)
+    with pytest.raises(InvalidEventError, match=named):
+        log.append_many([Event("ok", i) for i in range(6)] + [event])  # the column path for a batch
+    assert [(e.key, e.value) for e in log.read(since=0)] == [("before", "café 🚀")]
+
+
 @pytest.mark.parametrize("char", ["x", "\N{LATIN SMALL LETTER E WITH ACUTE}"])
 def test_value_at_exactly_the_limit_is_accepted(log: EventLog, char: str) -> None:
     value = _string_of_encoded_size(MAX_VALUE_BYTES, char)

@@ -77,6 +77,13 @@ def test_lines_as_the_client_writes_them_are_taken_as_written() -> None:
     assert parsed == as_json_form(events, [None] * len(events))
 
 
+def test_an_escaped_surrogate_pair_is_a_character_and_a_lone_one_is_refused() -> None:
+    pair = b'{"key":"k","value":"\\ud83d\\ude80 \\uD83D\\uDE80"}\n'
+    assert read(pair)[0].values == ['"\N{ROCKET} \N{ROCKET}"']
+    with pytest.raises(errors.InvalidEventError, match=r"^event 1 \(line 2\): event 'k': value holds '\\ud800'"):
+        read(pair + b'{"key":"k","value":"\\ud800"}\n')
+
+
 def test_a_large_batch_is_written_in_chunks_that_end_with_a_line() -> None:
     events = [Event("row", {"i": i}) for i in range(CHUNK_EVENTS * 2 + 5)]
     chunks = list(ndjson_chunks(events, [None] * len(events)))

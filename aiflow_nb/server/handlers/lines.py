@@ -156,6 +156,9 @@ class LineEvents:
             add_names(names)
         if not values or max(map(len, values)) > MAX_VALUE_BYTES // 4:
             return None  # a value near the limit: measured exactly by the other path
+        text = "".join(values)  # one scan: no value ends with the backslash of an escape
+        if "\\ud" in text or "\\uD" in text:
+            return None  # the escape of a surrogate, maybe a lone one: decoded and checked by the other path
         if ids.count(None) != len(ids):
             try:
                 for ident in set(ids):
