@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb import errors, transport
-from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, compact_dumps
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, check_name, compact_dumps, encode
 from aiflow_nb.home import default_home
 from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
 
@@ -88,8 +88,14 @@ def ndjson_chunks(events: Sequence[Event], keys: Sequence[str | None]) -> Iterat
         lines.append("")  # every line ends with a newline
         try:
             chunk = "\n".join(lines).encode()
-        except UnicodeEncodeError as exc:
-            raise errors.InvalidEventError(f"event {start + _not_unicode(lines)}: {exc.reason}") from None
+        except UnicodeEncodeError:
+            i = start + _not_unicode(lines)
+            try:  # worded as the service words it: the check that refuses such text is shared
+                encode(events[i])
+                check_name("idempotency key", keys[i], optional=True)
+            except errors.InvalidEventError as exc:
+                raise errors.InvalidEventError(f"event {i}: {exc}") from None
+            raise
         yield chunk
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, check_name, check_sent, encode
@@ -24,12 +25,7 @@ def read_events(lines: Iterable[str], name: str) -> tuple[list[Event], list[str 
         if not line.strip():
             continue
         where = f"{name}, line {number}"
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise InvalidEventError(f"{where}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise InvalidEventError(f"{where}: nested too deeply") from None
+        data = loads_line(line, where)
         try:
             check_sent(data)
             get = data.get
@@ -44,3 +40,19 @@ def read_events(lines: Iterable[str], name: str) -> tuple[list[Event], list[str 
     if not events:
         raise InvalidEventError(f"{name} holds no events (one JSON object a line)")
     return events, keys
+
+
+def loads_line(line: str, where: str) -> Any:
+    """One line's JSON; a mistake is an :class:`InvalidEventError` starting with ``where``.
+
+    >>> loads_line('{"key": }', "line 3")
+    Traceback (most recent call last):
+    ...
+    aiflow_nb.errors.InvalidEventError: line 3, column 9: not valid JSON (Expecting value)
+    """
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(f"{where}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InvalidEventError(f"{where}: nested too deeply") from None

@@ -149,8 +149,11 @@ def test_the_client_names_an_event_it_cannot_encode() -> None:
     events = [Event("ok", 1)] * (CHUNK_EVENTS + 2) + [Event("bad", {1, 2})]
     with pytest.raises(errors.InvalidEventError, match=rf"^event {CHUNK_EVENTS + 2} \('bad'\) is not JSON-able"):
         list(ndjson_chunks(events, [None] * len(events)))
-    with pytest.raises(errors.InvalidEventError, match=r"^event 1: surrogates not allowed"):
+    lone = r"^event 1: event 'bad': value holds '\\ud800', a lone surrogate"
+    with pytest.raises(errors.InvalidEventError, match=lone):
         list(ndjson_chunks([Event("ok"), Event("bad", "\ud800")], [None, None]))
+    with pytest.raises(errors.InvalidEventError, match=r"^event 1: event idempotency key 'r\\udc80' holds"):
+        list(ndjson_chunks([Event("ok"), Event("bad")], [None, "r\udc80"]))
 
 
 def test_the_media_type_is_recognised_with_parameters() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events import DEFAULT_NAMESPACE
 from aiflow_nb.events.event import MAX_VALUE_BYTES, EncodedEvents, Event, check_name, encode
+from aiflow_nb.events.ndjson import loads_line
 from aiflow_nb.server.handlers.parse import parse_events
 
 #: The media type of the line form.
@@ -217,7 +218,7 @@ class LineEvents:
                 if not line.strip():
                     blank += 1
                     continue
-                item = _loads(line, f"event {before + len(items)} (line {first + len(items) + blank})")
+                item = loads_line(line, f"event {before + len(items)} (line {first + len(items) + blank})")
             add(item)
         if not items:
             return None
@@ -225,12 +226,3 @@ class LineEvents:
             numbers = [first + i for i, line in enumerate(lines) if line.strip()]
             return parse_events(items, lambda i: f"event {before + i} (line {numbers[i]})")
         return parse_events(items, lambda i: f"event {before + i} (line {first + i})")
-
-
-def _loads(line: str, where: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InvalidEventError(f"{where}, column {exc.colno}: not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise InvalidEventError(f"{where}: nested too deeply") from None
