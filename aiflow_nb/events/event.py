@@ -126,7 +126,7 @@ def check_sent(data: object) -> None:
 
 
 def check_name(what: str, value: object, *, optional: bool = False) -> None:
-    """Reject an empty, non-string or overlong key/namespace/sender."""
+    """Reject an empty, non-string or overlong key/namespace/sender, or one UTF-8 cannot hold."""
     if value is None and optional:
         return
     if not isinstance(value, str) or not value.strip():
