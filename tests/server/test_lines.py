@@ -68,15 +68,6 @@ def test_the_clients_lines_are_stored_as_the_json_form_stores_them(piece: int | 
     assert read(body, piece) == as_json_form(events, keys)
 
 
-def test_lines_as_the_client_writes_them_are_taken_as_written() -> None:
-    # The service's fast path: each value is stored as the client encoded it, not decoded and encoded again.
-    events = [e for e in sample_events() if e.context is None]
-    lines = b"".join(ndjson_chunks(events, [None] * len(events))).decode().split("\n")[:-1]  # not at "\u2028"
-    parsed = LineEvents()._written(lines)
-    assert parsed is not None
-    assert parsed == as_json_form(events, [None] * len(events))
-
-
 def test_an_escaped_surrogate_pair_is_a_character_and_a_lone_one_is_refused() -> None:
     pair = b'{"key":"k","value":"\\ud83d\\ude80 \\uD83D\\uDE80"}\n'
     assert read(pair)[0].values == ['"\N{ROCKET} \N{ROCKET}"']
@@ -116,6 +107,7 @@ def test_hand_written_lines_read_as_their_objects() -> None:
         (b'{"key":"a","namespace":"","value":1}\n', "event 0 (line 1): event namespace must be a non-empty"),
         (b'{"key":"a","value":NaN}\n', "event 0 (line 1): event 'a': value is not JSON-able"),
         (b'{"key":"a","value":1}}\n', "event 0 (line 1), column 22: not valid JSON (Extra data)"),
+        (b'{"key":"a","value":[1,\n2]}\n', "event 0 (line 1), column 23: not valid JSON"),
         (b'{"key":"a","value":1,"idempotency_key":""}\n', "event 0 (line 1): event idempotency key must be"),
         (b'{"key":"a","offset":1}\n', "event 0 (line 1): 'offset' is assigned by the log"),
         (b'{"key":"a","value":' + b"[" * 100_000 + b"\n", "event 0 (line 1): nested too deeply"),

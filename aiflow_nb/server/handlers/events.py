@@ -27,6 +27,7 @@ from aiflow_nb.server.handlers.base import (
 )
 from aiflow_nb.server.handlers.lines import LineEvents, is_ndjson
 from aiflow_nb.server.handlers.parse import parse_events, request_key
+from aiflow_nb.server.handlers.written import written_batch
 from aiflow_nb.server.redact import log_access
 from aiflow_nb.server.service import Service
 
@@ -95,12 +96,18 @@ class EventIngest(httputil.HTTPMessageDelegate):
                 many = True
                 events, keys = self.lines.result()
             else:
-                body = decode_json(b"".join(self.chunks))
-                many = isinstance(body, dict) and "events" in body
-                items = body["events"] if many else [body]
-                if not isinstance(items, list) or not items:
-                    raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
-                events, keys = parse_events(items, (lambda i: f"event {i}") if many else None)
+                data = b"".join(self.chunks)
+                written = written_batch(data)
+                if written is not None:
+                    many = True
+                    events, keys = written
+                else:
+                    body = decode_json(data)
+                    many = isinstance(body, dict) and "events" in body
+                    items = body["events"] if many else [body]
+                    if not isinstance(items, list) or not items:
+                        raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
+                    events, keys = parse_events(items, (lambda i: f"event {i}") if many else None)
             batch_key = request_key(self.request.headers, keys)
             faults.point("http.read")
             future = self.service.group_commit.submit(events, keys, batch_key)
