@@ -106,6 +106,7 @@ def test_hand_written_lines_read_as_their_objects() -> None:
         (b'{"key":"a","value":1}\n{"key":" ","value":1}\n', "event 1 (line 2): event key must be a non-empty"),
         (b'{"key":"a","namespace":"","value":1}\n', "event 0 (line 1): event namespace must be a non-empty"),
         (b'{"key":"a","value":NaN}\n', "event 0 (line 1): event 'a': value is not JSON-able"),
+        (b'{"key":"a","value":1}\n{"key":"a","value":1e400}\n', "event 1 (line 2): event 'a': value is not JSON-able"),
         (b'{"key":"a","value":1}}\n', "event 0 (line 1), column 22: not valid JSON (Extra data)"),
         (b'{"key":"a","value":[1,\n2]}\n', "event 0 (line 1), column 23: not valid JSON"),
         (b'{"key":"a","value":1,"idempotency_key":""}\n', "event 0 (line 1): event idempotency key must be"),

@@ -70,6 +70,8 @@ def test_json_dumps_spacing_keeps_each_value_as_written(ensure_ascii: bool) -> N
         b'{"events":[{"key":"a","value":1,"value":2}]}',
         b'{"events":[{"key":"a","value":1,"idempotency_key":"i","idempotency_key":"j"}]}',
         b'{"events":[{"key":"a","value":NaN}]}',
+        b'{"events":[{"key":"a","value":[1,-1e400]}]}',  # read back, Infinity
+        b'{"events":[{"key":"a","value":' + b"9" * 400 + b".0}]}",
         b'{"events":[{"key":"a","value":"\\ud800"}]}',
         b'{"events":[{"key":" ","value":1}]}',
         b'{"events":[{"key":"a","namespace":"","value":1}]}',

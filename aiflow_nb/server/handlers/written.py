@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import json.decoder
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -33,9 +34,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-# json's C scanner, refusing NaN and Infinity: a value taken as written must be JSON.
-# Used on the IOLoop only (its memo is cleared after each call).
-_SCAN_VALUE: Scan = json.JSONDecoder(parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e400: Infinity once read, which the log's JSON cannot hold
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+# json's C scanner, refusing what would read as NaN or Infinity: a value taken as written must
+# read back as JSON.  Used on the IOLoop only (its memo is cleared after each call).
+_SCAN_VALUE: Scan = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).scan_once  # type: ignore[attr-defined]
 
 
 class Style(NamedTuple):
