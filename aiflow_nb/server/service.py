@@ -27,12 +27,14 @@ Pending = tuple[EncodedEvents, Sequence[str | None], str | None, "asyncio.Future
 Answer = tuple["asyncio.Future[list[int]]", list[int] | None, Exception | None]
 
 
-#: A group waits for as many requests as the largest recent group held, until none came for this long (seconds) ...
-GATHER_QUIET = 0.003
+#: While requests still arrive, a group waits for more until none came for this long (seconds) ...
+GATHER_QUIET = 0.0003
 #: ... or this long in all (the IOLoop reads 50 requests in ~13 ms).
 GATHER_MAX = 0.015
-#: How often the pending requests are counted while a group gathers.
-GATHER_POLL = 0.0003
+#: Smaller than the largest recent group, it waits out longer gaps (seconds) ...
+GATHER_PEAK_QUIET = 0.003
+#: ... for this long at most (so a lull costs a request no more than a commit's time).
+GATHER_PEAK_WAIT = 0.005
 
 
 class GroupCommit:
@@ -41,16 +43,16 @@ class GroupCommit:
     A request is answered once its events are committed.  One database
     thread commits group after group while requests are pending.  When the
     last group held more than one request (clients send concurrently), the
-    next one is gathered until it holds as many requests as the largest
-    recent group (see ``GATHER_QUIET``): a commit costs ~3 ms however many
-    requests it holds, and one that runs while the IOLoop is busy parsing
-    waits for the GIL (measured with 50 clients: groups of 25 committing
-    in 8 - 10 ms each, against groups of 50 in 5 - 6 ms).  Waiting only
-    while requests kept arriving let 50 clients split into two cohorts
-    now and then, each committed while the IOLoop served the other, and
-    they stayed split; waiting for the peak joins them again (5 - 12 %
-    more requests a second, measured).  A single client's request is
-    committed at once.  A group is taken only once the database lock is
+    next one is gathered while requests keep arriving (see ``GATHER_QUIET``):
+    a commit costs ~3 ms however many requests it holds, and one that runs
+    while the IOLoop is busy parsing waits for the GIL (measured with 50
+    clients: groups of 25 committing in 8 - 10 ms each, against groups of
+    50 in 5 - 6 ms).  Below the largest recent group it also waits out a
+    longer gap (``GATHER_PEAK_QUIET``): without that, 50 clients now and
+    then split into two cohorts, each committed while the IOLoop served
+    the other, and stayed split (joined again: 5 - 12 % more requests a
+    second, measured; 20 senders at random times were answered no later).
+    A single client's request is committed at once.  A group is taken only once the database lock is
     held: the requests that arrive while the scheduler holds it join it.
     If a group fails, each of its requests is committed on its own, so a
     bad request fails alone.
@@ -111,11 +113,14 @@ class GroupCommit:
             lock.let_waiters_in()
 
     def _gather(self) -> None:
-        """Wait until the pending group is as large as the peak, none came for ``GATHER_QUIET``, or ``GATHER_MAX``."""
+        """Wait while requests still join the pending group (up to ``GATHER_MAX``)."""
         now = time.monotonic()
-        deadline, changed, size = now + GATHER_MAX, now, len(self.pending)
-        while size < self.peak and now < deadline and now - changed < GATHER_QUIET:
-            time.sleep(GATHER_POLL)
+        deadline, peak_until, changed, size = now + GATHER_MAX, now + GATHER_PEAK_WAIT, now, len(self.pending)
+        while now < deadline:
+            quiet = GATHER_PEAK_QUIET if size < self.peak and now < peak_until else GATHER_QUIET
+            if now - changed >= quiet:
+                return
+            time.sleep(GATHER_QUIET)
             now, count = time.monotonic(), len(self.pending)
             if count != size:
                 size, changed = count, now
