@@ -50,7 +50,7 @@ class GroupCommit:
     50 in 5 - 6 ms).  Below the largest recent group it also waits out a
     longer gap (``GATHER_PEAK_QUIET``): without that, 50 clients now and
     then split into two cohorts, each committed while the IOLoop served
-    the other, and stayed split (joined again: 5 - 12 % more requests a
+    the other, and stayed split (joined again: up to 15 % more requests a
     second, measured; 20 senders at random times were answered no later).
     A single client's request is committed at once.  A group is taken only once the database lock is
     held: the requests that arrive while the scheduler holds it join it.
