@@ -31,6 +31,10 @@ class ProtocolError(Exception):
     """The other end answered something this client cannot read as an HTTP/1.1 response."""
 
 
+class ConnectionEnded(ConnectionResetError):
+    """The connection ended inside an answer: lost (a service killed midway), not a wrong answer."""
+
+
 @dataclass
 class Response:
     status: int
@@ -67,8 +71,9 @@ class Connection:
 
         ``body``: bytes, or an iterable of chunks sent with chunked transfer
         coding as they come.  Connection failures raise ``ConnectionError`` or
-        ``TimeoutError`` (the connection is then closed); an answer that is not
-        HTTP raises :class:`ProtocolError`.
+        ``TimeoutError`` (the connection is then closed), an answer cut off by
+        the end of the connection included; an answer that is not HTTP raises
+        :class:`ProtocolError`.
         """
         sock = self._sock or self._connect()
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._authority}"]
@@ -165,7 +170,7 @@ class Connection:
                 if not buffer.startswith(b"HTTP/1."):
                     first = bytes(buffer.split(b"\r\n", 1)[0][:80])
                     raise ProtocolError(f"not an HTTP/1.1 status line: {first.decode('latin-1')!r}")
-                raise ProtocolError(f"the connection ended inside the response head: {bytes(buffer[:80])!r}")
+                raise ConnectionEnded(f"the connection ended inside the response head: {bytes(buffer[:80])!r}")
         head = buffer[:end].decode("latin-1").split("\r\n")
         del buffer[: end + 4]
         version, _, rest = head[0].partition(" ")
@@ -187,7 +192,7 @@ class Connection:
         buffer = self._buffer
         while len(buffer) < size:
             if not self._fill():
-                raise ProtocolError(f"the connection ended {size - len(buffer):,} bytes before the end of the body")
+                raise ConnectionEnded(f"the connection ended {size - len(buffer):,} bytes before the end of the body")
         data = bytes(buffer[:size])
         del buffer[:size]
         return data
@@ -198,7 +203,7 @@ class Connection:
             if len(buffer) > MAX_HEAD:
                 raise ProtocolError("a chunk size line without end")
             if not self._fill():
-                raise ProtocolError("the connection ended inside a chunked body")
+                raise ConnectionEnded("the connection ended inside a chunked body")
         line = bytes(buffer[:end])
         del buffer[: end + 2]
         return line

@@ -157,7 +157,10 @@ def test_streamed_body_is_sent_chunked(scripted: Callable[..., ScriptedServer]) 
     [
         (b"", ConnectionResetError),  # closed without a word: a connection failure, retried by the client
         (b"SSH-2.0-OpenSSH_9.2\r\n", ProtocolError),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", ProtocolError),
+        # Cut off midway (a service killed while answering): a lost connection, retried by the client.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", ConnectionResetError),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", ConnectionResetError),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", ConnectionResetError),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", ProtocolError),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", ProtocolError),
         (b"HTTP/1.1 2xx OK\r\n\r\n", ProtocolError),
@@ -170,6 +173,13 @@ def test_broken_answers_raise(scripted: Callable[..., ScriptedServer], response:
     with pytest.raises(error):
         conn.request("GET", "/x", {}, None)
     conn.close()
+
+
+def test_the_client_retries_an_answer_cut_off_midway(scripted: Callable[..., ScriptedServer]) -> None:
+    server = scripted(answer(OK[:-4]), answer(OK))
+    with Client(f"http://127.0.0.1:{server.port}", "token") as client:
+        assert client.request("GET", "/health", retry=True) == {"a": True}
+    assert server.accepted == 2
 
 
 def test_the_client_names_a_server_that_is_not_the_service(scripted: Callable[..., ScriptedServer]) -> None:
