@@ -335,6 +335,7 @@ def test_event_send_file_sends_an_ndjson_file_all_or_none(service: RunningServic
         ('{"key": "ok"}\n\n{"key": " "}\n', f"{bad}, line 3: event key must be a non-empty string"),
         ('{"key": "ok"}\n{"key": "ok", "colour": 1}\n', f"{bad}, line 2: unknown event field(s): colour"),
         ('{"key": "ok"}\n{"key": \n', f"{bad}, line 2, column 1: not valid JSON"),
+        ('{"key": "ok", "value": ' + "9" * 5000 + "}\n", f"{bad}, line 1: not valid JSON here (Exceeds the limit"),
         ("\n", f"{bad} holds no events"),
     ]:
         bad.write_text(text, encoding="utf-8")

@@ -54,5 +54,7 @@ def loads_line(line: str, where: str) -> Any:
         return json.loads(line)
     except json.JSONDecodeError as exc:
         raise InvalidEventError(f"{where}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # a number past Python's 4,300 digits
+        raise InvalidEventError(f"{where}: not valid JSON here ({str(exc).split(';')[0]})") from None
     except RecursionError:
         raise InvalidEventError(f"{where}: nested too deeply") from None

@@ -306,6 +306,8 @@ def bad_inputs(busy: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]
          "headers": NDJSON}, 400, "invalid_event"),
         ("NDJSON value NaN", "POST", ev, {"raw_body": b'{"key":"go","value":NaN}\n', "headers": NDJSON}, 400,
          "invalid_event"),
+        ("NDJSON value past Python's 4,300 digits", "POST", ev,
+         {"raw_body": b'{"key":"go","value":' + b"9" * 5000 + b"}\n", "headers": NDJSON}, 400, "invalid_event"),
         ("NDJSON value that reads as Infinity", "POST", ev,
          {"raw_body": b'{"key":"go","value":{"x":1e400}}\n', "headers": NDJSON}, 400, "invalid_event"),
         ("batch value that reads as Infinity", "POST", ev,

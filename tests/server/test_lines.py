@@ -112,6 +112,7 @@ def test_hand_written_lines_read_as_their_objects() -> None:
         (b'{"key":"a","value":1,"idempotency_key":""}\n', "event 0 (line 1): event idempotency key must be"),
         (b'{"key":"a","offset":1}\n', "event 0 (line 1): 'offset' is assigned by the log"),
         (b'{"key":"a","value":' + b"[" * 100_000 + b"\n", "event 0 (line 1): nested too deeply"),
+        (b'{"key":"a","value":' + b"9" * 5000 + b"}\n", "event 0 (line 1): not valid JSON here (Exceeds the limit"),
         (b'{"key":"a"}\n{"key":"\xff"}\n', "line 2: not UTF-8"),
         (b"\n \n", "the body holds no events"),
         (b"", "the body holds no events"),
