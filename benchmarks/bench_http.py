@@ -17,8 +17,8 @@ holds ``--log-size`` events first (1,000,000 by default, none with
   5 processes x 10 threads; next to the load generator's figure, the same
   load against a bare tornado RequestHandler (parse the JSON, answer) on
   asyncio's own loop, which tells the machine's speed in the same run (the
-  service answers ``POST /events`` without a RequestHandler, on uvloop, and
-  can pass it).  These four run in three rounds, one of each per round, and
+  service answers ``POST /events`` without a RequestHandler, off tornado's
+  HTTP/1.1 connection, on uvloop, and can pass it).  These four run in three rounds, one of each per round, and
   each row is the median round (the slowest and fastest are shown);
 - batches of 10,000 events: ``Client.send_events`` (NDJSON, streamed in
   chunks the service reads as they arrive; one ``Idempotency-Key`` for the

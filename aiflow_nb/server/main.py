@@ -25,6 +25,7 @@ from aiflow_nb.executors import process
 from aiflow_nb.home import default_home
 from aiflow_nb.server import info, redact
 from aiflow_nb.server.app import make_router
+from aiflow_nb.server.listener import Listener
 from aiflow_nb.server.options import add_engine_arguments, executor_options
 from aiflow_nb.server.service import Service
 
@@ -67,8 +68,10 @@ async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
     service = Service(engine, token, task_token)
     service.attach(asyncio.get_running_loop())
     sockets = tornado.netutil.bind_sockets(port, ip)
-    server = tornado.httpserver.HTTPServer(make_router(service), xheaders=False)
-    server.add_sockets(sockets)
+    router = make_router(service)
+    server = tornado.httpserver.HTTPServer(router, xheaders=False)
+    listener = Listener(server, router)
+    listener.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     host = f"[{ip}]" if ":" in ip else ip
     url = f"http://{host}:{bound}"
@@ -93,10 +96,10 @@ async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("stopping: no new requests; letting the scheduler commit")
-    server.stop()
+    listener.stop()
     while service.group_commit.flushing or service.group_commit.pending:
         await asyncio.sleep(0.01)
-    await server.close_all_connections()
+    await listener.close_all()
     await asyncio.get_running_loop().run_in_executor(None, engine.close)
     service.close()
     info.remove(home, os.getpid())

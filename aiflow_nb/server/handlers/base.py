@@ -120,8 +120,9 @@ class BaseHandler(tornado.web.RequestHandler):
     """Every handler needs the token unless ``public`` is set.
 
     Bodies are streamed in: the token and the body's declared size are
-    checked from the headers, before any of it is read, so nobody without
-    the token (or with too large a body) makes the service buffer anything.
+    checked from the headers, before any of it is taken in, so nobody
+    without the token (or with too large a body) makes the service buffer
+    more than the 64 KiB the listener looks at.
     """
 
     public = False

@@ -49,8 +49,8 @@ class EventIngest(httputil.HTTPMessageDelegate):
     the IOLoop more than all else such a request needs (on the 2-core test
     machine a bare handler answered 2,500-3,400 requests/s, a bare message
     delegate 3,600-6,000).  The checks, statuses, headers and JSON are the
-    handlers' (``base`` holds what they share); the body is read only once
-    the headers passed.
+    handlers' (``base`` holds what they share); a body is taken in only once
+    the headers passed (one of up to 64 KiB the listener has read already).
     """
 
     def __init__(self, service: Service, request: httputil.HTTPServerRequest) -> None:

@@ -1,0 +1,236 @@
+"""The listener: plain requests served off tornado's HTTP/1.1 connection, every other form handed to tornado."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+import urllib.parse
+from typing import Any, BinaryIO
+
+import pytest
+
+from aiflow_nb.server.listener import PEEK, read_head
+from tests.conftest import RunningService
+
+PREFIX = "/api/v1"
+
+
+@pytest.mark.parametrize(
+    ("head", "length"),
+    [
+        (b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 12", 12),
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: x", 0),
+        (b"GET /api/v1/events?since=3&key=a HTTP/1.1\r\nConnection: keep-alive\r\nX-Empty:", 0),
+        (b"POST /api/v1/events HTTP/1.1\r\ncontent-length:  7 \r\nX-Latin: caf\xe9", 7),
+        # Forms tornado reads (and words, where wrong):
+        (b"POST /api/v1/events HTTP/1.1\r\nTransfer-Encoding: chunked", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue", None),
+        (b"GET /api/v1/stream HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nConnection: close\r\nContent-Length: 2", None),
+        (b"POST /api/v1/events HTTP/1.0\r\nContent-Length: 2", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: -2", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: 0x10", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nno colon here", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nBad Name: x", None),
+        (b"POST /api/v1/events HTTP/1.1\r\n folded: x", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nX: a\nb", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nX: a\x00b", None),
+        (b"POST  /api/v1/events HTTP/1.1", None),
+        (b"POST http://x/api/v1/events HTTP/1.1", None),
+        (b"POST /api/v1/ev ents HTTP/1.1", None),
+        (b"\r\nPOST /api/v1/events HTTP/1.1", None),
+        (b"P\xc3ST /api/v1/events HTTP/1.1", None),
+    ],
+)
+def test_read_head_takes_only_the_plainest_form(head: bytes, length: int | None) -> None:
+    read = read_head(head)
+    assert (read.length if read is not None else None) == length
+    if read is not None:
+        assert read.start_line.version == "HTTP/1.1"
+        assert read.headers.get("Host", "x") == "x"
+
+
+# -- a real service, spoken to on raw sockets ------------------------------------------------------
+
+
+def connect(service: RunningService) -> tuple[socket.socket, BinaryIO]:
+    parsed = urllib.parse.urlsplit(service.info.url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=60)
+    return sock, sock.makefile("rb")
+
+
+def request(
+    method: str, path: str, token: str | None, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if token is not None:
+        lines.append(f"Authorization: token {token}")
+    fields = dict(headers or {})
+    if body is not None and "Transfer-Encoding" not in fields:
+        fields.setdefault("Content-Length", str(len(body)))
+    lines += [f"{name}: {value}" for name, value in fields.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def read_answer(reader: BinaryIO, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One answer from the connection: status, headers (lower-case names), body."""
+    status_line = reader.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers: dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if head_only:
+        return int(status_line.split()[1]), headers, b""
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int(reader.readline().strip(), 16):
+            body += reader.read(size)
+            reader.readline()
+        reader.readline()
+    else:
+        body = reader.read(int(headers.get("content-length", "0")))
+    return int(status_line.split()[1]), headers, body
+
+
+def event(key: str, value: Any = None) -> bytes:
+    return json.dumps({"key": key, "value": value}).encode()
+
+
+def test_requests_of_every_route_share_one_connection(service: RunningService) -> None:
+    token = service.info.token
+    sock, reader = connect(service)
+    with sock, reader:
+        exchanges = [
+            request("GET", PREFIX + "/health", None),
+            request("POST", PREFIX + "/events", token, event("shared", 1), {"Idempotency-Key": "shared-1"}),
+            request("POST", PREFIX + "/events", token, event("shared", 1), {"Idempotency-Key": "shared-1"}),
+            request("POST", PREFIX + "/events", None, event("shared", 2)),
+            request("POST", PREFIX + "/events", token, b'{"key": '),
+            request("GET", PREFIX + "/events?key=shared", token),
+            request("GET", PREFIX + "/workflows", token),
+            request("GET", PREFIX + "/no-such-thing", token),
+            request("HEAD", PREFIX + "/health", None),
+            request("POST", PREFIX + "/events", token, event("shared", 3)),
+        ]
+        answers = []
+        for data in exchanges:
+            sock.sendall(data)
+            answers.append(read_answer(reader, head_only=data.startswith(b"HEAD")))
+        statuses = [status for status, _, _ in answers]
+        bodies = [json.loads(body) if body else None for _, _, body in answers]
+    assert statuses == [200, 200, 200, 401, 400, 200, 200, 404, 405, 200]
+    first = bodies[1]["offset"]
+    assert bodies[2] == {"offset": first}  # the retried key: the first offset, nothing appended
+    assert bodies[3]["error"]["code"] == "unauthorized"
+    assert bodies[4]["error"]["code"] == "invalid_json"
+    assert [(e["offset"], e["value"]) for e in bodies[5]["events"]] == [(first, 1)]
+    assert bodies[6] == {"workflows": []}
+    assert bodies[7]["error"]["code"] == "not_found"
+    assert bodies[9] == {"offset": first + 1}
+    for _, headers, _ in answers:
+        assert headers["content-type"] == "application/json; charset=utf-8"
+        assert headers["server"].startswith("TornadoServer/")
+
+
+def test_pipelined_requests_are_answered_in_order(service: RunningService) -> None:
+    token = service.info.token
+    sock, reader = connect(service)
+    with sock, reader:
+        sock.sendall(b"".join(request("POST", PREFIX + "/events", token, event("piped", i)) for i in range(5)))
+        offsets = [json.loads(read_answer(reader)[2])["offset"] for _ in range(5)]
+        sock.sendall(request("GET", PREFIX + "/events?key=piped", token))
+        listed = json.loads(read_answer(reader)[2])["events"]
+    assert offsets == list(range(offsets[0], offsets[0] + 5))
+    assert [(e["offset"], e["value"]) for e in listed] == list(zip(offsets, range(5), strict=True))
+
+
+def test_other_forms_are_served_by_tornado_on_the_same_connection(service: RunningService) -> None:
+    token = service.info.token
+    sock, reader = connect(service)
+    with sock, reader:
+        sock.sendall(request("POST", PREFIX + "/events", token, event("forms", "plain")))
+        first = json.loads(read_answer(reader)[2])["offset"]
+        # A body larger than the listener looks at: the JSON form of a batch, with its length.
+        batch = json.dumps({"events": [{"key": "forms", "value": "x" * 90} for _ in range(PEEK // 50)]}).encode()
+        assert len(batch) > PEEK
+        sock.sendall(request("POST", PREFIX + "/events", token, batch))
+        status, _, body = read_answer(reader)
+        assert status == 200 and len(json.loads(body)["offsets"]) == PEEK // 50
+        # Expect: 100-continue, answered "continue" before the body is sent.
+        body = event("forms", "expected")
+        sock.sendall(
+            request(
+                "POST", PREFIX + "/events", token, b"", {"Content-Length": str(len(body)), "Expect": "100-continue"}
+            )
+        )
+        assert reader.readline().startswith(b"HTTP/1.1 100 ")
+        assert reader.readline() == b"\r\n"
+        sock.sendall(body)
+        status, _, answer = read_answer(reader)
+        assert status == 200
+        expected = json.loads(answer)["offset"]
+        # A chunked body, then a plain request again: still this one connection.
+        sock.sendall(
+            request("POST", PREFIX + "/events", token, b"", {"Transfer-Encoding": "chunked"})
+            + b"%x\r\n%b\r\n0\r\n\r\n" % (len(event("forms", "chunked")), event("forms", "chunked"))
+        )
+        chunked = json.loads(read_answer(reader)[2])["offset"]
+        sock.sendall(request("GET", PREFIX + "/events?key=forms&limit=10000", token))
+        listed = json.loads(read_answer(reader)[2])["events"]
+    assert expected == first + PEEK // 50 + 1 and chunked == expected + 1
+    assert [e["value"] for e in listed if e["value"] != "x" * 90] == ["plain", "expected", "chunked"]
+
+
+def test_a_request_arriving_in_pieces_is_read_whole(service: RunningService) -> None:
+    token = service.info.token
+    data = request("POST", PREFIX + "/events", token, event("pieces", "whole"))
+    sock, reader = connect(service)
+    with sock, reader:
+        for cut in (20, len(data) - 5):
+            sock.sendall(data[:cut])
+            # Not waiting for an outcome: a pause so the service most likely reads the piece alone
+            # (a request in pieces must come out the same whichever way it is read).
+            time.sleep(0.05)
+            sock.sendall(data[cut:])
+            status, _, body = read_answer(reader)
+            assert status == 200, body
+        sock.sendall(request("GET", PREFIX + "/events?key=pieces", token))
+        listed = json.loads(read_answer(reader)[2])["events"]
+    assert [e["value"] for e in listed] == ["whole", "whole"]
+
+
+def test_a_malformed_head_is_worded_by_tornado(service: RunningService) -> None:
+    sock, reader = connect(service)
+    with sock, reader:
+        sock.sendall(b"POST /api/v1/events HTTP/1.1\r\nno colon here\r\nContent-Length: 2\r\n\r\n{}")
+        status, _, _ = read_answer(reader)
+        assert status == 400
+        assert reader.read() == b""  # and the connection is closed
+
+
+def test_stop_answers_the_request_in_progress_and_closes_idle_connections(service: RunningService) -> None:
+    token = service.info.token
+    idle, idle_reader = connect(service)
+    busy, busy_reader = connect(service)
+    with idle, idle_reader, busy, busy_reader:
+        idle.sendall(request("GET", PREFIX + "/health", None))
+        assert read_answer(idle_reader)[0] == 200
+        busy.sendall(request("POST", PREFIX + "/events", token, event("stopping")))
+        service.kill(signal.SIGTERM)  # waits for the process to end
+        assert service.returncode == 0
+        answered = busy_reader.peek(1) != b""
+        status, _, body = read_answer(busy_reader) if answered else (0, {}, b"")
+        assert idle_reader.read() == b"" and busy_reader.read() == b""
+    # Answered before the stop (then stored once), or never read (then closed unanswered, not stored).
+    restarted = RunningService(service.home).start()
+    try:
+        stored = [e.offset for e in restarted.client().events(key="stopping")]
+    finally:
+        restarted.stop()
+    assert stored == ([json.loads(body)["offset"]] if answered else [])
+    if answered:
+        assert status == 200
