@@ -42,11 +42,14 @@ log = logging.getLogger("aiflow_nb.server.listener")
 #: Bytes looked at per read: a request whose head and body do not fit goes to tornado.
 PEEK = 65_536
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
-_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rf"({_TOKEN}) (/[\x21-\x7e]*) HTTP/1\.1")
+#: Every header line: a token, a colon and printable text (obs-text included, no folding).
+_FIELDS = re.compile(rf"(?:\r\n{_TOKEN}:[\t\x20-\x7e\x80-\xff]*)*")
+#: One header line of those (trailing whitespace left on the value).
+_FIELD = re.compile(r"\r\n([^:]*):[ \t]*([^\r]*)")
 #: Headers whose requests tornado reads: they change how the body or the connection is read.
-_TORNADO_S = frozenset((b"transfer-encoding", b"expect", b"upgrade", b"te"))
+_TORNADO_S = frozenset(("transfer-encoding", "expect", "upgrade", "te"))
 
 
 @dataclass(frozen=True)
@@ -74,30 +77,31 @@ def read_head(head: bytes) -> Head | None:
     >>> read_head(b"POST /api/v1/events HTTP/1.1\\r\\nTransfer-Encoding: chunked") is None
     True
     """
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] != b"HTTP/1.1" or not _TOKEN.fullmatch(parts[0]):
+    text = head.decode("latin1")
+    line = _REQUEST_LINE.match(text)
+    if line is None or not _FIELDS.fullmatch(text, line.end()):
         return None
-    if not _TARGET.fullmatch(parts[1]):
-        return None
-    headers = httputil.HTTPHeaders()
+    fields = [(name, value.rstrip(" \t")) for name, value in _FIELD.findall(text, line.end())]
     length = None
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
-            return None
+    names = set()
+    for name, value in fields:
         lowered = name.lower()
-        value = value.strip(b" \t")
+        names.add(lowered)
         if lowered in _TORNADO_S:
             return None
-        if lowered == b"content-length":
-            if length is not None or not value.isdigit():
+        if lowered == "content-length":
+            if length is not None or not value.isascii() or not value.isdigit():
                 return None
             length = int(value)
-        elif lowered == b"connection" and value.lower() != b"keep-alive":
+        elif lowered == "connection" and value.lower() != "keep-alive":
             return None
-        headers.add(name.decode("latin1"), value.decode("latin1"))
-    start_line = httputil.RequestStartLine(parts[0].decode("latin1"), parts[1].decode("latin1"), "HTTP/1.1")
+    if len(names) == len(fields):
+        headers = httputil.HTTPHeaders(dict(fields))
+    else:  # a name repeated: its values joined as tornado joins them
+        headers = httputil.HTTPHeaders()
+        for name, value in fields:
+            headers.add(name, value)
+    start_line = httputil.RequestStartLine(line[1], line[2], "HTTP/1.1")
     return Head(start_line, headers, length or 0)
 
 
@@ -230,9 +234,7 @@ class PlainConnection(httputil.HTTPConnection):
         self._serve(head, data[end + 4 : size])
 
     def _serve(self, head: Head, body: bytes) -> None:
-        request = httputil.HTTPServerRequest(
-            start_line=head.start_line, headers=head.headers, connection=self, host=head.headers.get("Host")
-        )
+        request = httputil.HTTPServerRequest(start_line=head.start_line, headers=head.headers, connection=self)
         self._delivered = False
         self.method = head.start_line.method
         try:

@@ -23,6 +23,7 @@ PREFIX = "/api/v1"
         (b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 12", 12),
         (b"GET /api/v1/health HTTP/1.1\r\nHost: x", 0),
         (b"GET /api/v1/events?since=3&key=a HTTP/1.1\r\nConnection: keep-alive\r\nX-Empty:", 0),
+        (b"GET /api/v1/health HTTP/1.1\r\nX-Twice: a\r\nx-twice: b \t\r\nHost: x", 0),
         (b"POST /api/v1/events HTTP/1.1\r\ncontent-length:  7 \r\nX-Latin: caf\xe9", 7),
         # Forms tornado reads (and words, where wrong):
         (b"POST /api/v1/events HTTP/1.1\r\nTransfer-Encoding: chunked", None),
@@ -33,6 +34,7 @@ PREFIX = "/api/v1"
         (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2", None),
         (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: -2", None),
         (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: 0x10", None),
+        (b"POST /api/v1/events HTTP/1.1\r\nContent-Length: \xb2", None),
         (b"POST /api/v1/events HTTP/1.1\r\nno colon here", None),
         (b"POST /api/v1/events HTTP/1.1\r\nBad Name: x", None),
         (b"POST /api/v1/events HTTP/1.1\r\n folded: x", None),
@@ -51,6 +53,7 @@ def test_read_head_takes_only_the_plainest_form(head: bytes, length: int | None)
     if read is not None:
         assert read.start_line.version == "HTTP/1.1"
         assert read.headers.get("Host", "x") == "x"
+        assert read.headers.get("X-Twice", "a,b") == "a,b"  # joined as tornado joins a repeated name
 
 
 # -- a real service, spoken to on raw sockets ------------------------------------------------------
