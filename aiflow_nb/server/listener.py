@@ -109,20 +109,35 @@ class Listener:
     """Accepts the service's connections (see the module's docstring).
 
     ``router`` finds each request's delegate; ``server`` serves the connections handed over.
+    A connection with no request for ``idle_timeout`` seconds is closed (tornado's
+    ``HTTPServer`` closes its own after its ``idle_connection_timeout``, an hour by default).
     """
 
-    def __init__(self, server: tornado.httpserver.HTTPServer, router: tornado.routing.Router) -> None:
+    def __init__(
+        self, server: tornado.httpserver.HTTPServer, router: tornado.routing.Router, idle_timeout: float = 3600.0
+    ) -> None:
         self.server = server
         self.router = router
+        self.idle_timeout = idle_timeout
         self.connections: set[PlainConnection] = set()
         self.stopping = False
         self._sockets: list[socket.socket] = []
         self._removers: list[Callable[[], None]] = []
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         for sock in sockets:
             self._sockets.append(sock)
             self._removers.append(tornado.netutil.add_accept_handler(sock, self._accepted))
+        if self._sweeper is None:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time() - self.idle_timeout
+        for connection in [c for c in self.connections if c.delegate is None and c.last_active < idle_since]:
+            connection.close()
+        self._sweeper = loop.call_later(min(self.idle_timeout / 4, 60.0), self._sweep)
 
     def _accepted(self, sock: socket.socket, address: Any) -> None:
         if self.stopping:
@@ -144,6 +159,9 @@ class Listener:
         for sock in self._sockets:
             sock.close()
         self._removers, self._sockets = [], []
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     async def close_all(self, timeout: float = 10.0) -> None:
         """Close every connection, each once its request in progress is answered; then tornado's."""
@@ -170,6 +188,8 @@ class PlainConnection(httputil.HTTPConnection):
         self.context = Context(address[0] if isinstance(address, tuple) else "")
         self.loop = asyncio.get_running_loop()
         self.fd = sock.fileno()
+        #: When its last answer was written (the loop's clock): idle connections are closed.
+        self.last_active = self.loop.time()
         #: The request being served (None between requests).
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.method = ""
@@ -347,6 +367,7 @@ class PlainConnection(httputil.HTTPConnection):
 
     def _answered(self) -> None:
         self.delegate = None
+        self.last_active = self.loop.time()
         self._close_callback = None
         if self.listener.stopping:
             self.close()

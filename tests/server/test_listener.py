@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -10,8 +11,11 @@ import urllib.parse
 from typing import Any, BinaryIO
 
 import pytest
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
 
-from aiflow_nb.server.listener import PEEK, read_head
+from aiflow_nb.server.listener import PEEK, Listener, read_head
 from tests.conftest import RunningService
 
 PREFIX = "/api/v1"
@@ -54,6 +58,56 @@ def test_read_head_takes_only_the_plainest_form(head: bytes, length: int | None)
         assert read.start_line.version == "HTTP/1.1"
         assert read.headers.get("Host", "x") == "x"
         assert read.headers.get("X-Twice", "a,b") == "a,b"  # joined as tornado joins a repeated name
+
+
+# -- a listener in this process, in front of a small tornado application ----------------------------
+
+
+class Pieces(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        self.write("one,")
+        await self.flush()  # no length known yet: the answer goes chunked
+        self.write("two")
+
+
+class Ping(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write("pong")
+
+    head = get  # tornado sends the length of what was written, and no body
+
+
+def test_a_flushed_answer_is_chunked_and_an_idle_connection_closed() -> None:
+    async def main() -> tuple[bytes, bytes, bytes, int, bytes]:
+        app = tornado.web.Application([("/pieces", Pieces), ("/ping", Ping)])
+        server = tornado.httpserver.HTTPServer(app)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        listener = Listener(server, app, idle_timeout=0.2)
+        listener.add_sockets(sockets)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", sockets[0].getsockname()[1])
+            writer.write(b"GET /pieces HTTP/1.1\r\nHost: x\r\n\r\n")
+            pieces = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 10)
+            writer.write(b"HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            ping = await asyncio.wait_for(reader.readuntil(b"pong"), 10)
+            served_here = len(listener.connections)
+            # Idle past the timeout: the listener closes it.
+            closed = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return pieces, head, ping, served_here, closed
+        finally:
+            listener.stop()
+            await listener.close_all()
+
+    pieces, head, ping, served_here, closed = asyncio.run(main())
+    assert pieces.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nTransfer-Encoding: chunked\r\n" in pieces and b"Content-Length" not in pieces
+    assert pieces.endswith(b"\r\n\r\n4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n")
+    # HEAD: the length of the body a GET would get, and no body.
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nContent-Length: 4\r\n" in head
+    assert ping.startswith(b"HTTP/1.1 200 OK\r\n") and ping.endswith(b"\r\n\r\npong")
+    assert served_here == 1 and closed == b""
 
 
 # -- a real service, spoken to on raw sockets ------------------------------------------------------
