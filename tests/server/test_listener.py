@@ -70,6 +70,14 @@ class Pieces(tornado.web.RequestHandler):
         self.write("two")
 
 
+class Big(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write(b"x" * BIG)
+
+
+BIG = 8 * 1024 * 1024  # more than a socket's send buffer: the answer is written in several goes
+
+
 class Ping(tornado.web.RequestHandler):
     def get(self) -> None:
         self.write("pong")
@@ -77,9 +85,9 @@ class Ping(tornado.web.RequestHandler):
     head = get  # tornado sends the length of what was written, and no body
 
 
-def test_a_flushed_answer_is_chunked_and_an_idle_connection_closed() -> None:
+def test_a_flushed_answer_is_chunked_a_large_one_whole_and_an_idle_connection_closed() -> None:
     async def main() -> tuple[bytes, bytes, bytes, int, bytes]:
-        app = tornado.web.Application([("/pieces", Pieces), ("/ping", Ping)])
+        app = tornado.web.Application([("/pieces", Pieces), ("/ping", Ping), ("/big", Big)])
         server = tornado.httpserver.HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         listener = Listener(server, app, idle_timeout=0.2)
@@ -91,6 +99,10 @@ def test_a_flushed_answer_is_chunked_and_an_idle_connection_closed() -> None:
             writer.write(b"HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             ping = await asyncio.wait_for(reader.readuntil(b"pong"), 10)
+            writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            big_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert f"\r\nContent-Length: {BIG}\r\n".encode() in big_head
+            assert await asyncio.wait_for(reader.readexactly(BIG), 30) == b"x" * BIG
             served_here = len(listener.connections)
             # Idle past the timeout: the listener closes it.
             closed = await asyncio.wait_for(reader.read(), 10)
