@@ -73,7 +73,7 @@ class EventIngest(httputil.HTTPMessageDelegate):
                 raise ApiError(401, "unauthorized", UNAUTHORIZED)
             check_declared_size(headers.get("Content-Length"))
         except ApiError as exc:
-            self._fail(exc)  # the connection closes: the body is never buffered
+            self._fail(exc)  # a body not read yet never is: tornado closes the connection
             return
         # A chunked body without a length: the connection is closed once it grows past the limit.
         self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
