@@ -62,7 +62,9 @@ KINDS = ("load generator", "50 threads", "5 procs x 10 threads")
 def checkout(rev: str, folder: Path) -> Path:
     """A clone of this repository at ``rev`` in ``folder``; its commit's short hash names it."""
     subprocess.run(["git", "clone", "-q", str(REPO), str(folder)], check=True)
-    subprocess.run(["git", "-C", str(folder), "checkout", "-q", rev], check=True)
+    done = subprocess.run(["git", "-C", str(folder), "checkout", "-q", rev], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"ab_http.py: no commit {rev!r} in {REPO} ({done.stderr.strip().splitlines()[-1]})")
     return folder
 
 
