@@ -52,10 +52,10 @@ class GroupCommit:
     then split into two cohorts, each committed while the IOLoop served
     the other, and stayed split (joined again: up to 15 % more requests a
     second, measured; 20 senders at random times were answered no later).
-    A single client's request is committed at once.  A group is taken only once the database lock is
-    held: the requests that arrive while the scheduler holds it join it.
-    If a group fails, each of its requests is committed on its own, so a
-    bad request fails alone.
+    A single client's request is committed at once.  A group is taken only
+    once the database lock is held: the requests that arrive while the
+    scheduler holds it join it.  If a group fails, each of its requests is
+    committed on its own, so a bad request fails alone.
     """
 
     def __init__(self, service: Service) -> None:

@@ -1,9 +1,10 @@
 """A batch of events as programs write it, read with each value stored as written.
 
 Decoding each value and encoding it again for the log is ~40 % of the
-service's reading of a batch (measured: docs/benchmarks.md).  Most batches are written by a program, member by member in
-the same order with the same separators, so the values can be cut out of the
-body once the scanner has read them through: the JSON form
+service's reading of a batch (measured: docs/benchmarks.md).  Most batches
+are written by a program, member by member in the same order with the same
+separators, so the values can be cut out of the body once the scanner has
+read them through: the JSON form
 ``{"events":[...]}`` and the NDJSON lines alike, compact or spaced as
 ``json.dumps`` spaces them.  Anything else returns None and is decoded and
 checked in full instead, which words whatever is wrong.
