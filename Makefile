@@ -30,6 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check aiflow_nb tests benchmarks
 	$(VENV)/bin/ruff format --check aiflow_nb tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The panel's state logic (vitest).
 test-ts: setup

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from aiflow_nb._version import __version__ as __version__
 
 _EXPORTS = {
     "Engine": "aiflow_nb.engine",
@@ -32,8 +32,9 @@ _EXPORTS = {
     "Workflow": "aiflow_nb.workflow",
     "WorkflowStatus": "aiflow_nb.workflow",
     "Watermark": "aiflow_nb.watermark",
-    "TaskExecution": "aiflow_nb.scheduler",
-    "WorkflowExecution": "aiflow_nb.scheduler",
+    "TaskExecution": "aiflow_nb.workflow",
+    "WorkflowExecution": "aiflow_nb.workflow",
+    "WorkflowInfo": "aiflow_nb.workflow",
     "Client": "aiflow_nb.client",
     "send_event": "aiflow_nb.client",
     "stop_requested": "aiflow_nb.executors.runner",
@@ -62,6 +63,7 @@ __all__ = [
     "Watermark",
     "Workflow",
     "WorkflowExecution",
+    "WorkflowInfo",
     "WorkflowStatus",
     "send_event",
     "stop_requested",
@@ -72,7 +74,6 @@ if TYPE_CHECKING:
     from aiflow_nb.engine import Engine
     from aiflow_nb.events import Event, EventLog
     from aiflow_nb.executors.runner import stop_requested
-    from aiflow_nb.scheduler import TaskExecution, WorkflowExecution
     from aiflow_nb.watermark import Watermark
     from aiflow_nb.workflow import (
         AllOf,
@@ -87,9 +88,12 @@ if TYPE_CHECKING:
         Schedule,
         Task,
         TaskAction,
+        TaskExecution,
         TaskStatus,
         TaskStatusCondition,
         Workflow,
+        WorkflowExecution,
+        WorkflowInfo,
         WorkflowStatus,
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 from aiflow_nb import errors, transport
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, check_name, compact_dumps, encode
 from aiflow_nb.home import default_home
-from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 
 #: Connection failures worth retrying (the service may be restarting).
 _RETRYABLE = (ConnectionError, TimeoutError)

@@ -19,11 +19,11 @@ from aiflow_nb.startup import skip_slow_optional_imports
 
 skip_slow_optional_imports()  # before nbformat's import, below
 
-from aiflow_nb import BashTask, NotebookTask, TaskAction, Workflow  # noqa: E402
 from aiflow_nb.client import Client  # noqa: E402
 from aiflow_nb.events import keys  # noqa: E402
 from aiflow_nb.notebooks import write_code_notebook  # noqa: E402
 from aiflow_nb.server import control  # noqa: E402
+from aiflow_nb.workflow import BashTask, NotebookTask, TaskAction, Workflow  # noqa: E402
 
 
 def build(folder: Path) -> Workflow:

@@ -35,9 +35,10 @@ from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home
-from aiflow_nb.scheduler import Outcome, Scheduler, TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.scheduler import Scheduler
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
 
 log = logging.getLogger("aiflow_nb.engine")
 #: How many rounds of its own status events a transaction applies before the loop takes over.

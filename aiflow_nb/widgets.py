@@ -34,8 +34,8 @@ from aiflow_nb.client import Client
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
-from aiflow_nb.graph import STATUS_COLORS
-from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution
+from aiflow_nb.workflow.graph import STATUS_COLORS
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 
 log = logging.getLogger("aiflow_nb.widgets")
 

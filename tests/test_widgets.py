@@ -14,9 +14,9 @@ from jupyter_client.manager import KernelManager
 
 from aiflow_nb import BashTask, NotebookTask, Workflow
 from aiflow_nb.client import Client
-from aiflow_nb.graph import STATUS_COLORS
 from aiflow_nb.notebooks import code_notebook
 from aiflow_nb.widgets import RUNS_DIR, EventFeed, TaskRow, WorkflowView
+from aiflow_nb.workflow.graph import STATUS_COLORS
 from tests.conftest import RunningService
 from tests.server import wait, wait_execution, wait_for_file, wait_task
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiflow_nb.errors import ExecutorError
-from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.records import Outcome
 
 #: A launch request: the task's spec and everything about this run.
 LaunchRequest = dict[str, Any]

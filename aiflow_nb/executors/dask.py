@@ -33,7 +33,7 @@ from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors import dask_worker
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.runner import write_json
-from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
 log = logging.getLogger("aiflow_nb.executors.dask")

@@ -40,7 +40,7 @@ from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors.base import LaunchRequest, run_dir
 from aiflow_nb.executors.local import LocalExecutor, _configure, _reap, _Run
 from aiflow_nb.executors.runner import notebook_kernel, write_json
-from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.records import Outcome
 
 log = logging.getLogger("aiflow_nb.executors.kernel_pool")
 

@@ -27,7 +27,7 @@ from aiflow_nb.executors.runner import (
     task_environment,
     write_json,
 )
-from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
 log = logging.getLogger("aiflow_nb.executors.local")

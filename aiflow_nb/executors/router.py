@@ -16,7 +16,7 @@ from typing import Any
 
 from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors.base import Executor, LaunchRequest, executor_class, run_dir
-from aiflow_nb.scheduler.records import Outcome
+from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
 log = logging.getLogger("aiflow_nb.executors.router")

@@ -30,11 +30,11 @@ from aiflow_nb.errors import (
 from aiflow_nb.events import Event, EventLog
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
-from aiflow_nb.scheduler.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.scheduler.store import Changes, Store
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.conditions import ConditionContext
+from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.status import check_task_transition, check_workflow_transition
 

@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 
 from aiflow_nb.events.event import compact_dumps
-from aiflow_nb.scheduler.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.storage import Database
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
 
 SCHEMA = """

@@ -18,7 +18,7 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.netutil
 
-from aiflow_nb import __version__
+from aiflow_nb._version import __version__
 from aiflow_nb.engine import Engine, prepare_home
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process

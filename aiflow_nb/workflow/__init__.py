@@ -27,6 +27,10 @@ _EXPORTS = {
     "Rule": "tasks",
     "Task": "tasks",
     "Workflow": "workflow",
+    "Outcome": "records",
+    "TaskExecution": "records",
+    "WorkflowExecution": "records",
+    "WorkflowInfo": "records",
 }
 
 __all__ = [
@@ -38,14 +42,18 @@ __all__ = [
     "EventCondition",
     "EventKey",
     "NotebookTask",
+    "Outcome",
     "PythonTask",
     "Rule",
     "Schedule",
     "Task",
     "TaskAction",
+    "TaskExecution",
     "TaskStatus",
     "TaskStatusCondition",
     "Workflow",
+    "WorkflowExecution",
+    "WorkflowInfo",
     "WorkflowStatus",
 ]
 
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
         EventKey,
         TaskStatusCondition,
     )
+    from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
     from aiflow_nb.workflow.schedule import Schedule
     from aiflow_nb.workflow.status import TaskAction, TaskStatus, WorkflowStatus
     from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Rule, Task

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiflow_nb.errors import SpecError, UnknownTaskError
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
@@ -16,6 +16,10 @@ from aiflow_nb.workflow import context
 from aiflow_nb.workflow.conditions import Condition, EventCondition, condition_from_spec
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.tasks import Task, check_name, task_from_spec
+
+if TYPE_CHECKING:
+    from aiflow_nb.workflow.records import TaskExecution
+    from aiflow_nb.workflow.status import TaskStatus
 
 SPEC_VERSION = 1
 ON_MAX_ACTIVE = ("queue", "skip")
@@ -201,15 +205,18 @@ class Workflow:
             raise SpecError(f"{Path(path).name} defines no workflow {name!r} (it defines {names})")
         raise SpecError(f"{Path(path).name} defines several workflows ({names}): pass name= to choose one")
 
-    def graph(self, task_executions: Iterable[Any] = ()) -> Any:
+    def graph(self, runs: Mapping[str, TaskStatus] | Iterable[TaskExecution] = ()) -> Any:
         """The workflow drawn by graphviz (a ``graphviz.Digraph``; a notebook shows it as SVG).
 
-        Given an execution's task executions, each task is colored by its latest status.
+        ``runs``: an execution's task executions (each task is colored by its
+        latest run's status), or the status of each task by name.
         """
-        # Imported here: the model itself needs neither graphviz nor the scheduler's records.
-        from aiflow_nb.graph import workflow_graph
+        # Imported here: defining a workflow needs no graphviz.
+        from aiflow_nb.workflow.graph import workflow_graph
+        from aiflow_nb.workflow.records import latest_statuses
 
-        return workflow_graph(self, task_executions)
+        statuses = runs if isinstance(runs, Mapping) else latest_statuses(runs)
+        return workflow_graph(self, statuses)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Workflow):

@@ -29,8 +29,8 @@ from nbformat.v4 import new_code_cell
 from aiflow_nb import TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.client import Client
 from aiflow_nb.events import keys
-from aiflow_nb.scheduler import TaskExecution
 from aiflow_nb.workflow.cells import workflows_from_notebook
+from aiflow_nb.workflow.records import TaskExecution
 from tests.conftest import RunningService
 from tests.server import wait
 

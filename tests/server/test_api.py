@@ -17,8 +17,8 @@ import pytest
 from aiflow_nb import BashTask, Event, NotebookTask, Workflow, errors
 from aiflow_nb.client import CHUNK_EVENTS, Client
 from aiflow_nb.events import MAX_VALUE_BYTES
-from aiflow_nb.graph import STATUS_COLORS
 from aiflow_nb.server.app import PREFIX
+from aiflow_nb.workflow.graph import STATUS_COLORS
 from tests.conftest import RunningService
 from tests.server import (
     call,

@@ -204,6 +204,6 @@ class HealthHandler(BaseHandler):
     public = True
 
     def get(self) -> None:
-        from aiflow_nb import __version__
+        from aiflow_nb._version import __version__
 
         self.send({"status": "ok", "version": __version__, "latest_offset": self.service.latest_offset})

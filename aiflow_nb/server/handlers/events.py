@@ -35,6 +35,8 @@ from aiflow_nb.server.service import Service
 SERVER = f"TornadoServer/{tornado.version}"
 
 MAX_READ = 10_000
+#: The longest a GET /events waits for a new event (seconds).
+MAX_WAIT = 30
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,6 +164,15 @@ class EventsHandler(BaseHandler):
         assert since is not None and limit is not None
         if limit < 1 or limit > MAX_READ:
             raise ApiError(400, "invalid_argument", f"limit must be between 1 and {MAX_READ}")
+        wait = self.int_argument("wait", 0)
+        assert wait is not None
+        if wait < 0 or wait > MAX_WAIT:
+            raise ApiError(400, "invalid_argument", f"wait must be between 0 and {MAX_WAIT} seconds")
         filters = {k: self.get_query_argument(k, None) for k in ("key", "namespace", "sender")}
         events = await self.service.db(self.engine.events, since=since, limit=limit, **filters)
+        if not events and wait:
+            # A long poll: answer as soon as an event after ``since`` is committed (it may not match
+            # the filters: the caller then asks again from the same offset).
+            await self.service.wait_for_events(since, timeout=wait)
+            events = await self.service.db(self.engine.events, since=since, limit=limit, **filters)
         self.send({"events": [e.to_dict() for e in events]})

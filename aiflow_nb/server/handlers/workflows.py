@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from aiflow_nb.errors import NotFoundError
-from aiflow_nb.graph import workflow_svg
 from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 from aiflow_nb.workflow import Workflow
+from aiflow_nb.workflow.graph import workflow_svg
+from aiflow_nb.workflow.records import latest_statuses
 
 
 def workflow_dict(
@@ -76,11 +77,13 @@ class GraphHandler(BaseHandler):
                 ex = engine.execution(execution)
                 if (ex.namespace, ex.workflow) != (namespace, name):
                     raise NotFoundError(f"execution {execution} is not of workflow {namespace}/{name}")
-                return workflow_svg(engine.workflow(name, namespace, ex.version), engine.task_executions(ex.id))
+                return workflow_svg(
+                    engine.workflow(name, namespace, ex.version), latest_statuses(engine.task_executions(ex.id))
+                )
             workflow = engine.workflow(name, namespace)
             latest = engine.executions(workflow=name, namespace=namespace, limit=1)
             runs = engine.task_executions(latest[-1].id) if latest else []
-            return workflow_svg(workflow, runs)
+            return workflow_svg(workflow, latest_statuses(runs))
 
         svg = await self.service.db(draw)
         self.set_header("Content-Type", "image/svg+xml")

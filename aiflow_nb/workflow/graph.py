@@ -4,8 +4,9 @@ Tasks are boxes; a task-status rule is a solid edge from the upstream task
 labelled with the status; an event rule is a dashed edge from an event node
 (an ellipse); streaming tasks have a double border and say so.  A workflow
 with triggers or a schedule gets an "execution start" node that leads to
-the tasks that start with an execution.  Given the task executions of an
-execution, each task is filled with the color of its latest status.
+the tasks that start with an execution.  Given the status of each task
+(the latest run's, see :func:`aiflow_nb.workflow.records.latest_statuses`),
+each task is filled with its status's color.
 
 >>> from aiflow_nb import BashTask, Workflow
 >>> with Workflow("wf") as wf:
@@ -17,15 +18,14 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import graphviz
 
 from aiflow_nb.events import keys as event_keys
-from aiflow_nb.scheduler.records import TaskExecution
 from aiflow_nb.workflow.conditions import Condition, EventCondition, TaskStatusCondition, _Composite
-from aiflow_nb.workflow.status import TaskAction
+from aiflow_nb.workflow.status import TaskAction, TaskStatus
 
 if TYPE_CHECKING:
     # Only for hints: the widgets import STATUS_COLORS from here, and the tasks module pulls in nbformat.
@@ -61,15 +61,6 @@ def _schedule_label(schedule: Schedule) -> str:
     if schedule.cron is not None:
         return schedule.cron if schedule.timezone == "UTC" else f"{schedule.cron} ({schedule.timezone})"
     return f"every {schedule.interval}"
-
-
-def latest_runs(task_executions: Iterable[TaskExecution]) -> dict[str, TaskExecution]:
-    """The run with the highest seq of each task."""
-    latest: dict[str, TaskExecution] = {}
-    for te in task_executions:
-        if te.task not in latest or te.seq >= latest[te.task].seq:
-            latest[te.task] = te
-    return latest
 
 
 class _Drawing:
@@ -108,9 +99,9 @@ class _Drawing:
         self.graph.edge(node, target, style="dashed")
 
 
-def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] = ()) -> graphviz.Digraph:
-    """The graph of ``workflow``, colored by the latest of ``task_executions``."""
-    latest = latest_runs(task_executions)
+def workflow_graph(workflow: Workflow, statuses: Mapping[str, TaskStatus] | None = None) -> graphviz.Digraph:
+    """The graph of ``workflow``, each task colored by its status in ``statuses`` (task name -> status)."""
+    statuses = statuses or {}
     drawing = _Drawing(workflow)
     graph = drawing.graph
     for name, task in workflow.tasks.items():
@@ -119,10 +110,10 @@ def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] 
         if task.streaming:
             attrs["peripheries"] = "2"
             label += "\n(streaming)"
-        run = latest.get(name)
-        if run is not None:
-            attrs["fillcolor"] = STATUS_COLORS[run.status.value]
-            label += f"\n{run.status.value} #{run.seq}"
+        status = statuses.get(name)
+        if status is not None:
+            attrs["fillcolor"] = STATUS_COLORS[status.value]
+            label += f"\n{status.value}"
         graph.node(name, label=label, tooltip=task.kind, **attrs)
     if workflow.triggers or workflow.schedule_ is not None:
         graph.node(START_NODE, label="start", shape="circle", style="dashed", fontsize="9")
@@ -141,7 +132,7 @@ def workflow_graph(workflow: Workflow, task_executions: Iterable[TaskExecution] 
     return graph
 
 
-def workflow_svg(workflow: Workflow, task_executions: Iterable[TaskExecution] = ()) -> str:
+def workflow_svg(workflow: Workflow, statuses: Mapping[str, TaskStatus] | None = None) -> str:
     """The graph as SVG text (needs graphviz's ``dot`` program)."""
-    svg: str = workflow_graph(workflow, task_executions).pipe(format="svg", encoding="utf-8")
+    svg: str = workflow_graph(workflow, statuses).pipe(format="svg", encoding="utf-8")
     return svg

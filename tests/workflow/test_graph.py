@@ -11,7 +11,7 @@ from datetime import timedelta
 import graphviz
 
 from aiflow_nb import AllOf, BashTask, EventCondition, TaskExecution, TaskStatus, TaskStatusCondition, Workflow
-from aiflow_nb.graph import START_NODE, STATUS_COLORS, workflow_graph, workflow_svg
+from aiflow_nb.workflow.graph import START_NODE, STATUS_COLORS, workflow_graph, workflow_svg
 
 _ID = r'"(?:[^"\\]|\\.)*"|[^\s\[\]"]+'
 _STATEMENT = re.compile(
@@ -125,9 +125,9 @@ def test_tasks_are_colored_by_their_latest_run() -> None:
     ]
     dot = parse(wf.graph(runs))
     assert dot.nodes["a"]["fillcolor"] == STATUS_COLORS["SUCCESS"]
-    assert dot.nodes["a"]["label"] == "a\nSUCCESS #1"
+    assert dot.nodes["a"]["label"] == "a\nSUCCESS"
     assert dot.nodes["b"]["fillcolor"] == STATUS_COLORS["RUNNING"]
-    assert dot.nodes["b"]["label"] == "b\nRUNNING #2"
+    assert dot.nodes["b"]["label"] == "b\nRUNNING"
     assert dot.nodes["c"]["fillcolor"] == STATUS_COLORS["QUEUED"]
     assert dot.nodes["never"]["fillcolor"] == "#ffffff"
     assert set(STATUS_COLORS) == {s.value for s in TaskStatus}

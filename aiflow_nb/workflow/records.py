@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -140,3 +141,17 @@ class Outcome:
     attempt: int
     status: TaskStatus  # SUCCESS, FAILED or STOPPED
     error: str | None = None
+
+
+def latest_runs(task_executions: Iterable[TaskExecution]) -> dict[str, TaskExecution]:
+    """The run with the highest seq of each task."""
+    latest: dict[str, TaskExecution] = {}
+    for te in task_executions:
+        if te.task not in latest or te.seq >= latest[te.task].seq:
+            latest[te.task] = te
+    return latest
+
+
+def latest_statuses(task_executions: Iterable[TaskExecution]) -> dict[str, TaskStatus]:
+    """The status of each task's latest run (what the graph colors)."""
+    return {task: te.status for task, te in latest_runs(task_executions).items()}
