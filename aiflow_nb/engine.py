@@ -16,19 +16,21 @@ exactly this object.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
 from aiflow_nb import faults
-from aiflow_nb.errors import AiflowError, NotFoundError, SpecError, StorageError
+from aiflow_nb.errors import AiflowError, ForbiddenError, NotFoundError, SpecError, StorageError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
@@ -38,7 +40,8 @@ from aiflow_nb.home import database_path, default_home
 from aiflow_nb.scheduler import Scheduler
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
-from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow.graph import workflow_svg
+from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo, latest_statuses
 
 log = logging.getLogger("aiflow_nb.engine")
 #: How many rounds of its own status events a transaction applies before the loop takes over.
@@ -132,6 +135,8 @@ class Engine:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[int], None]] = []
+        #: Notified whenever events were committed (what :meth:`stream` waits on).
+        self._committed = threading.Condition()
         self._outcomes: list[Outcome] = []
         #: Launch requests committed as RUNNING and not yet handed to the executor.
         self._ready: list[LaunchRequest] = []
@@ -273,6 +278,8 @@ class Engine:
         """Stop the loop and close the database; running tasks keep running."""
         self._closing.set()
         self._wake.set()
+        with self._committed:
+            self._committed.notify_all()  # a stream ends
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -324,6 +331,8 @@ class Engine:
             self._notified = latest
             for listener in self._listeners:
                 listener(latest)
+            with self._committed:
+                self._committed.notify_all()
 
     # -- workflows ---------------------------------------------------------------
 
@@ -340,12 +349,22 @@ class Engine:
         return version
 
     def workflows(self) -> list[WorkflowInfo]:
+        """Every submitted workflow, with its newest execution and next scheduled runs."""
         with self.db.lock:
-            return self.scheduler.store.workflows()
+            latest = self.scheduler.store.latest_executions()  # one query, not one per workflow
+            return [
+                self._described(info, latest.get((info.namespace, info.name)))
+                for info in self.scheduler.store.workflows()
+            ]
 
     def workflow_info(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> WorkflowInfo:
         with self.db.lock:
-            return self.scheduler.workflow_info(namespace, name)
+            info = self.scheduler.workflow_info(namespace, name)
+            newest = self.scheduler.store.executions("namespace = ? AND workflow = ?", [namespace, name], limit=1)
+            return self._described(info, newest[-1] if newest else None)
+
+    def _described(self, info: WorkflowInfo, latest: WorkflowExecution | None) -> WorkflowInfo:
+        return replace(info, latest_execution=latest, next_runs=self.scheduler.next_runs(info.namespace, info.name))
 
     def workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE, version: int | None = None) -> Workflow:
         with self.db.lock:
@@ -372,26 +391,49 @@ class Engine:
     def resume(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         self._command(lambda: self.scheduler.set_paused(namespace, name, False))
 
-    def delete(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def delete_workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Stop its running executions and forget the workflow (history stays)."""
         self._command(lambda: self.scheduler.delete(namespace, name))
+
+    def graph_svg(self, name: str, namespace: str = DEFAULT_NAMESPACE, execution: int | None = None) -> str:
+        """The workflow's graph as SVG, colored by an execution's runs (default: its newest execution's).
+
+        With ``execution`` the graph is of the version that execution ran.
+        """
+        if execution is not None:
+            ex = self.execution(execution)
+            if (ex.namespace, ex.workflow) != (namespace, name):
+                raise NotFoundError(f"execution {execution} is not of workflow {namespace}/{name}")
+            return workflow_svg(
+                self.workflow(name, namespace, ex.version), latest_statuses(self.task_executions(ex.id))
+            )
+        workflow = self.workflow(name, namespace)
+        latest = self.executions(workflow=name, namespace=namespace, limit=1)
+        return workflow_svg(workflow, latest_statuses(self.task_executions(latest[-1].id)) if latest else None)
 
     # -- executions --------------------------------------------------------------
 
     def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
         return self._command(lambda: self.scheduler.start_execution(namespace, name))
 
-    def stop_execution(self, execution_id: int) -> None:
+    def stop_execution(self, execution_id: int) -> WorkflowExecution:
+        """Stop a running execution and its running tasks; returns it, STOPPED."""
         self._command(lambda: self.scheduler.stop_execution(execution_id))
+        return self.execution(execution_id)
 
-    def start_task(self, execution_id: int, task: str) -> None:
-        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.START))
+    def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        """START ``task`` in a running execution (nothing if it is alive); returns the task's runs."""
+        return self._task_action(execution_id, task, TaskAction.START)
 
-    def stop_task(self, execution_id: int, task: str) -> None:
-        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.STOP))
+    def stop_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, TaskAction.STOP)
 
-    def restart_task(self, execution_id: int, task: str) -> None:
-        self._command(lambda: self.scheduler.task_action(execution_id, task, TaskAction.RESTART))
+    def restart_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, TaskAction.RESTART)
+
+    def _task_action(self, execution_id: int, task: str, action: TaskAction) -> list[TaskExecution]:
+        self._command(lambda: self.scheduler.task_action(execution_id, task, action))
+        return [te for te in self.task_executions(execution_id) if te.task == task]
 
     def execution(self, execution_id: int) -> WorkflowExecution:
         with self.db.lock:
@@ -439,6 +481,35 @@ class Engine:
         """The folder of the latest attempt: ``log.txt``, ``output.ipynb``, ``result.json``."""
         te = self.task_execution(task_execution_id)
         return run_dir(self.home, te.id, te.attempt)
+
+    def task_log(self, task_execution_id: int) -> str:
+        """What the run's latest attempt wrote to stdout and stderr ("" before it starts)."""
+        path = self._run_file(task_execution_id, "log.txt")
+        return path.read_text(errors="replace") if path is not None else ""
+
+    def task_notebook(self, task_execution_id: int) -> dict[str, Any]:
+        """The executed notebook of a notebook task's latest attempt, as nbformat JSON."""
+        path = self._run_file(task_execution_id, "output.ipynb")
+        if path is None:
+            raise NotFoundError(
+                f"task execution {task_execution_id} has no executed notebook (not a notebook task, or not run yet)"
+            )
+        notebook: dict[str, Any] = json.loads(path.read_text())
+        return notebook
+
+    def _run_file(self, task_execution_id: int, name: str) -> Path | None:
+        """The run's file ``name``, or None if there is none; refused if it leads out of the home's runs.
+
+        A task writes in its run folder and could leave a link there: its files must not serve,
+        say, ``~/.ssh/id_rsa``.
+        """
+        path = self.run_dir(task_execution_id) / name
+        if not path.exists():
+            return None
+        real = path.resolve()
+        if not real.is_relative_to((self.home / "runs").resolve()):
+            raise ForbiddenError(f"task execution {task_execution_id}: its {name} leads outside the aiflow-nb home")
+        return real
 
     # -- events ------------------------------------------------------------------
 
@@ -500,8 +571,38 @@ class Engine:
         self._wake.set()
         return offsets
 
-    def events(self, since: int = 0, limit: int | None = None, **filters: Any) -> list[Event]:
-        return self.log.read(since=since, limit=limit, **filters)
+    def events(
+        self,
+        since: int = 0,
+        limit: int | None = None,
+        key: str | None = None,
+        namespace: str | None = None,
+        sender: str | None = None,
+    ) -> list[Event]:
+        """The events after offset ``since`` (oldest first), at most ``limit``, matching the filters."""
+        return self.log.read(since=since, limit=limit, key=key, namespace=namespace, sender=sender)
+
+    def stream(self, since: int = 0, stop: threading.Event | None = None) -> Iterator[Event]:
+        """Every event after ``since``, then each new one as it is committed.
+
+        Ends when ``stop`` is set (noticed within a second) or the engine closes.
+        """
+        while not (stop is not None and stop.is_set()) and not self._closing.is_set():
+            events = self.log.read(since=since, limit=1000)
+            for event in events:
+                since = event.offset or since
+                yield event
+            if not events:
+                with self._committed:
+                    if self.log.latest_offset() <= since:
+                        self._committed.wait(1.0)
+
+
+if TYPE_CHECKING:
+    from aiflow_nb.workflow.api import AiflowApi
+
+    def _offers_the_api(engine: Engine) -> AiflowApi:
+        return engine  # mypy checks that the engine offers the one API, as the client does
 
 
 __all__ = ["Engine", "utc_now"]

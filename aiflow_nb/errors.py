@@ -74,6 +74,12 @@ class NotFoundError(AiflowError, LookupError):
     code = "not_found"
 
 
+class ForbiddenError(AiflowError, PermissionError):
+    """A run's file leads outside the home (a task left a link there): it is not served."""
+
+    code = "forbidden"
+
+
 class IllegalTransitionError(AiflowError):
     """A status change that the transition table does not allow."""
 

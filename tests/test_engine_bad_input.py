@@ -115,7 +115,7 @@ def bad_inputs(engine: Engine, ex_id: int, tmp_path: Path) -> list[BadInput]:
         ("start a task of an unknown execution", lambda: engine.start_task(ex_id + 1000, "waiter"),
          errors.NotFoundError, [str(ex_id + 1000)]),
         ("pause an unknown workflow", lambda: engine.pause("nope"), errors.NotFoundError, ["nope"]),
-        ("delete an unknown workflow", lambda: engine.delete("nope"), errors.NotFoundError, ["nope"]),
+        ("delete an unknown workflow", lambda: engine.delete_workflow("nope"), errors.NotFoundError, ["nope"]),
         ("an unknown execution", lambda: engine.execution(ex_id + 1000), errors.NotFoundError, [str(ex_id + 1000)]),
         ("an unknown task execution", lambda: engine.task_execution(99_999), errors.NotFoundError, ["99999"]),
     ]  # fmt: skip

@@ -1,4 +1,8 @@
-"""What the scheduler stores: workflow executions and task executions."""
+"""The records of what was submitted and what ran: workflows, executions, task executions.
+
+The engine returns them in-process and the client rebuilds them from the
+service's JSON (``to_dict``/``from_dict``), so both give the same types.
+"""
 
 from __future__ import annotations
 
@@ -20,22 +24,49 @@ def _time(value: Any) -> datetime | None:
 
 @dataclass
 class WorkflowInfo:
-    """A submitted workflow: its latest version and whether it is paused."""
+    """A submitted workflow: its latest version, whether it is paused, its newest execution, its next runs."""
 
     namespace: str
     name: str
     version: int
     paused: bool
     create_time: datetime
+    #: The newest execution of the workflow (any version), if any.
+    latest_execution: WorkflowExecution | None = None
+    #: When each schedule is next due: ``""`` for the workflow's own, else the task's name.
+    next_runs: dict[str, datetime] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["create_time"] = _iso(self.create_time)
-        return data
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "paused": self.paused,
+            "create_time": _iso(self.create_time),
+            "latest_execution": self.latest_execution.to_dict() if self.latest_execution is not None else None,
+            # A task name never holds parentheses, so the workflow's own schedule cannot clash with one.
+            "next_runs": {task or WORKFLOW_SCHEDULE: due.isoformat() for task, due in self.next_runs.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkflowInfo:
-        return cls(data["namespace"], data["name"], data["version"], data["paused"], _time(data["create_time"]))  # type: ignore[arg-type]
+        latest = data.get("latest_execution")
+        return cls(
+            namespace=data["namespace"],
+            name=data["name"],
+            version=data["version"],
+            paused=data["paused"],
+            create_time=_time(data["create_time"]),  # type: ignore[arg-type]
+            latest_execution=WorkflowExecution.from_dict(latest) if latest else None,
+            next_runs={
+                ("" if task == WORKFLOW_SCHEDULE else task): _time(due)  # type: ignore[misc]
+                for task, due in (data.get("next_runs") or {}).items()
+            },
+        )
+
+
+#: How the JSON of a workflow names its own schedule among its tasks' in ``next_runs``.
+WORKFLOW_SCHEDULE = "(workflow)"
 
 
 @dataclass

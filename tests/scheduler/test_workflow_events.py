@@ -27,7 +27,7 @@ def test_submit_pause_resume_delete_each_send_one_event(engine: Engine) -> None:
     engine.pause("hello", "team")
     engine.pause("hello", "team")  # already paused: nothing changes
     engine.resume("hello", "team")
-    engine.delete("hello", "team")
+    engine.delete_workflow("hello", "team")
     engine.submit(hello("echo v2"))  # back again, as version 2
 
     assert changes(engine) == [

@@ -19,6 +19,7 @@ log = logging.getLogger("aiflow_nb.server.api")
 #: HTTP status of each error class (the first match wins).
 STATUS_OF = (
     (errors.NotFoundError, 404),
+    (errors.ForbiddenError, 403),
     (errors.IllegalTransitionError, 409),
     (errors.LimitReachedError, 409),
     (errors.EventTooLargeError, 413),

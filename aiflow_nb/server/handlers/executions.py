@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from aiflow_nb.errors import NotFoundError
 from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 from aiflow_nb.workflow import WorkflowStatus
 
@@ -37,8 +35,7 @@ class ExecutionHandler(BaseHandler):
 
 class StopExecutionHandler(BaseHandler):
     async def post(self, execution_id: str) -> None:
-        await self.service.db(self.engine.stop_execution, int(execution_id))
-        self.send((await self.service.db(self.engine.execution, int(execution_id))).to_dict())
+        self.send((await self.service.db(self.engine.stop_execution, int(execution_id))).to_dict())
 
 
 class TaskExecutionsHandler(BaseHandler):
@@ -57,9 +54,8 @@ class TaskActionHandler(BaseHandler):
         if action not in self.ACTIONS:
             raise ApiError(404, "not_found", f"unknown task action {action!r}; use start, stop or restart")
         method = getattr(self.engine, f"{action}_task")
-        await self.service.db(method, int(execution_id), task)
-        runs = await self.service.db(self.engine.task_executions, int(execution_id))
-        self.send({"task_executions": [t.to_dict() for t in runs if t.task == task]})
+        runs = await self.service.db(method, int(execution_id), task)
+        self.send({"task_executions": [t.to_dict() for t in runs]})
 
 
 class TaskExecutionHandler(BaseHandler):
@@ -67,37 +63,15 @@ class TaskExecutionHandler(BaseHandler):
         self.send((await self.service.db(self.engine.task_execution, int(te_id))).to_dict())
 
 
-def run_file(home: Path, folder: Path, name: str, te_id: str) -> Path | None:
-    """The run's file ``name``, or None if there is none; refused if it leads out of the home's runs.
-
-    A task writes in its run folder and could leave a symlink there: the
-    API must not serve, say, ``~/.ssh/id_rsa`` through it.
-    """
-    path = folder / name
-    if not path.exists():
-        return None
-    real = path.resolve()
-    if not real.is_relative_to((home / "runs").resolve()):
-        raise ApiError(403, "forbidden", f"task execution {te_id}: its {name} leads outside the aiflow-nb home")
-    return real
-
-
 class TaskLogHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
-        folder = await self.service.db(self.engine.run_dir, int(te_id))
-        path = run_file(self.engine.home, folder, "log.txt", te_id)
-        text = path.read_text(errors="replace") if path is not None else ""
+        text = await self.service.db(self.engine.task_log, int(te_id))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text)
 
 
 class TaskNotebookHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
-        folder = await self.service.db(self.engine.run_dir, int(te_id))
-        path = run_file(self.engine.home, folder, "output.ipynb", te_id)
-        if path is None:
-            raise NotFoundError(
-                f"task execution {te_id} has no executed notebook (not a notebook task, or not run yet)"
-            )
+        notebook = await self.service.db(self.engine.task_notebook, int(te_id))
         self.set_header("Content-Type", "application/x-ipynb+json")
-        self.finish(json.dumps(json.loads(path.read_text())))
+        self.finish(json.dumps(notebook))
