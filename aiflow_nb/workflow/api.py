@@ -1,4 +1,4 @@
-"""The one API of aiflow-nb, in-process (:class:`~aiflow_nb.engine.Engine`) or over HTTP (:class:`~aiflow_nb.client.Client`).
+"""The one API of aiflow-nb: in-process (``Engine``) or over HTTP (``Client``).
 
 Both implement :class:`AiflowApi` with the same method names, arguments and
 records, so code written against one runs against the other:
