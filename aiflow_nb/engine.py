@@ -340,7 +340,7 @@ class Engine:
         """Store a new version of ``workflow`` (unless it is unchanged) and return it."""
         workflow.validate()
         named = [task for task in workflow.tasks.values() if task.executor is not None]
-        known = known_executors() if named else []  # reads the installed packages' entry points: 15-60 ms
+        known = known_executors() if named else []  # reading the packages' entry points is slow: only if needed
         for task in named:
             if task.executor not in known:
                 raise SpecError(f"task {task.name!r}: unknown executor {task.executor!r}; known: {', '.join(known)}")

@@ -7,8 +7,8 @@ import sys
 #: Optional imports that cost seconds and that nothing in these processes needs.
 #: jsonschema (imported by nbformat, so by papermill) imports ``rfc3987_syntax``
 #: when it is installed (JupyterLab brings it) to check "iri" formats, and that
-#: compiles a grammar at import: about 3-4 s per process here, five times the
-#: rest of a one-cell papermill run.  nbformat's schema uses no such format.
+#: compiles a grammar at import, which takes longer than the rest of a short
+#: papermill run.  nbformat's schema uses no such format.
 SLOW_OPTIONAL_IMPORTS = ("rfc3987_syntax",)
 
 

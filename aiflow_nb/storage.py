@@ -107,8 +107,8 @@ class Database:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = Connection(duckdb.connect(self.path))
         # Nearly every statement here touches a few rows, and handing them to a second thread costs
-        # more than it gains (a one-row INSERT and UPDATE commit in 1.5 ms instead of 2.4); the reads
-        # of the API over a million events are no slower.  verify() uses every core for its full read.
+        # more than it gains (small writes commit sooner on one thread); the API's reads over a large
+        # log are no slower.  verify() uses every core for its full read.
         self.conn.execute("SET threads = 1")
         # Re-entrant: a transaction may call helpers that take it again.
         self.lock = WaitedLock()
@@ -123,7 +123,8 @@ class Database:
         """Read every block of every table, so damage shows now and not at some later read.
 
         DuckDB checks a block's checksum only when it reads the block, and a
-        file with a broken data block opens fine.  About 0.2 s a million events.
+        file with a broken data block opens fine.  Its cost grows with the log
+        (``benchmarks/bench_startup.py``).
         """
         with self.lock:
             tables = self.conn.execute(

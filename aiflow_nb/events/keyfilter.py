@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 #: Bits per key, with three hash functions: about 1 % false positives at capacity.
-#: (Three, written out, not seven in a loop: loading a million keys at start takes ~1.5 s, not ~5.)
+#: (Three, written out, not seven in a loop: the filter is loaded with every known key at start.)
 BITS_PER_KEY = 12
 _MASK = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -14,8 +14,8 @@ class KeyFilter:
     """A Bloom filter of keys: ``key in f`` is False only for a key never added.
 
     Every request key is new but a retry's, so the log asks the database
-    only about the keys this says may be known (a look-up is 1-2 ms of a
-    group commit).  Python's string hash is salted per process: the
+    only about the keys this says may be known (a look-up is a sizeable part
+    of a group commit).  Python's string hash is salted per process: the
     filter lives in memory and is built again at each start.
 
     >>> f = KeyFilter(1000)
@@ -42,7 +42,7 @@ class KeyFilter:
     def add_many(self, keys: list[str]) -> None:
         bits, size = self._bits, self._size
         with self._lock:
-            # _positions written out: a call per key makes loading a million keys 30-60 % slower.
+            # _positions written out: a function call per key would slow down loading every key at start.
             for key in keys:
                 h = hash(key) & _MASK
                 first, step = h & 0xFFFF_FFFF, (h >> 32) | 1

@@ -1,7 +1,7 @@
 """KernelPoolExecutor: the local executor with runners (and kernels) started ahead of time.
 
 A task run pays for a Python interpreter, imports and, for a notebook, a
-kernel start: about 0.5 s of the 0.6 s of a one-cell papermill run.  This
+kernel start: most of the time of a short papermill run.  This
 executor keeps spare runners that have paid it already (``runner --warm``):
 ``pool_size`` for bash and Python tasks, and as many per kernel name for
 notebook tasks, each with its kernel started.  A launch hands the run
@@ -11,7 +11,7 @@ its kernel, so no state ever passes from one task run to the next.
 
 Spares are replaced once no task was launched for ``REFILL_DELAY`` seconds,
 and an empty pool once the runs on spares have ended: starting one costs
-about a second of CPU with a kernel (0.1 s without), which on a small
+much CPU, most of it for the kernel, which on a small
 machine would otherwise slow down the very tasks (a chain, a burst, a short
 task) the pool is there to speed up.  A launch that finds its pool empty
 starts a spare for itself, which takes the run once it is ready.

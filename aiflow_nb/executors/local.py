@@ -79,8 +79,8 @@ def _reap(children: list[subprocess.Popen[bytes]]) -> None:
 class _EndedListener:
     """Reads the runners' FIFO (``runner.announce_end``) in a thread and calls ``wake``.
 
-    Without it a finished run is noticed at the engine's next tick (up to
-    50 ms); with it, at once.
+    Without it a finished run is noticed at the engine's next tick; with it,
+    at once.
     """
 
     def __init__(self, path: Path, wake: Callable[[], None]) -> None:
@@ -224,7 +224,7 @@ class LocalExecutor(Executor):
     def _runner_running(self, run: _Run, now: float) -> bool:
         if (run.dir / "result.json").exists():
             # Written last and atomically: the outcome is final even while the
-            # runner still shuts down (a kernel, the interpreter: ~0.1 s).
+            # runner still shuts down (a kernel, the interpreter).
             return False
         if run.popen is not None:
             if run.popen.poll() is None:

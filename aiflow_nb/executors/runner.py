@@ -193,7 +193,7 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
             cwd=cwd,
             log_output=True,
             progress_bar=False,
-            # Graceful shutdown stalls ~4 s under parallel load.
+            # A graceful kernel shutdown can stall for seconds under parallel load.
             shutdown_kernel="immediate",
             **warm,
         )

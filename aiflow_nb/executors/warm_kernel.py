@@ -8,8 +8,8 @@ metadata are exactly papermill's), except that the client is the one
 already connected.  A fresh client would first wait for the kernel's
 output channel to stay quiet for 0.2 s, which is most of the run of a
 short notebook.  And papermill writes the whole output notebook at the
-notebook's start, at each cell's start and end, and at its end (nine writes
-for a one-cell notebook, about 40 % of its run on a warm kernel); here the
+notebook's start, at each cell's start and end, and at its end (most of
+the run of a short notebook on a warm kernel); here the
 writes in between wait until a cell has run for :data:`SAVE_AFTER` seconds,
 so a short run writes twice and a long one can be watched as with papermill.
 
@@ -121,7 +121,7 @@ class WarmKernel:
 
 
 def warm_up_papermill() -> None:
-    """Pay now what papermill's first run in a process costs (~0.1 s).
+    """Pay now what papermill's first run in a process costs, before a task waits for it.
 
     Mostly compiling nbformat's schema validator; also the parameter
     translators.  Nothing is written and nothing is logged.
