@@ -11,35 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiflow_nb._version import __version__ as __version__
 
-_EXPORTS = {
-    "Engine": "aiflow_nb.engine",
-    "Event": "aiflow_nb.events",
-    "EventLog": "aiflow_nb.events",
-    "AllOf": "aiflow_nb.workflow",
-    "AnyOf": "aiflow_nb.workflow",
-    "BashTask": "aiflow_nb.workflow",
-    "Condition": "aiflow_nb.workflow",
-    "ConditionContext": "aiflow_nb.workflow",
-    "EventCondition": "aiflow_nb.workflow",
-    "EventKey": "aiflow_nb.workflow",
-    "NotebookTask": "aiflow_nb.workflow",
-    "PythonTask": "aiflow_nb.workflow",
-    "Schedule": "aiflow_nb.workflow",
-    "Task": "aiflow_nb.workflow",
-    "TaskAction": "aiflow_nb.workflow",
-    "TaskStatus": "aiflow_nb.workflow",
-    "TaskStatusCondition": "aiflow_nb.workflow",
-    "Workflow": "aiflow_nb.workflow",
-    "WorkflowStatus": "aiflow_nb.workflow",
-    "Watermark": "aiflow_nb.watermark",
-    "TaskExecution": "aiflow_nb.workflow",
-    "WorkflowExecution": "aiflow_nb.workflow",
-    "WorkflowInfo": "aiflow_nb.workflow",
-    "Client": "aiflow_nb.client",
-    "send_event": "aiflow_nb.client",
-    "stop_requested": "aiflow_nb.executors.runner",
-}
-
+#: The package's public names: the one list (tests/test_exports.py holds the README and the
+#: type checkers' imports below to it).
 __all__ = [
     "AllOf",
     "AnyOf",
@@ -68,6 +41,17 @@ __all__ = [
     "send_event",
     "stop_requested",
 ]
+
+#: Where a name of ``__all__`` is defined when not in :mod:`aiflow_nb.workflow` (imported on first use).
+_DEFINED_IN = {
+    "Client": "aiflow_nb.client",
+    "Engine": "aiflow_nb.engine",
+    "Event": "aiflow_nb.events",
+    "EventLog": "aiflow_nb.events",
+    "Watermark": "aiflow_nb.watermark",
+    "send_event": "aiflow_nb.client",
+    "stop_requested": "aiflow_nb.executors.runner",
+}
 
 if TYPE_CHECKING:
     from aiflow_nb.client import Client, send_event
@@ -112,9 +96,8 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in __all__:
         raise AttributeError(f"module 'aiflow_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(_DEFINED_IN.get(name, "aiflow_nb.workflow")), name)
     globals()[name] = value
     return value
