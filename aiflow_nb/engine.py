@@ -37,7 +37,8 @@ from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home
-from aiflow_nb.scheduler import Scheduler
+from aiflow_nb.scheduler import Scheduler, verify
+from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.graph import workflow_svg
@@ -120,6 +121,9 @@ class Engine:
         except duckdb.Error as exc:
             self.db.close()
             raise damaged(path, str(exc).splitlines()[0]) from None
+        except AiflowError:
+            self.db.close()  # a newer schema: left as it is, and the home not kept locked
+            raise
         options = {**(executors or {})}
         options[executor] = {**options.get(executor, {}), **(executor_options or {})}
         try:
@@ -493,6 +497,14 @@ class Engine:
         if not real.is_relative_to((self.home / "runs").resolve()):
             raise ForbiddenError(f"task execution {task_execution_id}: its {name} leads outside the aiflow-nb home")
         return real
+
+    def verify(self) -> Report:
+        """Replay the log from offset 0 and compare the state it implies with the stored one.
+
+        See docs/semantics.md ("verify") for what is compared.
+        """
+        with self.db.lock:
+            return verify.check(self.scheduler.store)
 
     # -- events ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import compact_dumps
-from aiflow_nb.storage import Database
+from aiflow_nb.storage import META_SCHEMA, SCHEMA_VERSION, Database, check_schema_version, stored_schema_version
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
 
@@ -145,9 +145,16 @@ class Store:
     """Reads and batched writes of the scheduler tables."""
 
     def __init__(self, db: Database) -> None:
+        """Create the tables, or on a read-only database only check they are of a schema it reads."""
         self.db = db
+        check_schema_version(db.conn, db.path)
+        if db.read_only:
+            return
         with db.transaction() as conn:
             conn.execute(SCHEMA)
+            conn.execute(META_SCHEMA)
+            if stored_schema_version(conn) is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     # -- helpers -----------------------------------------------------------
 
@@ -302,6 +309,17 @@ class Store:
     def all_specs(self) -> dict[tuple[str, str, int], tuple[str, str]]:
         rows = self.db.conn.execute("SELECT namespace, name, version, spec, digest FROM workflow_versions").fetchall()
         return {(ns, n, v): (spec, digest) for ns, n, v, spec, digest in rows}
+
+    def event_count(self) -> int:
+        return int(self._one("SELECT count(*) FROM events"))
+
+    def status_events(self) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Every status event of the log, ``(offset, key, namespace, value)``, oldest first."""
+        rows = self.db.conn.execute(
+            'SELECT "offset", key, namespace, value FROM events WHERE key IN (?, ?) ORDER BY "offset"',
+            [event_keys.EXECUTION_STATUS, event_keys.TASK_STATUS],
+        ).fetchall()
+        return [(int(o), k, ns, json.loads(v)) for o, k, ns, v in rows]
 
     def unseen_status_events(self, checkpoint: int, execution_ids: Iterable[int]) -> dict[int, int]:
         """How many task status events of each of these executions lie after the checkpoint."""
