@@ -19,7 +19,9 @@ from aiflow_nb.errors import StorageError
 
 log = logging.getLogger("aiflow_nb.storage")
 
-#: The version of the tables' layout this code reads and writes (``meta``, key ``schema_version``).
+#: The version of the tables' layout this code reads and writes: ``meta`` row ``schema_version``.
+#: Version 1 writes no row (no row means 1, the layout from before the table existed); a later
+#: layout writes its number, and this code then refuses the database instead of misreading it.
 SCHEMA_VERSION = 1
 META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)"
 

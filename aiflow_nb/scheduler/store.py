@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import compact_dumps
-from aiflow_nb.storage import META_SCHEMA, SCHEMA_VERSION, Database, check_schema_version, stored_schema_version
+from aiflow_nb.storage import META_SCHEMA, Database, check_schema_version
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
 
@@ -153,8 +153,6 @@ class Store:
         with db.transaction() as conn:
             conn.execute(SCHEMA)
             conn.execute(META_SCHEMA)
-            if stored_schema_version(conn) is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     # -- helpers -----------------------------------------------------------
 
