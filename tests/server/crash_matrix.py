@@ -322,8 +322,8 @@ def run(home: Path, folder: Path, seed: int, count: int, services: list[Service]
         if n == 1:
             load.start()
         outcome.to_crash.append(service.wait_crash(REACH_TIMEOUT))
-        report = check_home(home)  # what the killed service left is what its log implies
-        assert report.consistent, f"{outcome.label}: after crash {n} ({crash}): " + "; ".join(report.lines())
+        verified = check_home(home)  # what the killed service left is what its log implies
+        assert verified.consistent, f"{outcome.label}: after crash {n} ({crash}): " + "; ".join(verified.lines())
         if load.errors:
             raise AssertionError(f"{outcome.label}: the load failed at crash {n} ({crash})") from load.errors[0]
         if report is not None:
