@@ -12,41 +12,30 @@ none is applied twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from aiflow_nb import faults
-from aiflow_nb.errors import IllegalTransitionError, LimitReachedError, NotFoundError, SpecError
+from aiflow_nb.errors import SpecError
 from aiflow_nb.events import Event, EventLog
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules, timers
-from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.commands import Commands
 from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import (
     ExecutionState,
-    event_dict,
-    execution_status_event,
-    failure_event,
-    status_value,
-    task_status_event,
     tick_event,
-    workflow_event,
 )
 from aiflow_nb.scheduler.store import Changes, Store
-from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, outcome_change, stop_status
 from aiflow_nb.storage import Database
-from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
-from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow import TaskAction, TaskStatus
+from aiflow_nb.workflow.records import TaskExecution
 from aiflow_nb.workflow.schedule import Schedule
-from aiflow_nb.workflow.status import check_task_transition, check_workflow_transition
-from aiflow_nb.workflow.tasks import Task
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
@@ -55,7 +44,7 @@ CHECKPOINT_EVERY = 1.0
 SKIP_WINDOW = 8
 
 
-class Scheduler:
+class Scheduler(Commands):
     """Rules and state of every workflow in one database."""
 
     def __init__(self, db: Database, log_: EventLog, clock: Callable[[], datetime]) -> None:
@@ -99,48 +88,6 @@ class Scheduler:
         self.last_ticks = store.last_ticks()
         self.next_due: dict[tuple[str, str, str], datetime] = {}
 
-    @property
-    def workflows(self) -> dict[tuple[str, str], WorkflowInfo]:
-        return self.registry.workflows
-
-    def compiled(self, key: VersionKey) -> CompiledWorkflow:
-        return self.registry.compiled(key)
-
-    def _record(self, execution_id: int) -> WorkflowExecution:
-        ex = self.running.get(execution_id)
-        if ex is not None:
-            return ex.record
-        found = self.store.execution(execution_id)
-        if found is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
-        return found
-
-    def _task_of(self, te: TaskExecution) -> Task | None:
-        r = self._record(te.execution_id)
-        return self.registry.task(r.namespace, r.workflow, r.version, te.task)
-
-    def _watch_time(self, te: TaskExecution) -> None:
-        if te.status is TaskStatus.RETRYING:
-            self.timed[te.id] = te
-            return
-        if te.status is TaskStatus.RUNNING:
-            task = self._task_of(te)
-            if task is not None and task.timeout is not None:
-                self.timed[te.id] = te
-                return
-        self.timed.pop(te.id, None)
-
-    def _track(self, state: ExecutionState) -> None:
-        r = state.record
-        self.running[r.id] = state
-        self.by_version[(r.namespace, r.workflow, r.version)].add(r.id)
-        self.compiled((r.namespace, r.workflow, r.version))
-
-    def _untrack(self, state: ExecutionState) -> None:
-        r = state.record
-        self.running.pop(r.id, None)
-        self.by_version[(r.namespace, r.workflow, r.version)].discard(r.id)
-
     # -- the batch ---------------------------------------------------------------
 
     def commit(self, force: bool = False, checkpoint: bool = True) -> bool:
@@ -177,9 +124,6 @@ class Scheduler:
         self.changes = Changes(checkpoint=carried)
         self.events = []
         return True
-
-    def emit(self, event: Event, idempotency_key: str | None = None) -> None:
-        self.events.append((event, idempotency_key))
 
     def consume(self, limit: int, just_appended: bool = False) -> int:
         """Apply the rules to the events after the checkpoint; return how far it moved.
@@ -254,342 +198,6 @@ class Scheduler:
                 self.apply(ex, task, rule.action, event)
                 if r.id not in self.running:
                     return
-
-    # -- actions -----------------------------------------------------------------
-
-    def apply(self, ex: ExecutionState, task: str, action: TaskAction, event: Event | None) -> None:
-        """START, STOP or RESTART ``task`` in a running execution (see ``transitions.ACTIONS``)."""
-        latest = ex.latest.get(task)
-        effect = ACTIONS[(latest.status if latest is not None else None, action)]
-        if effect is Effect.NEW_RUN:
-            self._new_task_execution(ex, task, event)
-        elif effect is Effect.STOP:
-            assert latest is not None
-            # A STOP after a RESTART whose stop is still under way cancels the restart.
-            self._take_restart(ex.record.id, task)
-            self._stop(latest)
-        elif effect is Effect.RESTART:
-            assert latest is not None
-            self._set_state(rules.restart_key(ex.record.id, task), {"pending": True, "event": event_dict(event)})
-            self._stop(latest)
-
-    def _set_state(self, key: rules.StateKey, state: dict[str, Any]) -> None:
-        self.states[key] = state
-        self.changes.states[key] = state
-
-    def _take_restart(self, ex_id: int, task: str) -> dict[str, Any] | None:
-        key = rules.restart_key(ex_id, task)
-        state = self.states.get(key)
-        if not state or not state.get("pending"):
-            return None
-        self._set_state(key, {"pending": False})
-        return state
-
-    def _new_task_execution(self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None) -> None:
-        latest = ex.latest.get(task)
-        self.last_task_id += 1
-        te = TaskExecution(
-            id=self.last_task_id,
-            execution_id=ex.record.id,
-            task=task,
-            seq=(latest.seq + 1) if latest else 1,
-            status=TaskStatus.QUEUED,
-            create_time=self.clock(),
-            event=event_dict(event) if isinstance(event, Event) else event,
-        )
-        ex.latest[task] = te
-        self.alive[te.id] = te
-        self.changes.tasks[te.id] = te
-        self.changes.new_tasks.add(te.id)
-        self._queue_launch(te)
-        self._emit_status(ex, te)
-
-    def _queue_launch(self, te: TaskExecution) -> None:
-        self.changes.launches.append((te.id, te.attempt))
-        self.outbox.queue_launch(te.id, te.attempt)
-
-    def _stop(self, te: TaskExecution, reason: str = "stop") -> None:
-        after = stop_status(te.status)
-        if after is None:
-            return
-        self._set_status(te, after)
-        if after is TaskStatus.STOPPING:
-            te.stop_reason = reason
-            self.outbox.queue_stop(te.id, reason)
-
-    def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
-        check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
-        now = self.clock()
-        te.status = status
-        if status is TaskStatus.RUNNING:
-            te.start_time = now
-            te.end_time = None
-        if status.finished:
-            te.end_time = now
-        if error is not None:
-            te.error = error
-        self.changes.tasks[te.id] = te
-        self._watch_time(te)
-        ex = self.running.get(te.execution_id)
-        if status.finished:
-            self.alive.pop(te.id, None)
-            if ex is not None:
-                restart = self._take_restart(ex.record.id, te.task)
-                if restart is not None:
-                    self._emit_status(ex, te)
-                    self._new_task_execution(ex, te.task, restart.get("event"))
-                    return
-        self._emit_status(ex, te)
-
-    def _emit_status(self, ex: ExecutionState | None, te: TaskExecution) -> None:
-        if ex is None:
-            record = self._record(te.execution_id)
-        else:
-            record = ex.record
-            ex.unseen += 1
-        event = task_status_event(record, te)
-        self.emit(event)
-        ended = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
-        if te.status in ended:
-            self.emit(failure_event(ended[te.status], record, event.value))
-
-    def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
-        check_workflow_transition(ex.status, status, f"execution {ex.id}")
-        ex.status = status
-        if status.finished:
-            ex.end_time = self.clock()
-        self.changes.executions[ex.id] = ex
-        self.emit(execution_status_event(ex))
-
-    def _check_done(self, ex: ExecutionState) -> None:
-        """End the execution once nothing can run in it any more."""
-        if ex.unseen > 0 or any(te.status.alive for te in ex.latest.values()):
-            return
-        r = ex.record
-        compiled = self.compiled((r.namespace, r.workflow, r.version))
-        tasks = compiled.workflow.tasks
-        latest = {name: (te.status if (te := ex.latest.get(name)) is not None else None) for name in tasks}
-        # A streaming task never "completes" its execution, nor does one on a schedule: it will run again.
-        ongoing = {n for n, t in tasks.items() if t.streaming or t.schedule_ is not None}
-        verdict = execution_verdict(latest, ongoing, compiled.failure_handled, compiled.waits_on_events)
-        if verdict is not None:
-            self._finish(ex, verdict)
-
-    def _finish(self, ex: ExecutionState, status: WorkflowStatus) -> None:
-        self._set_execution_status(ex.record, status)
-        self._untrack(ex)
-        self._start_waiting(ex.record.namespace, ex.record.workflow)
-
-    # -- max_active_executions -------------------------------------------------------
-
-    def active_executions(self, namespace: str, name: str) -> int:
-        return sum(len(ids) for (ns, wf, _), ids in self.by_version.items() if (ns, wf) == (namespace, name))
-
-    def _waiting(self, namespace: str, name: str) -> dict[str, Any]:
-        key = rules.waiting_key(namespace, name)
-        state = self.states.setdefault(key, {"events": []})
-        self.changes.states[key] = state
-        return state
-
-    def trigger_execution(self, namespace: str, name: str, event: Event) -> None:
-        """Start an execution for a trigger or tick, unless the workflow is at its limit."""
-        limit = self.registry.limit(namespace, name)
-        if limit is None or self.active_executions(namespace, name) < limit:
-            self.start_execution(namespace, name, event)
-            return
-        if self.registry.latest((namespace, name)).workflow.on_max_active == "skip":
-            log.info("%s/%s runs %s executions (the limit): event %s skipped", namespace, name, limit, event.offset)
-            return
-        self._waiting(namespace, name)["events"].append(event_dict(event))
-
-    def _start_waiting(self, namespace: str, name: str) -> None:
-        state = self.states.get(rules.waiting_key(namespace, name))
-        if not state or not state["events"]:
-            return
-        limit = self.registry.limit(namespace, name)
-        waiting = self._waiting(namespace, name)["events"]
-        while waiting and (limit is None or self.active_executions(namespace, name) < limit):
-            self.start_execution(namespace, name, Event.from_dict(waiting.pop(0)))
-
-    # -- commands ----------------------------------------------------------------
-
-    def submit(self, workflow: Workflow) -> int:
-        spec = workflow.to_spec()
-        digest = workflow.digest()
-        key = (workflow.namespace, workflow.name)
-        registry = self.registry
-        info = registry.workflows.get(key)
-        latest = self.store.latest_version(*key)
-        if latest:
-            stored = self.store.spec(*key, latest)
-            if stored is not None and stored[1] == digest:
-                if info is None:  # deleted, now submitted again
-                    info = WorkflowInfo(key[0], key[1], latest, False, self.clock())
-                    self.store.put_workflow(info)
-                    registry.activate(self.compiled((*key, latest)), latest=True)
-                    registry.put(info)
-                    self.emit(workflow_event(event_keys.WORKFLOW_SUBMITTED, *key, latest))
-                return latest
-        version = latest + 1
-        now = self.clock()
-        self.store.add_version(key[0], key[1], version, json.dumps(spec), digest, now)
-        faults.point("submit.half")
-        if info is not None:
-            registry.deactivate_triggers(registry.latest(key))
-        info = WorkflowInfo(key[0], key[1], version, info.paused if info else False, now)
-        self.store.put_workflow(info)
-        compiled = CompiledWorkflow.build(workflow, version, digest)
-        registry.add(compiled)
-        registry.activate(compiled, latest=True)
-        registry.put(info)
-        self.next_due = {k: v for k, v in self.next_due.items() if k[:2] != key}
-        self.emit(workflow_event(event_keys.WORKFLOW_SUBMITTED, *key, version))
-        return version
-
-    def workflow_info(self, namespace: str, name: str) -> WorkflowInfo:
-        return self.registry.info(namespace, name)
-
-    def set_paused(self, namespace: str, name: str, paused: bool) -> None:
-        before = self.registry.info(namespace, name)
-        if before.paused == paused:
-            return
-        info = replace(before, paused=paused)
-        self.store.put_workflow(info)
-        self.registry.workflows[(namespace, name)] = info
-        change = event_keys.WORKFLOW_PAUSED if paused else event_keys.WORKFLOW_RESUMED
-        self.emit(workflow_event(change, namespace, name, info.version))
-
-    def delete(self, namespace: str, name: str) -> None:
-        info = self.registry.info(namespace, name)
-        for ex_id in [
-            i for i, ex in self.running.items() if (ex.record.namespace, ex.record.workflow) == (namespace, name)
-        ]:
-            self.stop_execution(ex_id)
-        self.store.delete_workflow(namespace, name)
-        self.registry.remove((namespace, name))
-        self.emit(workflow_event(event_keys.WORKFLOW_DELETED, namespace, name, info.version))
-
-    def start_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
-        info = self.registry.info(namespace, name)
-        compiled = self.compiled((namespace, name, info.version))
-        if not compiled.initial and not compiled.waits_on_events:
-            raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
-        limit = compiled.workflow.max_active_executions
-        if limit is not None and self.active_executions(namespace, name) >= limit:
-            raise LimitReachedError(
-                f"workflow {namespace}/{name} already runs {limit} execution(s), its max_active_executions"
-            )
-        self.last_execution_id += 1
-        record = WorkflowExecution(
-            id=self.last_execution_id,
-            namespace=namespace,
-            workflow=name,
-            version=info.version,
-            status=WorkflowStatus.INIT,
-            start_time=self.clock(),
-            event=event_dict(event),
-        )
-        self.changes.executions[record.id] = record
-        self.changes.new_executions.add(record.id)
-        state = ExecutionState(record)
-        self._set_execution_status(record, WorkflowStatus.RUNNING)
-        self._track(state)
-        for task in compiled.initial:
-            self._new_task_execution(state, task, event)
-        return record.id
-
-    def running_execution(self, execution_id: int) -> ExecutionState:
-        ex = self.running.get(execution_id)
-        if ex is None:
-            found = self.store.execution(execution_id)
-            if found is None:
-                raise NotFoundError(f"execution {execution_id} does not exist")
-            raise IllegalTransitionError(f"execution {execution_id} is {found.status.value}, not RUNNING")
-        return ex
-
-    def stop_execution(self, execution_id: int) -> None:
-        ex = self.running_execution(execution_id)
-        for te in list(ex.latest.values()):
-            if te.status.alive:
-                self._take_restart(execution_id, te.task)
-                self._stop(te)
-        self._finish(ex, WorkflowStatus.STOPPED)
-
-    def task_action(self, execution_id: int, task: str, action: TaskAction) -> None:
-        ex = self.running_execution(execution_id)
-        r = ex.record
-        if task not in self.compiled((r.namespace, r.workflow, r.version)).workflow.tasks:
-            raise NotFoundError(f"execution {execution_id} has no task {task!r}")
-        self.apply(ex, task, action, None)
-
-    # -- the executor's side -------------------------------------------------------
-
-    def launch_request(self, te_id: int, attempt: int) -> dict[str, Any] | None:
-        """What the executor needs to run it, or None if it must not run.
-
-        A RUNNING one is in the outbox still when the process that marked it
-        ended before the next write: it is sent again (its claim decides).
-        """
-        te = self.alive.get(te_id)
-        if te is None or te.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or te.attempt != attempt:
-            return None
-        ex = self._record(te.execution_id)
-        task = self.compiled((ex.namespace, ex.workflow, ex.version)).workflow.tasks[te.task]
-        return {
-            "task_execution_id": te.id,
-            "attempt": te.attempt,
-            "execution_id": ex.id,
-            "workflow": ex.workflow,
-            "namespace": ex.namespace,
-            "version": ex.version,
-            "task": task.to_spec(),
-            "seq": te.seq,
-            "event": te.event,
-        }
-
-    def mark_running(self, te_id: int, attempt: int) -> None:
-        """It is about to be launched (right after this transaction commits)."""
-        te = self.alive.get(te_id)
-        if te is not None and te.status is TaskStatus.QUEUED and te.attempt == attempt:
-            self._set_status(te, TaskStatus.RUNNING)
-
-    def finished(self, outcome: Outcome) -> None:
-        """Record how a run ended (once: a repeated report changes nothing)."""
-        te = self.alive.get(outcome.task_execution_id)
-        if te is None or te.attempt != outcome.attempt:
-            return
-        task = self._task_of(te)
-        change = outcome_change(
-            te.status,
-            te.stop_reason,
-            te.attempt,
-            outcome.status,
-            outcome.error,
-            task.max_retries if task is not None else None,
-            task.timeout if task is not None else None,
-        )
-        if change is None:
-            return
-        if te.status is TaskStatus.QUEUED:  # it ran before we marked it RUNNING
-            self._set_status(te, TaskStatus.RUNNING)
-        if change.timed_out:
-            record = self._record(te.execution_id)
-            self.emit(failure_event(event_keys.TASK_TIMEOUT, record, status_value(record, te, "TIMEOUT", change.error)))
-        if change.status is TaskStatus.RETRYING:
-            assert task is not None
-            te.retry_at = timers.retry_time(self.clock(), task.retry_delay)
-        self._set_status(te, change.status, change.error)
-
-    def stop_late(self, now: datetime) -> None:
-        """Stop every run past its timeout; it will end FAILED (or retry)."""
-        late = []
-        for te in self.timed.values():
-            if te.status is TaskStatus.RUNNING:
-                task = self._task_of(te)
-                if task is not None and timers.is_late(te.start_time, task.timeout, now):
-                    late.append(te)
-        for te in late:
-            self._stop(te, "timeout")
 
     # -- time ----------------------------------------------------------------------
 

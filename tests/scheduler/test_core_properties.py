@@ -10,6 +10,7 @@ inputs (events, commands, dispatches, outcomes, clock ticks).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -192,13 +193,13 @@ def run_workload(engine: Engine, clock: FakeClock, made: list[Workflow], ops: li
                 queued = [te for te in alive_runs(engine) if te.status is TaskStatus.QUEUED]
                 te = pick(queued, x)
                 if te is not None:
-                    in_step(engine, lambda: engine.scheduler.mark_running(te.id, te.attempt))
+                    in_step(engine, functools.partial(engine.scheduler.mark_running, te.id, te.attempt))
             elif op == "outcome":
                 te = pick(alive_runs(engine), x)
                 if te is not None:
                     status = [TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.STOPPED][y % 3]
                     outcome = Outcome(te.id, te.attempt, status, None if status is TaskStatus.SUCCESS else "boom")
-                    in_step(engine, lambda: engine.scheduler.finished(outcome))
+                    in_step(engine, functools.partial(engine.scheduler.finished, outcome))
             elif op == "tick":
                 clock.advance(timedelta(seconds=x % 120))
                 engine.step()
