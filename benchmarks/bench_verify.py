@@ -76,11 +76,10 @@ def fill(home: Path, events: int, runs: int) -> None:
         while engine.step():
             pass
         alive = sorted(engine.scheduler.alive.values(), key=lambda te: te.id)
-        with engine.db.lock:
-            with engine.db.transaction():
-                for te in alive:
-                    engine.scheduler.finished(Outcome(te.id, te.attempt, TaskStatus.SUCCESS))
-                engine._commit()
+        with engine.db.lock, engine.db.transaction():
+            for te in alive:
+                engine.scheduler.finished(Outcome(te.id, te.attempt, TaskStatus.SUCCESS))
+            engine._commit()
         while engine.step():
             pass
 
@@ -97,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rates = [core_alone(folder / f"core{i}", args.core_events) for i in range(3)]
         print(
-            f"core alone: {max(rates):,.0f} events/s best of 3 ({args.core_events:,} events each; target >= {CORE_TARGET:,})"
+            f"core alone: {max(rates):,.0f} events/s best of 3 ({args.core_events:,} events each; "
+            f"target >= {CORE_TARGET:,})"
         )
         home = folder / "home"
         start = time.perf_counter()
