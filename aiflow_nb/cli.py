@@ -348,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=100)
     ev.add_argument("--key", dest="key_filter", default=None, help="list/tail: only this key")
     ev.set_defaults(run=event_cmd)
+
+    # verify: the stored state against the log's replay (exit 0 consistent, 1 differences, 2 cannot verify).
+    def verify_cmd(args: argparse.Namespace, out: Output) -> int:
+        from aiflow_nb.verify import main as verify_main
+
+        return verify_main(args.home)
+
+    check = sub.add_parser("verify", parents=[common], help="check the stored state is what the event log implies")
+    check.set_defaults(run=verify_cmd, action=None)
     return parser
 
 

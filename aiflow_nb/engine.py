@@ -37,7 +37,8 @@ from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home
-from aiflow_nb.scheduler import Scheduler
+from aiflow_nb.scheduler import Scheduler, verify
+from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.graph import workflow_svg
@@ -120,6 +121,9 @@ class Engine:
         except duckdb.Error as exc:
             self.db.close()
             raise damaged(path, str(exc).splitlines()[0]) from None
+        except AiflowError:
+            self.db.close()  # a newer schema: left as it is, and the home not kept locked
+            raise
         options = {**(executors or {})}
         options[executor] = {**options.get(executor, {}), **(executor_options or {})}
         try:
@@ -150,7 +154,7 @@ class Engine:
         """Watch again the runs an earlier process left running."""
         with self.db.lock:
             # RUNNING and still in the outbox: it is launched again (see _commit), not watched.
-            unlaunched = set(self.scheduler.launch_queue)
+            unlaunched = set(self.scheduler.outbox.pending())
             for te in list(self.scheduler.alive.values()):
                 if te.status is TaskStatus.RUNNING and (te.id, te.attempt) in unlaunched:
                     continue
@@ -207,22 +211,13 @@ class Engine:
         """Move the launches that may start now from the scheduler's queue to ``_ready``, marked RUNNING."""
         scheduler = self.scheduler
         room = self.max_parallel - self.executors.active() - len(self._ready)
-        waiting: list[tuple[int, int]] = []
-        for te_id, attempt in scheduler.launch_queue:
-            if room <= 0:
-                waiting.append((te_id, attempt))
-                continue
-            request = scheduler.launch_request(te_id, attempt)
-            if request is None:  # stopped before it was launched
-                scheduler.changes.launched.append((te_id, attempt))
-                continue
+        # A run stopped before its launch has no request: the outbox writes it as sent.
+        for request in scheduler.outbox.take_launches(room, scheduler.launch_request):
             timeout = request["task"].get("heartbeat_timeout") or self.heartbeat_timeout
             request["heartbeat_timeout"] = timeout
             request["heartbeat_interval"] = min(5.0, timeout / 4)
-            scheduler.mark_running(te_id, attempt)
+            scheduler.mark_running(request["task_execution_id"], request["attempt"])
             self._ready.append(request)
-            room -= 1
-        scheduler.launch_queue = waiting
 
     def _act(self) -> int:
         """Send the launches and stops the last commit decided.
@@ -230,7 +225,7 @@ class Engine:
         Launches first: a run committed RUNNING and stopped later in the same
         transaction must exist for its stop to reach it.
         """
-        scheduler = self.scheduler
+        outbox = self.scheduler.outbox
         launched = 0
         while self._ready:
             request = self._ready[0]
@@ -238,11 +233,10 @@ class Engine:
             self.executors.launch(request)  # if it raises, the rest is launched at the next step
             faults.point("launch.after")
             self._ready.pop(0)
-            scheduler.launched(request["task_execution_id"], request["attempt"])
+            outbox.sent(request["task_execution_id"], request["attempt"])
             launched += 1
-        for te_id, _reason in scheduler.stop_queue:
+        for te_id, _reason in outbox.take_stops():
             self.executors.stop(te_id, self.stop_grace)
-        scheduler.stop_queue = []
         return launched
 
     def run_forever(self) -> None:
@@ -360,7 +354,7 @@ class Engine:
     def workflow_info(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> WorkflowInfo:
         with self.db.lock:
             info = self.scheduler.workflow_info(namespace, name)
-            newest = self.scheduler.store.executions("namespace = ? AND workflow = ?", [namespace, name], limit=1)
+            newest = self.scheduler.store.executions(workflow=name, namespace=namespace, limit=1)
             return self._described(info, newest[-1] if newest else None)
 
     def _described(self, info: WorkflowInfo, latest: WorkflowExecution | None) -> WorkflowInfo:
@@ -437,10 +431,10 @@ class Engine:
 
     def execution(self, execution_id: int) -> WorkflowExecution:
         with self.db.lock:
-            found = self.scheduler.store.executions("id = ?", [execution_id])
-        if not found:
+            found = self.scheduler.store.execution(execution_id)
+        if found is None:
             raise NotFoundError(f"execution {execution_id} does not exist")
-        return found[0]
+        return found
 
     def executions(
         self,
@@ -449,16 +443,9 @@ class Engine:
         status: WorkflowStatus | str | None = None,
         limit: int | None = None,
     ) -> list[WorkflowExecution]:
-        clauses, params = ["TRUE"], []
-        for column, value in (("workflow", workflow), ("namespace", namespace)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(WorkflowStatus(status).value)
+        wanted = WorkflowStatus(status) if status is not None else None
         with self.db.lock:
-            return self.scheduler.store.executions(" AND ".join(clauses), params, limit)
+            return self.scheduler.store.executions(workflow, namespace, wanted, limit)
 
     def latest_executions(self) -> dict[tuple[str, str], WorkflowExecution]:
         """The newest execution of each workflow, keyed by (namespace, name)."""
@@ -468,14 +455,14 @@ class Engine:
     def task_executions(self, execution_id: int) -> list[TaskExecution]:
         """Every task execution of an execution, oldest first."""
         with self.db.lock:
-            return self.scheduler.store.task_executions("execution_id = ?", [execution_id])
+            return self.scheduler.store.task_executions(execution_id)
 
     def task_execution(self, task_execution_id: int) -> TaskExecution:
         with self.db.lock:
-            found = self.scheduler.store.task_executions("id = ?", [task_execution_id])
-        if not found:
+            found = self.scheduler.store.task_execution(task_execution_id)
+        if found is None:
             raise NotFoundError(f"task execution {task_execution_id} does not exist")
-        return found[0]
+        return found
 
     def run_dir(self, task_execution_id: int) -> Path:
         """The folder of the latest attempt: ``log.txt``, ``output.ipynb``, ``result.json``."""
@@ -510,6 +497,14 @@ class Engine:
         if not real.is_relative_to((self.home / "runs").resolve()):
             raise ForbiddenError(f"task execution {task_execution_id}: its {name} leads outside the aiflow-nb home")
         return real
+
+    def verify(self) -> Report:
+        """Replay the log from offset 0 and compare the state it implies with the stored one.
+
+        See docs/semantics.md ("verify") for what is compared.
+        """
+        with self.db.lock:
+            return verify.check(self.scheduler.store)
 
     # -- events ------------------------------------------------------------------
 

@@ -19,6 +19,33 @@ from aiflow_nb.errors import StorageError
 
 log = logging.getLogger("aiflow_nb.storage")
 
+#: The version of the tables' layout this code reads and writes: ``meta`` row ``schema_version``.
+#: Version 1 writes no row (no row means 1, the layout from before the table existed); a later
+#: layout writes its number, and this code then refuses the database instead of misreading it.
+SCHEMA_VERSION = 1
+META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)"
+
+
+def stored_schema_version(conn: Connection) -> int | None:
+    """The schema version written in the database, or None if it has no ``meta`` table or no version yet."""
+    tables = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'meta'"
+    ).fetchone()
+    if not tables or not tables[0]:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def check_schema_version(conn: Connection, path: str) -> None:
+    """Refuse a database written by a newer aiflow-nb (its tables may mean something else)."""
+    found = stored_schema_version(conn)
+    if found is not None and found > SCHEMA_VERSION:
+        raise StorageError(
+            f"the database {path} has schema version {found}, newer than this aiflow-nb reads ({SCHEMA_VERSION}): "
+            "upgrade aiflow-nb"
+        )
+
 
 class WaitedLock:
     """A re-entrant lock that tells how many threads wait for it.
@@ -101,11 +128,12 @@ class Database:
     ...     _ = conn.execute("select 1")
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self.read_only = read_only
+        if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = Connection(duckdb.connect(self.path))
+        self.conn = Connection(duckdb.connect(self.path, read_only=read_only))
         # Nearly every statement here touches a few rows, and handing them to a second thread costs
         # more than it gains (small writes commit sooner on one thread); the API's reads over a large
         # log are no slower.  verify() uses every core for its full read.

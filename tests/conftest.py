@@ -57,7 +57,9 @@ def engine(home: Path) -> Iterator[Engine]:
     """An engine on the temp home; tests drive it with ``engine.wait_for``."""
     eng = Engine(home, stop_grace=2.0)
     yield eng
+    report = eng.verify()  # whatever the test did, the stored state is what the log implies
     eng.close()
+    assert report.consistent, "\n".join(report.lines())
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +148,9 @@ def service(home: Path) -> Iterator[RunningService]:
     """A started service on the temp home; stopped (then killed) after the test."""
     running = RunningService(home).start()
     yield running
+    report = running.client().request("GET", "/verify") if running.alive else {"consistent": True}
     running.stop()
+    assert report["consistent"], report["differences"]
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import compact_dumps
-from aiflow_nb.storage import Database
+from aiflow_nb.storage import META_SCHEMA, Database, check_schema_version
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
 
@@ -58,6 +59,9 @@ TASK_COLUMNS = (
     "id", "execution_id", "task", "seq", "status", "attempt",
     "create_time", "start_time", "end_time", "error", "event", "retry_at",
 )  # fmt: skip
+_EX = ", ".join(EXECUTION_COLUMNS)
+_TE = ", ".join(TASK_COLUMNS)
+ALIVE_SQL = "('QUEUED', 'RUNNING', 'STOPPING', 'RETRYING')"
 
 
 def to_db_time(value: datetime | None) -> datetime | None:
@@ -141,9 +145,14 @@ class Store:
     """Reads and batched writes of the scheduler tables."""
 
     def __init__(self, db: Database) -> None:
+        """Create the tables, or on a read-only database only check they are of a schema it reads."""
         self.db = db
+        check_schema_version(db.conn, db.path)
+        if db.read_only:
+            return
         with db.transaction() as conn:
             conn.execute(SCHEMA)
+            conn.execute(META_SCHEMA)
 
     # -- helpers -----------------------------------------------------------
 
@@ -223,33 +232,104 @@ class Store:
         )
         return int(value or 0)
 
+    def execution(self, execution_id: int) -> WorkflowExecution | None:
+        rows = self.db.conn.execute(f"SELECT {_EX} FROM executions WHERE id = ?", [execution_id]).fetchall()
+        return execution_from_row(rows[0]) if rows else None
+
     def executions(
         self,
-        where: str = "TRUE",
-        params: Sequence[Any] = (),
+        workflow: str | None = None,
+        namespace: str | None = None,
+        status: WorkflowStatus | None = None,
         limit: int | None = None,
     ) -> list[WorkflowExecution]:
-        sql = f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions WHERE {where} ORDER BY id"
+        """Executions, oldest first, matching every filter given; ``limit``: the newest ones."""
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
+        for column, value in (("workflow", workflow), ("namespace", namespace)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        sql = f"SELECT {_EX} FROM executions WHERE {' AND '.join(clauses)} ORDER BY id"
         if limit is not None:
-            sql += f" DESC LIMIT {int(limit)}"
-        rows = self.db.conn.execute(sql, list(params)).fetchall()
+            sql += " DESC LIMIT ?"
+            params.append(int(limit))
+        rows = self.db.conn.execute(sql, params).fetchall()
         result = [execution_from_row(r) for r in rows]
-        return sorted(result, key=lambda e: e.id) if limit is not None else result
+        return result[::-1] if limit is not None else result
+
+    def running_executions(self) -> list[WorkflowExecution]:
+        return self.executions(status=WorkflowStatus.RUNNING)
 
     def latest_executions(self) -> dict[tuple[str, str], WorkflowExecution]:
         """The newest execution of every workflow that has one, in one scan."""
         rows = self.db.conn.execute(
-            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions "
-            "WHERE id IN (SELECT max(id) FROM executions GROUP BY namespace, workflow)"
+            f"SELECT {_EX} FROM executions WHERE id IN (SELECT max(id) FROM executions GROUP BY namespace, workflow)"
         ).fetchall()
         found = (execution_from_row(r) for r in rows)
         return {(e.namespace, e.workflow): e for e in found}
 
-    def task_executions(self, where: str, params: Sequence[Any] = ()) -> list[TaskExecution]:
+    def _tasks(self, where: str, params: Sequence[Any]) -> list[TaskExecution]:
         rows = self.db.conn.execute(
-            f"SELECT {', '.join(TASK_COLUMNS)} FROM task_executions WHERE {where} ORDER BY id", list(params)
+            f"SELECT {_TE} FROM task_executions WHERE {where} ORDER BY id", list(params)
         ).fetchall()
         return [task_from_row(r) for r in rows]
+
+    def task_execution(self, task_execution_id: int) -> TaskExecution | None:
+        found = self._tasks("id = ?", [task_execution_id])
+        return found[0] if found else None
+
+    def task_executions(self, execution_id: int) -> list[TaskExecution]:
+        """Every task execution of an execution, oldest first."""
+        return self._tasks("execution_id = ?", [execution_id])
+
+    def task_executions_of(self, execution_ids: Iterable[int]) -> list[TaskExecution]:
+        """Every task execution of these executions, oldest first."""
+        ids = list(execution_ids)
+        return self._tasks("execution_id IN (SELECT unnest(?))", [ids]) if ids else []
+
+    def alive_task_executions(self) -> list[TaskExecution]:
+        return self._tasks(f"status IN {ALIVE_SQL}", [])
+
+    def all_executions(self) -> list[WorkflowExecution]:
+        return self.executions()
+
+    def all_task_executions(self) -> list[TaskExecution]:
+        return self._tasks("TRUE", [])
+
+    def all_condition_states(self) -> dict[tuple[int, str], dict[str, Any]]:
+        rows = self.db.conn.execute("SELECT execution_id, rule, state FROM condition_state").fetchall()
+        return {(e, r): json.loads(s) for e, r, s in rows}
+
+    def all_specs(self) -> dict[tuple[str, str, int], tuple[str, str]]:
+        rows = self.db.conn.execute("SELECT namespace, name, version, spec, digest FROM workflow_versions").fetchall()
+        return {(ns, n, v): (spec, digest) for ns, n, v, spec, digest in rows}
+
+    def event_count(self) -> int:
+        return int(self._one("SELECT count(*) FROM events"))
+
+    def status_events(self) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Every status event of the log, ``(offset, key, namespace, value)``, oldest first."""
+        rows = self.db.conn.execute(
+            'SELECT "offset", key, namespace, value FROM events WHERE key IN (?, ?) ORDER BY "offset"',
+            [event_keys.EXECUTION_STATUS, event_keys.TASK_STATUS],
+        ).fetchall()
+        return [(int(o), k, ns, json.loads(v)) for o, k, ns, v in rows]
+
+    def unseen_status_events(self, checkpoint: int, execution_ids: Iterable[int]) -> dict[int, int]:
+        """How many task status events of each of these executions lie after the checkpoint."""
+        wanted = set(execution_ids)
+        if not wanted:
+            return {}
+        rows = self.db.conn.execute(
+            "SELECT CAST(json_extract_string(context, '$.execution_id') AS BIGINT) AS ex, count(*) "
+            'FROM events WHERE "offset" > ? AND key = ? GROUP BY ex',
+            [checkpoint, event_keys.TASK_STATUS],
+        ).fetchall()
+        return {int(ex): int(n) for ex, n in rows if ex is not None and int(ex) in wanted}
 
     def condition_states(self, execution_ids: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
         ids = list(execution_ids)

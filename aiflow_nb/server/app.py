@@ -13,7 +13,7 @@ import tornado.routing
 import tornado.web
 
 from aiflow_nb.server import redact
-from aiflow_nb.server.handlers import base, events, executions, stream, workflows
+from aiflow_nb.server.handlers import base, events, executions, stream, verify, workflows
 from aiflow_nb.server.service import Service
 
 PREFIX = "/api/v1"
@@ -52,6 +52,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler], str]] = [
         executions.TaskNotebookHandler,
         "/task-executions/{task_execution_id}/notebook",
     ),
+    ("/verify", verify.VerifyHandler, "/verify"),
 ]
 
 

@@ -47,6 +47,7 @@ from aiflow_nb.errors import ServiceUnavailableError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.faults import ENV, POINTS
 from aiflow_nb.home import database_path
+from aiflow_nb.scheduler.verify import check_home
 from aiflow_nb.server import control, info
 from tests.scheduler.crash_child import assert_each_offset_ran_once
 
@@ -321,6 +322,8 @@ def run(home: Path, folder: Path, seed: int, count: int, services: list[Service]
         if n == 1:
             load.start()
         outcome.to_crash.append(service.wait_crash(REACH_TIMEOUT))
+        verified = check_home(home)  # what the killed service left is what its log implies
+        assert verified.consistent, f"{outcome.label}: after crash {n} ({crash}): " + "; ".join(verified.lines())
         if load.errors:
             raise AssertionError(f"{outcome.label}: the load failed at crash {n} ({crash})") from load.errors[0]
         if report is not None:

@@ -1,0 +1,87 @@
+"""The scheduler's plain-data state: running executions, their latest runs, what the log says of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiflow_nb.events import Event
+from aiflow_nb.events import keys as event_keys
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
+
+
+@dataclass
+class ExecutionState:
+    """A RUNNING execution and the latest run of each of its tasks."""
+
+    record: WorkflowExecution
+    latest: dict[str, TaskExecution] = field(default_factory=dict)
+    #: Status events emitted for it and not yet consumed: it may only end
+    #: once its rules have seen every one of them.
+    unseen: int = 0
+
+
+def event_dict(event: Event | None) -> dict[str, Any] | None:
+    return event.to_dict() if event is not None else None
+
+
+def status_value(record: WorkflowExecution, te: TaskExecution, status: str, error: str | None) -> dict[str, Any]:
+    """The value of a task status (or failure) event."""
+    return {
+        "workflow": record.workflow,
+        "execution_id": record.id,
+        "task": te.task,
+        "seq": te.seq,
+        "attempt": te.attempt,
+        "task_execution_id": te.id,
+        "status": status,
+        "error": error,
+    }
+
+
+def task_status_event(record: WorkflowExecution, te: TaskExecution) -> Event:
+    """The ``aiflow.task.status`` event of a run's current status (scoped to its execution)."""
+    # RETRYING carries why the attempt failed, as FAILED does.
+    failed = te.status.value in ("FAILED", "RETRYING")
+    return Event(
+        key=event_keys.TASK_STATUS,
+        value=status_value(record, te, te.status.value, te.error if failed else None),
+        namespace=record.namespace,
+        sender=f"{record.id}/{te.task}/{te.seq}",
+        context={"execution_id": record.id},
+    )
+
+
+def failure_event(key: str, record: WorkflowExecution, value: dict[str, Any]) -> Event:
+    """An ``aiflow.task.failed/stopped/timeout`` event: not scoped, any workflow's rules may react."""
+    return Event(key=key, value=value, namespace=record.namespace, sender=f"{record.workflow}/{value['task']}")
+
+
+def execution_status_event(record: WorkflowExecution) -> Event:
+    return Event(
+        key=event_keys.EXECUTION_STATUS,
+        value={
+            "workflow": record.workflow,
+            "execution_id": record.id,
+            "version": record.version,
+            "status": record.status.value,
+        },
+        namespace=record.namespace,
+        sender=str(record.id),
+        context={"execution_id": record.id},
+    )
+
+
+def workflow_event(event_key: str, namespace: str, name: str, version: int) -> Event:
+    return Event(event_key, {"workflow": name, "version": version}, namespace=namespace, sender=name)
+
+
+def tick_event(namespace: str, name: str, task: str, due_iso: str, backfill: bool) -> tuple[Event, str]:
+    """A schedule tick and its idempotency key (a due time ticks once, live, caught up or backfilled)."""
+    event = Event(
+        key=event_keys.SCHEDULE_TICK,
+        value={"workflow": name, "task": task or None, "scheduled_time": due_iso, "backfill": backfill},
+        namespace=namespace,
+        sender="aiflow.schedule",
+    )
+    return event, f"tick:{namespace}/{name}/{task}/{due_iso}"
