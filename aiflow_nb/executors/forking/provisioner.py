@@ -59,16 +59,21 @@ def server_for(home: Path, spec_name: str, preload: Iterable[str], owner: int | 
     return ServerHandle(home, "kernel", name=spec_name, preload=tuple(preload), owner=owner)
 
 
+def register() -> None:
+    """Make the provisioner known to this process even where its entry point is not installed (a source checkout)."""
+    factory = KernelProvisionerFactory.instance()
+    if NAME not in factory.provisioners:
+        factory.provisioners[NAME] = EntryPoint(
+            NAME, f"{__name__}:ForkingProvisioner", KernelProvisionerFactory.GROUP_NAME
+        )
+
+
 def use_by_default(preload: Iterable[str] = ()) -> None:
     """Make this process's kernel managers use this provisioner when a spec names none."""
     global _default_preload
     _default_preload = tuple(preload)
-    factory = KernelProvisionerFactory.instance()
-    if NAME not in factory.provisioners:  # found without an installed entry point (a source checkout)
-        factory.provisioners[NAME] = EntryPoint(
-            NAME, f"{__name__}:ForkingProvisioner", KernelProvisionerFactory.GROUP_NAME
-        )
-    factory.default_provisioner_name = NAME
+    register()
+    KernelProvisionerFactory.instance().default_provisioner_name = NAME
 
 
 class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -158,4 +163,4 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
         await self.send_signal(signal.SIGTERM)
 
 
-__all__ = ["NAME", "ForkingProvisioner", "forkable_args", "server_for", "use_by_default"]
+__all__ = ["NAME", "ForkingProvisioner", "forkable_args", "register", "server_for", "use_by_default"]
