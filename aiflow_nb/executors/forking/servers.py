@@ -123,19 +123,23 @@ class ServerHandle:
         self.popen = self._start()
 
     def stop(self) -> None:
-        """End the server (its children live on)."""
+        """End the server if this handle started it (its children live on); another's is left alone."""
         popen, self.popen = self.popen, None
-        try:
-            channel.request(self.path, {"op": "stop"}, 5.0)
-        except channel.ChannelError:
-            if popen is not None and popen.poll() is None:
-                popen.terminate()
-        if popen is not None:
+        if popen is None:
+            return
+        if popen.poll() is None:
+            status = self.status(1.0)
             try:
-                popen.wait(10)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+                if status is None or status.get("pid") != popen.pid:
+                    raise channel.ChannelError("not ours")
+                channel.request(self.path, {"op": "stop"}, 5.0)
+            except channel.ChannelError:
+                popen.terminate()
+        try:
+            popen.wait(10)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
 
     def _claim_start(self) -> bool:
         """Become the one that starts the server (False: another process is starting it)."""
@@ -175,6 +179,7 @@ class ServerHandle:
         if self.owner is not None:
             command += ["--owner", str(self.owner)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # the server's own log only: a child takes its request's
         log.info("starting the %s fork server %s", self.kind, self.path.name)
         with open(self.log_path, "ab") as out:
             return subprocess.Popen(
