@@ -112,8 +112,9 @@ class KernelPoolExecutor(LocalExecutor):
         #: The environment the spares were started with: a task gets the engine's as at its launch.
         self._spare_env = self._environment()
         self._forks = ForkedRunners(self.home, self.python, tuple(m.strip() for m in preload or ())) if fork else None
-        for kernel in self.kernels or () if self._forks is not None else ():
-            self._forks.add_kernel(kernel)
+        if self._forks is not None:
+            for kernel in self.kernels or ():
+                self._forks.add_kernel(kernel)
         self._fill()
 
     def launch(self, request: LaunchRequest) -> None:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
+import tomllib
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from nbclient.exceptions import DeadKernelError
 
@@ -122,7 +122,10 @@ def test_a_forked_kernel_sees_nothing_of_the_run_before(forking: ServerHandle, t
 def test_the_server_holds_no_thread_before_or_after_a_fork(forking: ServerHandle, tmp_path: Path) -> None:
     before = forking.status()
     assert before is not None and (before["threads"], before["os_threads"]) == (1, 1)
-    run(write_code_notebook(tmp_path / "x.ipynb", "import threading\nthreading.Thread(target=lambda: None).start()"), tmp_path)
+    run(
+        write_code_notebook(tmp_path / "x.ipynb", "import threading\nthreading.Thread(target=lambda: None).start()"),
+        tmp_path,
+    )
     after = forking.status()
     assert after is not None and (after["threads"], after["os_threads"]) == (1, 1)
     assert after["forks"] == before["forks"] + 1
@@ -194,7 +197,11 @@ def test_a_kernel_it_cannot_fork_starts_the_usual_way(
         add_spec(specs, "other", argv0=str(alias))
     monkeypatch.setenv("JUPYTER_PATH", str(specs))
     out = tmp_path / "seen.txt"
-    run(write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"), tmp_path, "other")
+    run(
+        write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"),
+        tmp_path,
+        "other",
+    )
     assert int(out.read_text()) == os.getpid()  # started by this process, not forked
     assert not list((home / "fork").glob("kernel-*.sock.starting"))  # and no server started for it
 
@@ -211,7 +218,11 @@ def test_a_spec_names_the_provisioner_with_a_preload(
         status = started(server)
         assert status["preloaded"][-1] == "json"
         out = tmp_path / "ppid.txt"
-        run(write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"), tmp_path, "forked")
+        run(
+            write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"),
+            tmp_path,
+            "forked",
+        )
         assert int(out.read_text()) == status["pid"]
     finally:
         server.stop()
@@ -232,7 +243,11 @@ def test_a_preload_that_does_not_import_is_named_and_kernels_start_the_usual_way
     assert why in server.log_path.read_text()
     caplog.set_level(logging.WARNING, logger="aiflow_nb.executors.forking")
     out = tmp_path / "ppid.txt"
-    run(write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"), tmp_path, "forked")
+    run(
+        write_code_notebook(tmp_path / "x.ipynb", f"import os\nopen({str(out)!r}, 'w').write(str(os.getppid()))"),
+        tmp_path,
+        "forked",
+    )
     assert int(out.read_text()) == os.getpid()
     assert any("no_such_module_for_aiflow" in r.getMessage() for r in caplog.records)
     assert server.status(1.0) is None

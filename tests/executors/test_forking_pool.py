@@ -13,11 +13,11 @@ from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from aiflow_nb import Engine, NotebookTask, TaskStatus, Workflow
 from aiflow_nb.executors.forking import provisioner
 from aiflow_nb.executors.kernel_pool import KernelPoolExecutor
+from aiflow_nb.notebooks import write_code_notebook
 from tests.conftest import RunningService
 from tests.executors.test_forking import started, wait_for
 from tests.executors.test_kernel_pool import spare_pids, wait_gone
 from tests.notebooks import test_examples
-from aiflow_nb.notebooks import write_code_notebook
 
 
 @pytest.fixture

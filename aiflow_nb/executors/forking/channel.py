@@ -22,6 +22,16 @@ MAX_SOCKET_PATH = 100
 _dir_fds: dict[Path, int] = {}
 
 
+def failed_marker(socket_path: Path) -> Path:
+    """Written by a server whose start failed: why (a preload that does not import)."""
+    return socket_path.with_name(socket_path.name + ".failed")
+
+
+def starting_marker(socket_path: Path) -> Path:
+    """Held by the process starting a server until it listens (so only one starts it)."""
+    return socket_path.with_name(socket_path.name + ".starting")
+
+
 class ChannelError(OSError):
     """No fork server answered on the socket (none listens, or it went away mid-request)."""
 

@@ -123,8 +123,8 @@ def run_kernel(request: dict[str, Any]) -> int:
     app = IPKernelApp.instance()
     # No parent poller (it would watch the fork server): the kernel ends with its owner instead.
     app.parent_handle = 1
-    app.initialize(list(request["args"]))
-    app.start()
+    app.initialize(list(request["args"]))  # type: ignore[no-untyped-call]
+    app.start()  # type: ignore[no-untyped-call]
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb.executors.forking import channel
+from aiflow_nb.executors.forking.channel import failed_marker, starting_marker
 
 #: Exit code of a server whose preload failed to import.
 PRELOAD_FAILED = 3
@@ -63,14 +64,6 @@ WARM_UPS = {
 
 #: Seconds a request may take to arrive whole once connected.
 REQUEST_TIMEOUT = 5.0
-
-
-def failed_marker(socket_path: Path) -> Path:
-    return socket_path.with_name(socket_path.name + ".failed")
-
-
-def starting_marker(socket_path: Path) -> Path:
-    return socket_path.with_name(socket_path.name + ".starting")
 
 
 class ForkServer:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb.executors.forking import channel
-from aiflow_nb.executors.forking.server import failed_marker, starting_marker
+from aiflow_nb.executors.forking.channel import failed_marker, starting_marker
 
 log = logging.getLogger("aiflow_nb.executors.forking")
 
