@@ -46,6 +46,8 @@ HEARTBEAT_FILE = "heartbeat"
 STOP_FILE = "stop"
 #: A FIFO in the home (beside ``runs/``): a runner writes a line to it once its result is written.
 ENDED_FIFO = ".runs-ended"
+#: A spare creates this file in the home once it is ready (kernel-pool then prefers it to a fork).
+SPARE_READY = "spares/{pid}.ready"
 
 
 def stop_requested() -> bool:
@@ -374,6 +376,8 @@ def warm_main(kernel_name: str | None) -> int:
             kernel = WarmKernel.start(kernel_name)
         except Exception:
             traceback.print_exc()  # the task then starts its own kernel
+    with open(SPARE_READY.format(pid=os.getpid()), "w"):  # in the home (our working folder)
+        pass
     try:
         line = sys.stdin.readline().strip()
         if not line:

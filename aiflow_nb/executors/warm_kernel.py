@@ -61,12 +61,11 @@ class WarmKernel:
         try:
             client = manager.client()
             client.start_channels()
-            run_sync(client.wait_for_ready)(timeout=timeout)
             kernel = cls(manager, client)
+            info = run_sync(kernel._ready)(timeout)
+            kernel.language_info = dict(info["content"].get("language_info") or {})
             # The first execution of a kernel pays for lazy set-up: pay it now (silently, so it leaves no trace).
             kernel.run_silently("pass", timeout=timeout)
-            info = run_sync(kernel._reply)(client.kernel_info(), timeout)
-            kernel.language_info = dict(info["content"].get("language_info") or {})
         except BaseException:
             run_sync(manager.shutdown_kernel)(now=True)
             raise
@@ -100,6 +99,38 @@ class WarmKernel:
             raise KernelSetupError(f"could not prepare the warm kernel: {exc}") from None
         if content["status"] != "ok":
             raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
+
+    async def _ready(self, timeout: float) -> dict[str, Any]:
+        """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
+
+        jupyter_client's ``wait_for_ready`` would then wait for the output
+        channel to stay quiet for a while; the messages of this request are
+        enough to know it is connected.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = self.client.kernel_info()
+            reply = None
+            while reply is None:
+                try:
+                    reply = await self._reply(msg_id, min(1.0, max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    if not await self.manager.is_alive():
+                        raise RuntimeError("the kernel died before it was ready") from None
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the kernel did not start within {timeout:g} s") from None
+            if await self._seen_on_iopub(msg_id, min(1.0, max(0.0, deadline - time.monotonic()))):
+                return reply
+
+    async def _seen_on_iopub(self, msg_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = await self.client.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return True
 
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
         # Replies to other requests (none are expected) are dropped, as nbclient does.

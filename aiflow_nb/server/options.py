@@ -46,6 +46,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="kernel-pool: comma-separated kernel names whose pools start at once (default: with their first task)",
     )
     parser.add_argument(
+        "--preload",
+        help="kernel-pool: comma-separated modules its kernel fork servers import first, e.g. pandas,numpy",
+    )
+    parser.add_argument(
         "--dask-address",
         help="dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $AIFLOW_NB_DASK_ADDRESS); "
         "for --executor dask and for tasks that name the dask executor",
@@ -77,6 +81,8 @@ def engine_flags(args: argparse.Namespace) -> list[str]:
         flags.append(f"--pool-size={args.pool_size}")
     if args.kernels is not None:
         flags.append(f"--kernels={args.kernels}")
+    if args.preload is not None:
+        flags.append(f"--preload={args.preload}")
     if args.dask_address is not None:
         flags.append(f"--dask-address={args.dask_address}")
     return flags
@@ -91,6 +97,10 @@ def executor_options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         pool["kernels"] = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if pool and args.executor != "kernel-pool":
         raise ValueError(f"--pool-size and --kernels are settings of the kernel-pool executor, not of {args.executor}")
+    if args.preload is not None:
+        if args.executor != "kernel-pool":
+            raise ValueError(f"--preload is a setting of the kernel-pool executor, not of {args.executor}")
+        pool["preload"] = [m.strip() for m in args.preload.split(",") if m.strip()]
     options: dict[str, dict[str, object]] = {"kernel-pool": pool} if pool else {}
     if args.dask_address is not None:
         # Made at start even when it is not the default: an unreachable cluster fails the start.

@@ -54,7 +54,13 @@ def run(engine: Engine, wf: Workflow, timeout: float = 90) -> tuple[int, set[int
     # A pool emptied by the previous run is refilled just after that run has ended.
     executor = engine.executor
     assert isinstance(executor, KernelPoolExecutor)
-    engine.wait_for(lambda: all(executor.spares[pool] for pool in executor.sizes), 30, "every pool to have a spare")
+    # Ready: a launch that finds no ready spare forks its runner instead.
+    engine.wait_for(
+        lambda: all(executor.spares[p] and all(executor._ready_file(s).exists() for s in executor.spares[p])
+                    for p in executor.sizes),
+        60,
+        "every pool to have a ready spare",
+    )  # fmt: skip
     spares = spare_pids(engine)
     ex = engine.start_execution(wf.name)
     engine.wait_for(lambda: engine.execution(ex).status.finished, timeout, f"execution {ex} to end")

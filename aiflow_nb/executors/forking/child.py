@@ -1,0 +1,155 @@
+"""What a forked child does: become a process of its own, then a kernel or a task runner.
+
+Right after the fork it resets the server's signal handlers, leads a new
+session (so a stop reaches its whole group), takes the requester's stdout
+and stderr (or the run's log), closes every other descriptor it inherited
+(the server's listener among them), and takes the request's environment,
+working folder, umask and ``sys.path`` (``PYTHONPATH`` as in the request).
+A kernel also ends, with its group, when the process that asked for it
+(the one managing it) has ended.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import select
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aiflow_nb.executors.forking import channel
+
+#: Exit code of a child that failed before running its target.
+SETUP_FAILED = 70
+
+
+def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoReturn:
+    """Turn this freshly forked process into the requested child; exits with its code."""
+    code: int = SETUP_FAILED
+    try:
+        _reset_signals()
+        os.setsid()
+        _take_stdio(request, fds)
+        os.closerange(3, _max_fd())
+        channel.forget()
+        os.umask(int(request.get("umask", 0o077)))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        sys.path[:] = python_path(request["env"], base_path, request["cwd"])
+        _reseed()
+        owner = request.get("owner")
+        if owner:
+            _end_with(int(owner))
+        code = TARGETS[request["kind"]](request)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            atexit._run_exitfuncs()  # as an interpreter that ends would (IPython saves its history)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def python_path(env: dict[str, str], base: list[str], cwd: str) -> list[str]:
+    """``sys.path`` of a Python started with ``env``: its ``PYTHONPATH`` entries, then the server's own."""
+    entries = [os.path.join(cwd, p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [*entries, *(p for p in base if p not in entries)]
+
+
+def _reset_signals() -> None:
+    for signum in (signal.SIGALRM, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGPIPE else signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _take_stdio(request: dict[str, Any], fds: list[int]) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    if fds:
+        os.dup2(fds[0], 1)
+        os.dup2(fds[-1], 2)
+    elif request.get("log"):
+        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return os.sysconf("SC_OPEN_MAX")
+
+
+def _reseed() -> None:
+    """Forked children share their parent's random state: reseed what a preload may have seeded."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def _end_with(owner: int) -> None:
+    """End this process group once ``owner`` has ended (a killed runner takes its kernel along)."""
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os.killpg(0, signal.SIGKILL)
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=wait, name="aiflow-nb-owner", daemon=True).start()
+
+
+def run_kernel(request: dict[str, Any]) -> int:
+    """An ipykernel kernel on the request's arguments (``-f CONNECTION_FILE`` and the spec's others)."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    # No parent poller (it would watch the fork server): the kernel ends with its owner instead.
+    app.parent_handle = 1
+    app.initialize(list(request["args"]))  # type: ignore[no-untyped-call]
+    app.start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+def run_runner(request: dict[str, Any]) -> int:
+    """The task runner of the run folder ``request["run_dir"]``, on a forked kernel for a notebook."""
+    from aiflow_nb.executors import runner
+    from aiflow_nb.executors.forking import provisioner
+    from aiflow_nb.executors.warm_kernel import WarmKernel
+
+    kernel: WarmKernel | None = None
+    name = request.get("kernel")
+    if name:
+        provisioner.use_by_default(preload=request.get("preload") or ())
+        try:
+            kernel = WarmKernel.start(name)
+        except Exception:
+            traceback.print_exc()  # the task then starts its own kernel
+    try:
+        return runner.main([str(Path(request["run_dir"]))], kernel)
+    finally:
+        if kernel is not None:
+            try:
+                kernel.shut_down()
+            except Exception:
+                traceback.print_exc()
+
+
+TARGETS: dict[str, Callable[[dict[str, Any]], int]] = {"kernel": run_kernel, "runner": run_runner}

@@ -1,0 +1,264 @@
+"""The fork server: ``python -m aiflow_nb.executors.forking.server --socket PATH --kind KIND``.
+
+It imports what every child of its kind imports (``kernel``: ipykernel and
+IPython, and the ``--preload`` modules; ``runner``: the task runner and
+papermill), then listens on the Unix socket ``PATH`` and, per request, forks
+a child (:mod:`.child`) and answers with its pid.  It starts no thread and
+opens no socket but its listener, so a child begins as a clean
+single-threaded copy; the child closes the listener first.
+
+A preload that does not import: one line on stderr and in ``PATH.failed``
+naming the module and why, exit code :data:`PRELOAD_FAILED`; its users start
+kernels the usual way.  The server ends when ``--owner`` has, when it was
+idle for ``--idle`` seconds, on a ``stop`` request, or when another server
+took over its socket path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection, Listener
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb.executors.forking import channel
+from aiflow_nb.executors.forking.channel import failed_marker, starting_marker
+
+#: Exit code of a server whose preload failed to import.
+PRELOAD_FAILED = 3
+
+#: What each kind of server imports before its first fork.
+BASE_PRELOADS = {
+    "kernel": ("ipykernel.kernelapp", "IPython", "ipykernel.ipkernel"),
+    "runner": (
+        "aiflow_nb.executors.runner",
+        "aiflow_nb.executors.warm_kernel",
+        "aiflow_nb.executors.forking.provisioner",
+        "nbclient",
+    ),
+}
+
+#: Imported too when they import (what a kernel would import as it starts), so each kernel need not.
+WARM_UPS = {
+    "kernel": (
+        "ipykernel.debugger",
+        "IPython.core.completerlib",
+        "IPython.core.debugger",
+        "IPython.extensions.storemagic",
+        "psutil",
+        "sqlite3",
+        "tornado.platform.asyncio",
+        "faulthandler",
+        "cProfile",
+        "pstats",
+    ),
+    "runner": (),
+}
+
+#: Seconds a request may take to arrive whole once connected.
+REQUEST_TIMEOUT = 5.0
+
+
+class ForkServer:
+    """The listening loop and the bookkeeping it answers ``status`` with."""
+
+    def __init__(self, path: Path, kind: str, preloaded: list[str], owner: int | None, idle: float) -> None:
+        self.path = path
+        self.kind = kind
+        self.preloaded = preloaded
+        self.owner = owner
+        self.idle = idle
+        self.pid = os.getpid()
+        self.forks = 0
+        self.last_request = time.monotonic()
+        self.base_path = list(sys.path)
+        self.inode: int | None = None
+
+    def serve(self) -> int:
+        listener = Listener(channel.address(self.path), family="AF_UNIX")
+        os.chmod(self.path, 0o600)
+        self.inode = os.stat(self.path).st_ino
+        starting_marker(self.path).unlink(missing_ok=True)
+        failed_marker(self.path).unlink(missing_ok=True)
+        signal.signal(signal.SIGALRM, self._tick)
+        signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+        print(f"aiflow-nb fork server ({self.kind}) pid {self.pid} listening on {self.path}", flush=True)
+        try:
+            while True:
+                conn = listener.accept()
+                try:
+                    self._answer(conn)
+                except (OSError, EOFError, ValueError) as exc:
+                    print(f"aiflow-nb fork server: a request failed: {exc}", file=sys.stderr, flush=True)
+                finally:
+                    conn.close()
+                self.last_request = time.monotonic()
+        except SystemExit:
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            if self._owns_socket():
+                listener.close()  # unlinks the socket
+            return 0
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "kind": self.kind,
+            "preloaded": self.preloaded,
+            "forks": self.forks,
+            "threads": threading.active_count(),
+            "os_threads": len(os.listdir("/proc/self/task")),
+            "rss_kb": _rss_kb(),
+        }
+
+    def _answer(self, conn: Connection) -> None:
+        message = channel.receive(conn, REQUEST_TIMEOUT)
+        op = message.get("op")
+        if op == "status":
+            channel.send(conn, self.status())
+        elif op == "stop":
+            channel.send(conn, {"stopping": True})
+            raise SystemExit(0)
+        elif op == "fork":
+            fds = channel.receive_fds(conn, int(message["fds"])) if message.get("fds") else []
+            try:
+                pid = self._fork(message, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            channel.send(conn, {"pid": pid})
+        else:
+            channel.send(conn, {"error": f"unknown op {op!r}"})
+
+    def _fork(self, message: dict[str, Any], fds: list[int]) -> int:
+        from aiflow_nb.executors.forking import child
+
+        if message.get("kind") != self.kind:
+            raise ValueError(f"a {self.kind} server cannot fork a {message.get('kind')!r}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            child.become(message, fds, self.base_path)  # never returns
+        self.forks += 1
+        return pid
+
+    def _owns_socket(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
+    def _tick(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.pid:
+            return  # a child before it reset its signals
+        if self.owner is not None and not _alive(self.owner):
+            raise SystemExit(0)
+        if time.monotonic() - self.last_request > self.idle:
+            raise SystemExit(0)
+        if not self._owns_socket():
+            raise SystemExit(0)  # another server took the path over
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _already_served(path: Path) -> bool:
+    """True if a live server answers on ``path``; a stale socket file is removed."""
+    if not path.exists():
+        return False
+    try:
+        channel.request(path, {"op": "status"}, timeout=REQUEST_TIMEOUT)
+    except channel.ChannelError:
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def preload(modules: list[str]) -> str | None:
+    """Import ``modules``; the reason of the first that does not import, naming it."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:  # a module may raise anything at import, SystemExit included
+            return f"cannot preload module {name!r}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _clean_sys_path() -> list[str]:
+    """sys.path without the folder the server was started in (a kernel adds its own)."""
+    cwd = os.getcwd()
+    return [p for p in sys.path if p and os.path.abspath(p) != cwd]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aiflow_nb.executors.forking.server")
+    parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument("--kind", required=True, choices=sorted(BASE_PRELOADS))
+    parser.add_argument("--preload", default="", help="comma-separated modules to import too")
+    parser.add_argument("--owner", type=int, help="end when this process has")
+    parser.add_argument("--idle", type=float, default=600.0, help="end after this many seconds without a request")
+    args = parser.parse_args(argv)
+    sys.path[:] = _clean_sys_path()
+    os.umask(0o077)
+    path: Path = args.socket
+    if args.kind == "runner":
+        from aiflow_nb.startup import skip_slow_optional_imports
+
+        skip_slow_optional_imports()
+    extra = [m.strip() for m in args.preload.split(",") if m.strip()]
+    modules = [*BASE_PRELOADS[args.kind], *extra]
+    why = preload(modules)
+    for name in WARM_UPS[args.kind] if why is None else ():
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if why is None and args.kind == "runner":
+        from aiflow_nb.executors.warm_kernel import warm_up_papermill
+
+        warm_up_papermill()
+    if why is not None:
+        print(f"aiflow-nb fork server: {why}", file=sys.stderr, flush=True)
+        failed_marker(path).write_text(why + "\n")
+        starting_marker(path).unlink(missing_ok=True)
+        return PRELOAD_FAILED
+    if threading.active_count() != 1:
+        why = f"a preload started threads ({', '.join(t.name for t in threading.enumerate())}): cannot fork safely"
+        print(f"aiflow-nb fork server: {why}", file=sys.stderr, flush=True)
+        failed_marker(path).write_text(why + "\n")
+        starting_marker(path).unlink(missing_ok=True)
+        return PRELOAD_FAILED
+    if _already_served(path):
+        starting_marker(path).unlink(missing_ok=True)
+        return 0
+    # Children are reaped by the kernel (they are watched by pid, not waited for); each resets this.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    gc.collect()
+    gc.freeze()  # what was imported stays shared with the children: no copy when their collector walks it
+    return ForkServer(path, args.kind, modules, args.owner, args.idle).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
