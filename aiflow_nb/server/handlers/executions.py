@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aiflow_nb.server.handlers.base import ApiError, BaseHandler
+from aiflow_nb.server.handlers.base import ApiError, BaseHandler, encode_json
 from aiflow_nb.workflow import WorkflowStatus
 
 
@@ -74,4 +73,4 @@ class TaskNotebookHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
         notebook = await self.service.db(self.engine.task_notebook, int(te_id))
         self.set_header("Content-Type", "application/x-ipynb+json")
-        self.finish(json.dumps(notebook))
+        self.finish(encode_json(notebook))
