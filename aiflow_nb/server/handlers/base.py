@@ -197,8 +197,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     def send(self, data: Any, status: int = 200) -> None:
+        """Answer ``data`` as JSON (bytes: JSON already)."""
         self.set_status(status)
-        self.finish(encode_json(data))
+        self.finish(data if isinstance(data, bytes) else encode_json(data))
 
     def body(self) -> Any:
         return decode_json(b"".join(self._chunks))

@@ -6,6 +6,7 @@ from aiflow_nb import faults
 from aiflow_nb.server.handlers.base import ApiError, BaseHandler
 from aiflow_nb.server.handlers.lines import LineEvents, is_ndjson
 from aiflow_nb.server.handlers.parse import read_json_form, request_key
+from aiflow_nb.server.handlers.records import listing
 
 MAX_READ = 10_000
 #: The longest a GET /events waits for a new event (seconds).
@@ -69,4 +70,4 @@ class EventsHandler(BaseHandler):
             # the filters: the caller then asks again from the same offset).
             await self.service.wait_for_events(since, timeout=wait)
             events = await self.service.db(self.engine.events, since=since, limit=limit, **filters)
-        self.send({"events": [e.to_dict() for e in events]})
+        self.send(listing("events", events))

@@ -9,6 +9,7 @@ from typing import Any
 import tornado.websocket
 
 from aiflow_nb.server.handlers.base import UNAUTHORIZED, encode_json, parse_count, token_ok
+from aiflow_nb.server.handlers.records import as_dict
 from aiflow_nb.server.redact import request_summary
 from aiflow_nb.server.service import Service
 
@@ -60,7 +61,7 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
             while True:
                 events = await self.service.db(engine.events, since=self.since, limit=CHUNK)
                 for event in events:
-                    await self.write_message(encode_json(event.to_dict()).decode())
+                    await self.write_message(encode_json(as_dict(event)).decode())
                     self.since = event.offset or self.since
                 if len(events) < CHUNK:
                     await self.service.wait_for_events(self.since, timeout=5.0)
