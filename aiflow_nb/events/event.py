@@ -181,7 +181,9 @@ def check_depth(value: Any, encoded: str, what: str) -> None:
     while stack:
         item, level = stack.pop()
         if level > MAX_VALUE_DEPTH:
-            raise ValueTooDeepError(f"{what} is nested deeper than the limit of {MAX_VALUE_DEPTH} levels of lists and objects")
+            raise ValueTooDeepError(
+                f"{what} is nested deeper than the limit of {MAX_VALUE_DEPTH} levels of lists and objects"
+            )
         children = item.values() if isinstance(item, dict) else item
         stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
 

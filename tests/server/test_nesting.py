@@ -30,7 +30,9 @@ def test_a_value_nested_past_the_limit_is_refused_with_400_in_every_form(service
     url, token = service.info.url, service.info.token
     deep, fine = nested(MAX_VALUE_DEPTH + 1), nested(MAX_VALUE_DEPTH)
     single = call(url, "POST", PREFIX + "/events", {"key": "deep", "value": deep}, token=token)
-    batch = call(url, "POST", PREFIX + "/events", {"events": [{"key": "ok"}] * 5 + [{"key": "deep", "value": deep}]}, token=token)
+    batch = call(
+        url, "POST", PREFIX + "/events", {"events": [{"key": "ok"}] * 5 + [{"key": "deep", "value": deep}]}, token=token
+    )
     context = call(url, "POST", PREFIX + "/events", {"key": "deep", "context": {"c": deep}}, token=token)
     lines = call(
         url,
