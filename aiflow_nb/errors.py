@@ -62,6 +62,12 @@ class EventTooLargeError(InvalidEventError):
     code = "event_too_large"
 
 
+class ValueTooDeepError(InvalidEventError):
+    """An event's value (or context) is nested deeper than the log keeps."""
+
+    code = "value_too_deep"
+
+
 class IdempotencyKeyReusedError(InvalidEventError):
     """An idempotency key sent again with a different number of events."""
 

@@ -106,11 +106,14 @@ def _bare_tornado(port: Any, ready: Any) -> None:
         ready.set()
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    from aiflow_nb.server.main import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # the service's event loop
+        runner.run(serve())
 
 
 def bare_tornado(connections: int, per_connection: int) -> LoadResult:
-    """The same load against a tornado handler that only parses the JSON and answers."""
+    """The same load against a tornado handler that only parses the JSON and answers, on the service's loop."""
     ctx = multiprocessing.get_context("spawn")
     port, ready = ctx.Value("i", 0), ctx.Event()
     proc = ctx.Process(target=_bare_tornado, args=(port, ready), daemon=True)

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from aiflow_nb.errors import EventTooLargeError, InvalidEventError
+from aiflow_nb.errors import EventTooLargeError, InvalidEventError, ValueTooDeepError
 
 #: Largest encoded value (UTF-8 JSON) an event may carry: 1 MiB.
 MAX_VALUE_BYTES = 1024 * 1024
+#: Deepest nesting of lists and objects in an event's value or context.
+MAX_VALUE_DEPTH = 100
 #: Longest key, namespace, sender or idempotency key.
 MAX_NAME_LENGTH = 1024
 DEFAULT_NAMESPACE = "default"
@@ -157,6 +159,35 @@ def check_text(text: str, what: str) -> None:
         raise InvalidEventError(f"{what} holds {bad!r}, a lone surrogate, which is not text")
 
 
+def may_be_too_deep(encoded: str) -> bool:
+    """Whether JSON text ``encoded`` may nest deeper than :data:`MAX_VALUE_DEPTH` (its brackets bound it)."""
+    return len(encoded) > 2 * MAX_VALUE_DEPTH and encoded.count("[") + encoded.count("{") > MAX_VALUE_DEPTH
+
+
+def check_depth(value: Any, encoded: str, what: str) -> None:
+    """Refuse a value (encoded as ``encoded``) nested deeper than :data:`MAX_VALUE_DEPTH`.
+
+    >>> check_depth([[1]], "[[1]]", "v")
+    >>> deep = []
+    >>> for _ in range(MAX_VALUE_DEPTH): deep = [deep]
+    >>> check_depth(deep, json.dumps(deep), "v")
+    Traceback (most recent call last):
+    ...
+    aiflow_nb.errors.ValueTooDeepError: v is nested deeper than the limit of 100 levels of lists and objects
+    """
+    if not may_be_too_deep(encoded):
+        return
+    level, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_VALUE_DEPTH:
+            raise ValueTooDeepError(
+                f"{what} is nested deeper than the limit of {MAX_VALUE_DEPTH} levels of lists and objects"
+            )
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def encode(event: Event) -> tuple[str, str | None]:
     """Validate an event and return its (value, context) as JSON text.
 
@@ -188,6 +219,8 @@ def encode(event: Event) -> tuple[str, str | None]:
         raise InvalidEventError(f"event {event.key!r}: value is not JSON-able ({exc})") from None
     if not value.isascii():
         check_text(value, f"event {event.key!r}: value")
+    if isinstance(event.value, (dict, list)):
+        check_depth(event.value, value, f"event {event.key!r}: value")
     if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(
             f"event {event.key!r}: value is {len(value.encode())} bytes, the limit is {MAX_VALUE_BYTES} bytes (1 MiB)"
@@ -202,6 +235,7 @@ def encode(event: Event) -> tuple[str, str | None]:
         raise InvalidEventError(f"event {event.key!r}: context is not JSON-able ({exc})") from None
     if not context.isascii():
         check_text(context, f"event {event.key!r}: context")
+    check_depth(event.context, context, f"event {event.key!r}: context")
     if len(context) > MAX_VALUE_BYTES // 4 and len(context.encode()) > MAX_VALUE_BYTES:
         raise EventTooLargeError(f"event {event.key!r}: context is larger than 1 MiB")
     return value, context
@@ -265,6 +299,8 @@ def encode_columns(
         return None
     if count and max(map(len, encoded)) > MAX_VALUE_BYTES // 4:
         return None
+    if any(map(may_be_too_deep, encoded)):
+        return None
     if namespaces.count(None) == count:
         namespaces = [DEFAULT_NAMESPACE] * count
     else:
@@ -305,7 +341,7 @@ def encode_rows(rows: Iterable[Row]) -> EncodedEvents:
                 value = dumps(raw)
             except (TypeError, ValueError, RecursionError):
                 value = encode(Event(key, raw, namespace, sender))[0]  # raises, worded
-            if len(value) > large or not (value.isascii() or is_text(value)):
+            if len(value) > large or not (value.isascii() or is_text(value)) or may_be_too_deep(value):
                 value = encode(Event(key, raw, namespace, sender))[0]  # checks the exact size, words the error
             encoded_context = None
         add_key(key)

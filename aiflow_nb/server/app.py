@@ -1,4 +1,4 @@
-"""The routes of REST API v1: a tornado application, and the router in front of it.
+"""The routes of REST API v1: a tornado application.
 
 The contract is ``openapi.yaml`` beside this file; a test checks that the
 routes here and the paths there are the same.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import tornado.httputil
-import tornado.routing
 import tornado.web
 
 from aiflow_nb.server import redact
@@ -18,7 +16,7 @@ from aiflow_nb.server.service import Service
 
 PREFIX = "/api/v1"
 _NAME = r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)"
-_ID = r"(\d+)"
+_ID = r"([0-9]+)"
 
 #: (path regex, handler, OpenAPI path) -- one line per endpoint.
 ROUTES: list[tuple[str, type[tornado.web.RequestHandler], str]] = [
@@ -54,34 +52,6 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler], str]] = [
     ),
     ("/verify", verify.VerifyHandler, "/verify"),
 ]
-
-
-#: Served by a message delegate, not a RequestHandler: (method, path, delegate, OpenAPI path).
-DELEGATES: list[tuple[str, str, type[events.EventIngest], str]] = [
-    ("POST", "/events", events.EventIngest, "/events"),
-]
-
-
-class ApiRouter(tornado.routing.Router):
-    """Sends the :data:`DELEGATES` requests to their delegates, every other to the application."""
-
-    def __init__(self, app: tornado.web.Application, service: Service) -> None:
-        self.app = app
-        self.service = service
-        self.delegates = {(method, PREFIX + path): delegate for method, path, delegate, _ in DELEGATES}
-
-    def find_handler(
-        self, request: tornado.httputil.HTTPServerRequest, **kwargs: Any
-    ) -> tornado.httputil.HTTPMessageDelegate:
-        delegate = self.delegates.get((request.method, request.path))
-        if delegate is not None:
-            return delegate(self.service, request)
-        return self.app.find_handler(request)
-
-
-def make_router(service: Service, **settings: Any) -> ApiRouter:
-    """What the HTTP server serves."""
-    return ApiRouter(make_app(service, **settings), service)
 
 
 def make_app(service: Service, **settings: Any) -> tornado.web.Application:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import tornado.httpserver
 import tornado.netutil
 
 from aiflow_nb._version import __version__
@@ -24,8 +23,8 @@ from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
 from aiflow_nb.home import default_home
 from aiflow_nb.server import info, redact
-from aiflow_nb.server.app import make_router
-from aiflow_nb.server.listener import Listener
+from aiflow_nb.server.app import make_app
+from aiflow_nb.server.connections import BODY_TIMEOUT, CappedHTTPServer, apply_descriptor_limit
 from aiflow_nb.server.options import add_engine_arguments, executor_options
 from aiflow_nb.server.service import Service
 
@@ -60,7 +59,9 @@ def configure_logging(home: Path, to_stderr: bool) -> None:
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
-async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
+async def serve(
+    engine: Engine, home: Path, ip: str, port: int, max_connections: int = 1000, idle_timeout: float = 10.0
+) -> None:
     token = secrets.token_urlsafe(32)
     task_token = info.task_token(home)
     redact.REDACTOR.add(token)
@@ -68,10 +69,14 @@ async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
     service = Service(engine, token, task_token)
     service.attach(asyncio.get_running_loop())
     sockets = tornado.netutil.bind_sockets(port, ip)
-    router = make_router(service)
-    server = tornado.httpserver.HTTPServer(router, xheaders=False)
-    listener = Listener(server, router)
-    listener.add_sockets(sockets)
+    server = CappedHTTPServer(
+        make_app(service),
+        xheaders=False,
+        max_connections=apply_descriptor_limit(max_connections),
+        idle_connection_timeout=idle_timeout,  # tornado's timeout for a whole request head
+        body_timeout=BODY_TIMEOUT,
+    )
+    server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     host = f"[{ip}]" if ":" in ip else ip
     url = f"http://{host}:{bound}"
@@ -96,10 +101,14 @@ async def serve(engine: Engine, home: Path, ip: str, port: int) -> None:
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("stopping: no new requests; letting the scheduler commit")
-    listener.stop()
-    while service.group_commit.flushing or service.group_commit.pending:
+    server.stop()
+    service.stopping = True  # events sent on connections still open are no longer taken
+    deadline = loop.time() + 10.0
+    while (service.in_flight or service.group_commit.flushing or service.group_commit.pending) and (
+        loop.time() < deadline
+    ):
         await asyncio.sleep(0.01)
-    await listener.close_all()
+    await server.close_all_connections()
     await asyncio.get_running_loop().run_in_executor(None, engine.close)
     service.close()
     info.remove(home, os.getpid())
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(serve(engine, home, args.ip, args.port))
+            runner.run(serve(engine, home, args.ip, args.port, args.max_connections, args.idle_timeout))
     except OSError as exc:
         engine.close()
         print(f"aiflow-nb: cannot listen on {args.ip}:{args.port}: {exc.strerror or exc}", file=sys.stderr)

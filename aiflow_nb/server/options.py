@@ -31,6 +31,20 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow an --ip that is not a loopback address (other machines can then reach the service)",
     )
     parser.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=1000,
+        help="HTTP connections open at once; more are closed as they come (default 1000, kept below the "
+        "process's descriptor limit)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="seconds a connection may wait for a whole request head (or idle between requests) before it "
+        "is closed (default 10)",
+    )
+    parser.add_argument(
         "--executor",
         default="kernel-pool",
         help="where task runs go: kernel-pool (runners, kernels started ahead; the default), local (a process "
@@ -72,6 +86,8 @@ def engine_flags(args: argparse.Namespace) -> list[str]:
     """The command-line flags that pass ``add_engine_arguments``' values on."""
     flags = [
         *(["--allow-remote"] if args.allow_remote else []),
+        f"--max-connections={args.max_connections}",
+        f"--idle-timeout={args.idle_timeout}",
         f"--executor={args.executor}",
         f"--max-parallel={args.max_parallel}",
         f"--stop-grace={args.stop_grace}",

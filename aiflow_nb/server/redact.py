@@ -1,17 +1,20 @@
 """Keep tokens out of the service's log: requests are logged by path (never the query), and a
-filter replaces any token that still reaches a log record.
+filter replaces any token that still reaches a log record, as given or percent-encoded, and the
+value of any ``token=`` query argument or ``Authorization: token`` header it finds.
 
 >>> import logging
 >>> secrets = Redactor()
 >>> secrets.add("s3cret")
->>> record = logging.LogRecord("x", logging.INFO, "", 0, "token %s in %s", ("s3cret", "/a?token=s3cret"), None)
+>>> record = logging.LogRecord("x", logging.INFO, "", 0, "token %s in %s", ("s3cret", "/a?t=%73%33cret"), None)
 >>> secrets.filter(record) and record.getMessage()
-'token <token> in /a?token=<token>'
+'token <token> in /a?t=<token>'
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import urllib.parse
 from typing import Any
 
 import tornado.httputil
@@ -35,11 +38,22 @@ class Redactor(logging.Filter):
     def _clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "<token>")
-        return text
+        if "%" in text or "+" in text:
+            text = _ENCODED.sub(self._clean_encoded, text)
+        return _GIVEN.sub(r"\1<token>", text)
+
+    def _clean_encoded(self, match: re.Match[str]) -> str:
+        """A run of URL text that holds a secret once decoded (however many times it was encoded)."""
+        run = decoded = match[0]
+        for _ in range(4):
+            decoded, before = urllib.parse.unquote_plus(decoded), decoded
+            if any(secret in decoded for secret in self.secrets):
+                return "<token>"
+            if decoded == before:
+                break
+        return run
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         cleaned = self._clean(message)
         if cleaned != message:
@@ -49,6 +63,16 @@ class Redactor(logging.Filter):
         if record.exc_text:
             record.exc_text = self._clean(record.exc_text)
         return True
+
+
+#: A run of URL text: unreserved characters and percent escapes.
+_ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_.~+\-])+")
+#: A token as a query argument (its name percent-encoded or not) or in an Authorization header.
+_GIVEN = re.compile(
+    r"((?:[?&;]|%3F|%26)(?:t|%74)(?:o|%6F)(?:k|%6B)(?:e|%65)(?:n|%6E)(?:=|%3D)"
+    r"|authorization['\"]?\s*[:=,]\s*['\"]?token\s+)[^&\s'\",)]+",
+    re.IGNORECASE,
+)
 
 
 #: The one redactor of this process: the service adds its tokens once it has them.

@@ -203,6 +203,10 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._new_events: asyncio.Event | None = None
         self.latest_offset = engine.log.latest_offset()
+        #: The service is stopping: a request that would append events is closed unanswered.
+        self.stopping = False
+        #: Requests appending events that are not answered yet.
+        self.in_flight = 0
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the IOLoop; the engine then tells it about new events."""

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import tornado.web
 import yaml
-from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from aiflow_nb.server.app import DELEGATES, PREFIX, ROUTES, make_app, make_router
+from aiflow_nb.server.app import PREFIX, ROUTES, make_app
 from aiflow_nb.server.handlers.executions import TaskActionHandler
 from tests.server.test_auth import METHODS, methods_of
 
@@ -61,20 +60,6 @@ def test_every_served_route_is_documented_with_its_methods_and_vice_versa(docume
     # No documented path is left without a handler that the app routes.
     for path in docs:
         assert any(r.fullmatch(sample_path(path)) for r, _ in app_rules.values()), path
-
-
-def request(method: str, path: str) -> HTTPServerRequest:
-    return HTTPServerRequest(start_line=RequestStartLine(method, path, "HTTP/1.1"), headers=HTTPHeaders(Host="x"))
-
-
-def test_the_router_serves_each_delegate_route_and_leaves_the_rest_to_the_app() -> None:
-    router = make_router(None)  # type: ignore[arg-type]
-    for method, path, delegate, _ in DELEGATES:
-        handler = router.find_handler(request(method, PREFIX + path))
-        assert type(handler) is delegate
-        other = "GET" if method != "GET" else "POST"
-        routed = router.find_handler(request(other, PREFIX + path))
-        assert routed.handler_class is dict(((PREFIX + p, h) for p, h, _ in ROUTES))[PREFIX + path]  # type: ignore[attr-defined]
 
 
 def test_handlers_define_only_documented_methods() -> None:

@@ -36,24 +36,32 @@ def test_tokens_never_reach_the_log_nor_an_answer(service: RunningService, home:
         return response.status
 
     # Each kind of request a client may get wrong, with a token where it could leak from.
-    assert ask("GET", "/api/v1/workflows", params={"token": token}) == 200
+    assert ask("GET", "/api/v1/workflows", params={"token": token}) == 401  # ?token= is the WebSocket's alone
+    assert ask("GET", "/api/v1/workflows", token=token, params={"token": token}) == 200
     assert ask("GET", "/api/v1/nowhere", params={"token": token}) == 404  # tornado logs 4xx lines
-    assert ask("GET", "/api/v1/workflows/default/none", params={"token": token}) == 404
+    assert ask("GET", "/api/v1/workflows/default/none", token=token, params={"token": token}) == 404
     assert ask("GET", "/api/v1/workflows", params={"token": wrong}) == 401
     assert ask("GET", "/api/v1/workflows", token=wrong) == 401
     assert ask("POST", "/api/v1/events", token=token, raw_body=b"{not json") == 400
     assert ask("POST", "/api/v1/events", token=token, body={"key": "", "value": token}) == 400
     assert ask("GET", "/api/v1/workflows", token=task_token) == 401  # the task token only sends events
-    assert ask("GET", "/api/v1/events", params={"token": token, "since": "x"}) == 400
-    assert ask("PUT", "/api/v1/workflows", params={"token": token}) == 405
+    assert ask("GET", "/api/v1/events", token=token, params={"token": token, "since": "x"}) == 400
+    assert ask("PUT", "/api/v1/workflows", token=token, params={"token": token}) == 405
+    # Percent-encoded, the token is no longer the text a plain search-and-replace looks for.
+    encoded = "".join(f"%{ord(c):02X}" for c in token)
+    assert ask("GET", f"/api/v1/nowhere?token={encoded}&t={encoded}") == 404
     ws = url.replace("http", "ws") + "/api/v1/stream"
     assert ws_refused(f"{ws}?token={wrong}", bodies) == 401
     assert ws_refused(f"{ws}?since=x&token={token}", bodies) == 400
+    # A number int() reads but the API does not (was a 500, logged with the whole URI).
+    for since in ("%C2%B2", "%D9%A3", "%2B1", "1_0", "-1"):
+        assert ws_refused(f"{ws}?since={since}&token={encoded}", bodies) == 400
     service.stop()  # its log is complete
 
     logged = "\n".join(p.read_text(errors="replace") for p in (home / "logs").glob("*"))
     assert "/api/v1/nowhere" in logged  # the requests were logged, by path
-    for secret in (token, task_token, wrong):
+    assert "Traceback" not in logged
+    for secret in (token, task_token, wrong, encoded, encoded.lower()):
         assert secret not in logged
     for body in bodies:
         for secret in (token, task_token, wrong):

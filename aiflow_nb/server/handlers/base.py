@@ -5,8 +5,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
+import msgspec
 import tornado.httputil
 import tornado.web
 
@@ -63,21 +65,57 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 UNAUTHORIZED = "missing or wrong token (send 'Authorization: token <token>')"
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_count(text: str) -> int | None:
+    """``text`` as a whole number of ASCII digits, or None (``int`` also takes "²", " 7", "+7" and "7_0").
+
+    >>> parse_count("12"), parse_count("²"), parse_count("-1"), parse_count("1_0")
+    (12, None, None, None)
+    """
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def parse_integer(text: str) -> int | None:
+    """``text`` as an integer of ASCII digits with an optional minus sign, or None."""
+    count = parse_count(text.removeprefix("-"))
+    return None if count is None else (-count if text.startswith("-") else count)
+
+
 def check_declared_size(declared: str | None) -> None:
     """Refuse a body whose ``Content-Length`` is over the limit, before any of it is read."""
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(
-            413, "body_too_large", f"the request body ({int(declared):,} bytes) is over {MAX_BODY_BYTES:,} bytes"
-        )
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the request body ({size:,} bytes) is over {MAX_BODY_BYTES:,} bytes")
+
+
+_DECODE = msgspec.json.Decoder().decode
 
 
 def decode_json(data: bytes) -> Any:
+    """A request body's JSON (an empty body is null)."""
     try:
-        return json.loads(data or b"null")
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+        return _DECODE(data or b"null")
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # Read again as Python reads JSON, which words a mistake by line and column, and takes what
+        # msgspec does not (1e400, a lone surrogate's escape): what it makes of those is then refused
+        # by the check of what the body holds, in its words.
+        return _decode_as_python(data)
+
+
+def _decode_as_python(data: bytes) -> Any:
+    try:
+        return json.loads(data)
     except RecursionError:
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+
+
+def encode_json(data: Any) -> bytes:
+    """A response body; what JSON has no type for (a path, a datetime) as its text."""
+    return msgspec.json.encode(data, enc_hook=str)
 
 
 def status_of(exc: BaseException) -> int:
@@ -118,15 +156,17 @@ def log_failure(exc: BaseException, request: tornado.httputil.HTTPServerRequest)
 
 @tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Every handler needs the token unless ``public`` is set.
+    """Every handler needs the token (in the ``Authorization`` header) unless ``public`` is set.
 
     Bodies are streamed in: the token and the body's declared size are
     checked from the headers, before any of it is taken in, so nobody
     without the token (or with too large a body) makes the service buffer
-    more than the 64 KiB the listener looks at.
+    more than tornado's first read of the connection.
     """
 
     public = False
+    #: The methods the token given to tasks may call too (it may only send events).
+    task_token_methods: frozenset[str] = frozenset()
     service: Service
 
     def initialize(self, service: Service) -> None:
@@ -139,7 +179,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         if not self.public and not authorized(
-            self.service, self.request.headers.get("Authorization"), self.get_query_argument("token", None)
+            self.service,
+            self.request.headers.get("Authorization"),
+            None,  # ?token= is for the WebSocket route alone: browsers cannot set its headers
+            task_token=self.request.method in self.task_token_methods,
         ):
             raise ApiError(401, "unauthorized", UNAUTHORIZED)
         check_declared_size(self.request.headers.get("Content-Length"))
@@ -154,27 +197,27 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     def send(self, data: Any, status: int = 200) -> None:
+        """Answer ``data`` as JSON (bytes: JSON already)."""
         self.set_status(status)
-        self.finish(json.dumps(data, default=str))
+        self.finish(data if isinstance(data, bytes) else encode_json(data))
 
     def body(self) -> Any:
         return decode_json(b"".join(self._chunks))
 
     def int_argument(self, name: str, default: int | None = None) -> int | None:
+        """The query argument ``name`` as an integer of ASCII digits (a leading minus allowed), or 400."""
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ApiError(
-                400, "invalid_argument", f"query argument {name!r} must be an integer, got {raw!r}"
-            ) from None
+        value = parse_integer(raw)
+        if value is None:
+            raise ApiError(400, "invalid_argument", f"query argument {name!r} must be an integer, got {raw!r}")
+        return value
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(error_body(status_code, exc, self._reason)))
+        self.finish(encode_json(error_body(status_code, exc, self._reason)))
 
     def _request_summary(self) -> str:
         return request_summary(self.request)  # by path: the query may hold ?token=

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aiflow_nb.server.handlers.base import ApiError, BaseHandler
+from aiflow_nb.server.handlers.base import ApiError, BaseHandler, encode_json
+from aiflow_nb.server.handlers.records import as_dict, listing
 from aiflow_nb.workflow import WorkflowStatus
 
 
@@ -24,27 +24,27 @@ class ExecutionsHandler(BaseHandler):
             status=status,
             limit=limit,
         )
-        self.send({"executions": [e.to_dict() for e in executions]})
+        self.send(listing("executions", executions))
 
 
 class ExecutionHandler(BaseHandler):
     async def get(self, execution_id: str) -> None:
         execution = await self.service.db(self.engine.execution, int(execution_id))
-        self.send(execution.to_dict())
+        self.send(as_dict(execution))
 
 
 class StopExecutionHandler(BaseHandler):
     async def post(self, execution_id: str) -> None:
-        self.send((await self.service.db(self.engine.stop_execution, int(execution_id))).to_dict())
+        self.send(as_dict(await self.service.db(self.engine.stop_execution, int(execution_id))))
 
 
 class TaskExecutionsHandler(BaseHandler):
     async def get(self, execution_id: str) -> None:
-        def listing() -> list[dict[str, Any]]:
+        def runs() -> list[Any]:
             self.engine.execution(int(execution_id))  # 404 for an unknown execution
-            return [t.to_dict() for t in self.engine.task_executions(int(execution_id))]
+            return list(self.engine.task_executions(int(execution_id)))
 
-        self.send({"task_executions": await self.service.db(listing)})
+        self.send(listing("task_executions", await self.service.db(runs)))
 
 
 class TaskActionHandler(BaseHandler):
@@ -55,12 +55,12 @@ class TaskActionHandler(BaseHandler):
             raise ApiError(404, "not_found", f"unknown task action {action!r}; use start, stop or restart")
         method = getattr(self.engine, f"{action}_task")
         runs = await self.service.db(method, int(execution_id), task)
-        self.send({"task_executions": [t.to_dict() for t in runs]})
+        self.send(listing("task_executions", runs))
 
 
 class TaskExecutionHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
-        self.send((await self.service.db(self.engine.task_execution, int(te_id))).to_dict())
+        self.send(as_dict(await self.service.db(self.engine.task_execution, int(te_id))))
 
 
 class TaskLogHandler(BaseHandler):
@@ -74,4 +74,4 @@ class TaskNotebookHandler(BaseHandler):
     async def get(self, te_id: str) -> None:
         notebook = await self.service.db(self.engine.task_notebook, int(te_id))
         self.set_header("Content-Type", "application/x-ipynb+json")
-        self.finish(json.dumps(notebook))
+        self.finish(encode_json(notebook))

@@ -6,22 +6,15 @@ first events checked and encoded while it is still encoding the rest.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 from aiflow_nb.errors import InvalidEventError
 from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.ndjson import loads_line
-from aiflow_nb.server.handlers.parse import parse_events
-from aiflow_nb.server.handlers.written import WrittenEvents
+from aiflow_nb.server.handlers.parse import NOT_FITTING, decode_event, parse_events, parse_sent
 
 #: The media type of the line form.
 NDJSON = "application/x-ndjson"
-
-# json.loads's C scanner, called a line at a time: json.loads itself costs twice as much.
-# Used on the IOLoop only (its memo is cleared after each call).
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def is_ndjson(content_type: str | None) -> bool:
@@ -50,7 +43,6 @@ class LineEvents:
         self.parts: list[EncodedEvents] = []
         self.keys: list[str | None] = []  # one per event so far
         self.error: InvalidEventError | None = None
-        self.written = WrittenEvents()
 
     def feed(self, chunk: bytes) -> None:
         if self.error is not None:
@@ -82,38 +74,33 @@ class LineEvents:
         return EncodedEvents.join(self.parts), self.keys
 
     def _parse(self, data: bytes) -> None:
-        first = self.lines + 1
+        first, before = self.lines + 1, len(self.keys)
+        lines = data.split(b"\n")
+        self.lines += len(lines)
         try:
-            text = data.decode("utf-8")  # a chunk ends at a newline, never inside a character
-        except UnicodeDecodeError as exc:
-            number = first + data.count(b"\n", 0, exc.start)
-            raise InvalidEventError(f"line {number}: not UTF-8") from None
-        self.lines += text.count("\n") + 1
-        parsed = self.written.read(text, 0, "\n", len(text))
-        if parsed is None:
-            parsed = self._objects(text.split("\n"), first)
+            items = list(map(decode_event, lines))
+        except NOT_FITTING:  # a blank line, or a line that is not an event: each read alone, and worded
+            parsed = self._objects(lines, first)
+        else:
+            parsed = parse_sent(items, lambda i: f"event {before + i} (line {first + i})")
         if parsed is not None:
             self.parts.append(parsed[0])
             self.keys.extend(parsed[1])
 
-    def _objects(self, lines: list[str], first: int) -> tuple[EncodedEvents, list[str | None]] | None:
-        """Each line parsed as a JSON object, then checked and encoded as the JSON form's events are."""
+    def _objects(self, lines: list[bytes], first: int) -> tuple[EncodedEvents, list[str | None]] | None:
+        """Each line read as JSON, then checked and encoded as the JSON form's events are."""
         items: list[Any] = []
-        add, scan, blank, before = items.append, _SCAN, 0, len(self.keys)
-        for line in lines:
+        numbers: list[int] = []
+        before = len(self.keys)
+        for number, raw in enumerate(lines, first):
             try:
-                item, end = scan(line, 0)
-            except (StopIteration, ValueError, RecursionError):
-                end = -1
-            if end != len(line):  # whitespace around the object, a "\r\n" ending, a blank line or an error
-                if not line.strip():
-                    blank += 1
-                    continue
-                item = loads_line(line, f"event {before + len(items)} (line {first + len(items) + blank})")
-            add(item)
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidEventError(f"line {number}: not UTF-8") from None
+            if not line.strip():
+                continue
+            items.append(loads_line(line, f"event {before + len(items)} (line {number})"))
+            numbers.append(number)
         if not items:
             return None
-        if blank:
-            numbers = [first + i for i, line in enumerate(lines) if line.strip()]
-            return parse_events(items, lambda i: f"event {before + i} (line {numbers[i]})")
-        return parse_events(items, lambda i: f"event {before + i} (line {first + i})")
+        return parse_events(items, lambda i: f"event {before + i} (line {numbers[i]})")

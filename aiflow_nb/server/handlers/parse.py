@@ -2,6 +2,10 @@
 
 The JSON form (one event, or ``{"events": [...]}``) is parsed once the body
 is in; the line form (:mod:`.lines`) a chunk at a time.  Both end here.
+
+msgspec decodes a body into :class:`SentEvent` structs, which checks the
+fields' names and types on the way; a body they do not fit is decoded as
+plain JSON and checked by :func:`parse_events`, which words what is wrong.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any
 
+import msgspec
 from tornado import httputil
 
 from aiflow_nb.errors import InvalidEventError
@@ -23,6 +28,86 @@ from aiflow_nb.events.event import (
     encode_columns,
     encode_rows,
 )
+from aiflow_nb.server.handlers.base import ApiError, decode_json
+
+
+class SentEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """An event as a sender gives it."""
+
+    key: str
+    value: Any = None
+    namespace: str | None = None
+    sender: str | None = None
+    context: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class SentBatch(msgspec.Struct, forbid_unknown_fields=True):
+    """The JSON form of a batch: ``{"events": [...]}``."""
+
+    events: list[SentEvent]
+
+
+_ONE = msgspec.json.Decoder(SentEvent).decode
+_MANY = msgspec.json.Decoder(SentBatch).decode
+#: What a body or line the structs do not fit raises (it is then decoded again, to word it).
+NOT_FITTING = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
+def decode_event(data: bytes) -> SentEvent:
+    """One event (a line of the line form); raises one of :data:`NOT_FITTING` if it is not one."""
+    return _ONE(data)
+
+
+def read_json_form(body: bytes) -> tuple[EncodedEvents, list[str | None], bool]:
+    """The events of a JSON-form body, their idempotency keys, and whether it was a batch."""
+    try:
+        return (*parse_sent(_MANY(body).events, _event_name), True)
+    except NOT_FITTING:
+        pass
+    try:
+        return (*parse_sent([_ONE(body)]), False)
+    except NOT_FITTING:
+        pass
+    data = decode_json(body)  # the body as plain JSON: what is wrong is worded below
+    many = isinstance(data, dict) and "events" in data
+    items = data["events"] if many else [data]
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "invalid_event", "'events' must be a non-empty list")
+    return (*parse_events(items, _event_name if many else None), many)
+
+
+def _event_name(index: int) -> str:
+    return f"event {index}"
+
+
+def parse_sent(
+    items: list[SentEvent], name: Callable[[int], str] | None = None
+) -> tuple[EncodedEvents, list[str | None]]:
+    """:func:`parse_events` for decoded structs: the common batch column by column, the rest as dicts."""
+    if not items:
+        raise InvalidEventError("'events' must be a non-empty list")
+    if len(items) > 4 and all(item.context is None for item in items):
+        keys = [item.idempotency_key for item in items]
+        if keys.count(None) == len(keys) or _names_ok(keys):
+            events = encode_columns(
+                [item.key for item in items],
+                [item.value for item in items],
+                [item.namespace for item in items],
+                [item.sender for item in items],
+            )
+            if events is not None:
+                return events, keys
+    return parse_events([msgspec.structs.asdict(item) for item in items], name)
+
+
+def _names_ok(keys: list[str | None]) -> bool:
+    try:
+        for key in set(keys):
+            check_name("idempotency key", key, optional=True)
+    except InvalidEventError:
+        return False
+    return True
 
 
 def parse_events(items: list[Any], name: Callable[[int], str] | None = None) -> tuple[EncodedEvents, list[str | None]]:

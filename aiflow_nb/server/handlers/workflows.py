@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from aiflow_nb.server.handlers.base import ApiError, BaseHandler
+from aiflow_nb.server.handlers.records import as_dict, listing
 from aiflow_nb.workflow import Workflow
 
 
@@ -17,7 +18,7 @@ class WorkflowsHandler(BaseHandler):
 
     async def get(self) -> None:
         workflows = await self.service.db(self.engine.workflows)
-        self.send({"workflows": [w.to_dict() for w in workflows]})
+        self.send(listing("workflows", workflows))
 
 
 class WorkflowHandler(BaseHandler):
@@ -26,7 +27,7 @@ class WorkflowHandler(BaseHandler):
         version = self.int_argument("version")
 
         def show() -> dict[str, Any]:
-            data: dict[str, Any] = self.engine.workflow_info(name, namespace).to_dict()
+            data: dict[str, Any] = as_dict(self.engine.workflow_info(name, namespace))
             data["spec"] = self.engine.workflow(name, namespace, version).to_spec()
             return data
 
@@ -43,7 +44,7 @@ class PauseHandler(BaseHandler):
     async def post(self, namespace: str, name: str) -> None:
         action = self.engine.pause if self.paused else self.engine.resume
         await self.service.db(action, name, namespace)
-        self.send((await self.service.db(self.engine.workflow_info, name, namespace)).to_dict())
+        self.send(as_dict(await self.service.db(self.engine.workflow_info, name, namespace)))
 
 
 class ResumeHandler(PauseHandler):
