@@ -274,7 +274,10 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
       button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => actions.startExecution()),
       wf.paused
         ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
-        : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true))
+        : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true)),
+      state.svg
+        ? button('⤢ Graph', 'jp-AiflowPanel-openGraph', () => actions.openGraph(), 'Open the graph large in the main area')
+        : null
     ),
     graph(state.svg, () => actions.openGraph()),
     h('h4', {}, 'Executions'),
@@ -322,15 +325,14 @@ function button(label: string, cls: string, action: () => void, title = ''): HTM
 function graph(text: string, open: () => void): HTMLDivElement {
   const svg = text ? safeSvg(text) : null;
   if (svg) {
-    // graphviz sizes it in points; let it scale down to the sidebar (its viewBox keeps the proportions).
-    svg.setAttribute('width', '100%');
+    // graphviz sizes it in points: at that size, or scaled down to the sidebar (never up; the viewBox
+    // keeps the proportions).
     svg.removeAttribute('height');
   }
   return h(
     'div',
     { class: 'jp-AiflowPanel-graph', title: 'open the graph large', onclick: () => open() },
-    svg,
-    svg ? button('⤢ Open large', 'jp-AiflowPanel-openGraph', open, 'Open the graph large in the main area') : null
+    svg
   );
 }
 

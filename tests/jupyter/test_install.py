@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Building the lab extension (npm install) and installing JupyterLab into a fresh venv take minutes.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def jupyter(*args: str, home: Path, python: str = sys.executable) -> str:
