@@ -132,9 +132,7 @@ def test_run_notebooks_are_untrusted_kernel_less_records_across_a_reload(
         assert sessions(lab) == [], when
         for task in ("train", "planted"):
             expect(tab(page, f"{task} #1 [")).to_contain_text("(read-only)")
-        expect(page.locator(".jp-NotebookPanel .jp-ToolbarLabelComponent").first).to_have_text(
-            "notebook is read-only"
-        )
+        expect(page.locator(".jp-NotebookPanel .jp-ToolbarLabelComponent").first).to_have_text("notebook is read-only")
 
     check_records("opened from the panel")
     # JupyterLab keeps the open tabs in its workspace; once it has them, a reload restores them.
