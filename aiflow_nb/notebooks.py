@@ -1,4 +1,4 @@
-"""Notebooks made from code: the demo's tasks, and later the cells of ``%%aiflow``."""
+"""Notebooks made from code (the demo's tasks, the cells of ``%%aiflow``), and what a notebook must name to run."""
 
 from __future__ import annotations
 
@@ -24,3 +24,21 @@ def write_code_notebook(path: Path, *sources: str, parameters: str | None = None
     """Write :func:`code_notebook` to ``path`` and return the path."""
     nbformat.write(code_notebook(*sources, parameters=parameters), path)
     return path
+
+
+def kernel_problem(notebook: Any, kernel_name: str | None) -> str | None:
+    """Why papermill could not run ``notebook`` (None: it can): it must name its kernel.
+
+    The kernel is the task's ``kernel_name`` (papermill's override) or the notebook's
+    ``metadata.kernelspec.name``, which Jupyter writes when a notebook is saved with a kernel.
+    """
+    if kernel_name:
+        return None
+    metadata = notebook.get("metadata") if isinstance(notebook, dict) else None
+    kernelspec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
+    if isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str) and kernelspec["name"]:
+        return None
+    return (
+        "names no kernel (its metadata has no kernelspec): open it in Jupyter, select a kernel and save it, "
+        "or give the task kernel_name='python3'"
+    )

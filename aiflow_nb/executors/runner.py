@@ -150,6 +150,26 @@ def notebook_kernel(task: dict[str, Any]) -> str | None:
     return str(kernel)
 
 
+def notebook_language(task: dict[str, Any]) -> str | None:
+    """The language papermill writes the parameters in, when the notebook does not say it: its kernel's.
+
+    None when the notebook names it (papermill reads it there) or the kernel is not installed (papermill
+    then says which kernel is missing).
+    """
+    metadata = task["notebook"].get("metadata", {})
+    if (metadata.get("language_info") or {}).get("name") or (metadata.get("kernelspec") or {}).get("language"):
+        return None
+    kernel = notebook_kernel(task)
+    if not kernel:
+        return None
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        return str(KernelSpecManager().get_kernel_spec(kernel).language) or None
+    except NoSuchKernel:
+        return None
+
+
 def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None) -> None:
     """papermill runs the notebook; on ``kernel`` (a started :class:`WarmKernel`) if given."""
     import logging
@@ -192,6 +212,7 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
             str(run_dir / "output.ipynb"),
             parameters=parameters,
             kernel_name=notebook_kernel(task),
+            language=notebook_language(task),
             cwd=cwd,
             log_output=True,
             progress_bar=False,

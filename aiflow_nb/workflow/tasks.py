@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import nbformat
 
 from aiflow_nb.errors import InvalidNotebookError, NotebookNotFoundError, SpecError
+from aiflow_nb.notebooks import kernel_problem
 from aiflow_nb.workflow import context
 from aiflow_nb.workflow.conditions import (
     _UNSET,
@@ -267,6 +268,8 @@ class NotebookTask(Task):
 
     The notebook is read (and validated) when the task is made and embedded
     in the spec, so a submitted workflow never depends on the file again.
+    It must name its kernel (``metadata.kernelspec``, as Jupyter saves it), or
+    the task names one with ``kernel_name`` (papermill's override).
     ``cwd`` is where it runs; it defaults to the notebook's folder.
     """
 
@@ -293,6 +296,10 @@ class NotebookTask(Task):
         self.cwd = cwd
         self.parameters = mapping(name, "parameters", parameters)
         self.kernel_name = optional_text(name, "kernel_name", kernel_name)
+        problem = kernel_problem(self.notebook, self.kernel_name)
+        if problem is not None:
+            where = "the embedded notebook" if self.path is None else f"notebook {self.path!r}"
+            raise InvalidNotebookError(f"task {name!r}: {where} {problem}")
         super().__init__(name, **common)
 
     def params_spec(self) -> dict[str, Any]:

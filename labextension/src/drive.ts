@@ -1,30 +1,14 @@
 /**
- * A read-only JupyterLab drive of executed notebooks: `aiflow-runs:task-<id>.ipynb`
+ * A read-only JupyterLab drive of executed notebooks: `aiflow-runs:<task> #<seq> [<id>] (read-only).ipynb`
  * is the notebook of task execution <id>, fetched through the proxy. Nothing is
- * written to the Jupyter root dir, and JupyterLab shows the document read-only.
+ * written to the Jupyter root dir, and JupyterLab shows the document read-only and untrusted.
  */
 
 import { Contents, ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AiflowApi, ApiError } from './api';
-
-export const DRIVE = 'aiflow-runs';
-const PATTERN = /^task-(\d+)(?:-[A-Za-z0-9_.-]+)?\.ipynb$/;
-
-/** The drive path of a task execution's notebook; the task name makes the tab readable. */
-export function notebookPath(taskExecutionId: number, task: string): string {
-  return `${DRIVE}:task-${taskExecutionId}-${task}.ipynb`;
-}
-
-/** Mark every cell not editable nor deletable, which JupyterLab honours, so the record stays as it ran. */
-export function lockCells(notebook: unknown): unknown {
-  const cells = (notebook as { cells?: { metadata?: Record<string, unknown> }[] })?.cells;
-  for (const cell of cells ?? []) {
-    cell.metadata = { ...cell.metadata, editable: false, deletable: false };
-  }
-  return notebook;
-}
+import { DRIVE, lockCells, notebookTimes, taskExecutionOf } from './runs';
 
 function readOnly(): Promise<never> {
   return Promise.reject(new Error('executed notebooks of aiflow-nb are read-only (use File > Save As... to copy one)'));
@@ -66,23 +50,31 @@ export class RunsDrive implements Contents.IDrive {
   }
 
   async get(localPath: string, options?: Contents.IFetchOptions): Promise<Contents.IModel> {
-    const base = { created: '', last_modified: '', writable: false, mimetype: '', format: null, size: undefined };
+    const base = { writable: false, mimetype: '', format: null, size: undefined };
     if (localPath === '') {
-      return { ...base, name: '', path: '', type: 'directory', content: options?.content === false ? null : [] };
+      const now = this._started.toISOString();
+      const content = options?.content === false ? null : [];
+      return { ...base, created: now, last_modified: now, name: '', path: '', type: 'directory', content };
     }
-    const match = PATTERN.exec(localPath);
-    if (!match) {
+    const id = taskExecutionOf(localPath);
+    if (id === null) {
       throw new Error(`no executed notebook at ${localPath}`);
     }
-    const id = Number(match[1]);
     let content: unknown = null;
-    if (options?.content !== false) {
+    if (options?.content !== false || !this._times.has(id)) {
       // An executed notebook never changes, so what prefetch got is as good as a new request.
-      content = lockCells(this._cache.get(id) ?? (await this.api.taskNotebook(id)));
-      this._cache.delete(id);
+      const notebook = this._cache.get(id) ?? (await this.api.taskNotebook(id));
+      this._times.set(id, notebookTimes(notebook, new Date()));
+      if (options?.content === false) {
+        this._cache.set(id, notebook);
+      } else {
+        this._cache.delete(id);
+        content = lockCells(notebook);
+      }
     }
     return {
       ...base,
+      ...this._times.get(id)!,
       name: localPath,
       path: localPath,
       type: 'notebook',
@@ -93,8 +85,8 @@ export class RunsDrive implements Contents.IDrive {
   }
 
   async getDownloadUrl(localPath: string): Promise<string> {
-    const match = PATTERN.exec(localPath);
-    return match ? this.api.settings.baseUrl + `aiflow/api/v1/task-executions/${match[1]}/notebook` : '';
+    const id = taskExecutionOf(localPath);
+    return id === null ? '' : this.api.settings.baseUrl + `aiflow/api/v1/task-executions/${id}/notebook`;
   }
 
   newUntitled(): Promise<Contents.IModel> {
@@ -117,8 +109,10 @@ export class RunsDrive implements Contents.IDrive {
     return readOnly();
   }
 
-  async createCheckpoint(): Promise<Contents.ICheckpointModel> {
-    return { id: 'none', last_modified: '' };
+  async createCheckpoint(localPath: string): Promise<Contents.ICheckpointModel> {
+    // Nothing is saved: the checkpoint is the record itself, dated when it ran.
+    const model = await this.get(localPath, { content: false });
+    return { id: 'record', last_modified: model.last_modified };
   }
 
   async listCheckpoints(): Promise<Contents.ICheckpointModel[]> {
@@ -134,6 +128,8 @@ export class RunsDrive implements Contents.IDrive {
   }
 
   private _cache = new Map<number, unknown>();
+  private _times = new Map<number, { created: string; last_modified: string }>();
+  private _started = new Date();
   private _disposed = false;
   private _fileChanged = new Signal<Contents.IDrive, Contents.IChangedArgs>(this);
 }

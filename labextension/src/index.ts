@@ -1,17 +1,24 @@
 /** The aiflow-nb JupyterLab extension: sidebar panel, status bar item, commands, read-only run notebooks. */
 
-import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { IEditorServices } from '@jupyterlab/codeeditor';
 import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookWidgetFactory, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { AiflowApi } from './api';
 import { fill, h } from './dom';
-import { notebookPath, RunsDrive } from './drive';
+import { RunsDrive } from './drive';
 import { AiflowPanel } from './panel';
+import { notebookPath } from './runs';
 import { ITaskExecution } from './state';
+import { registerViewer, RUN_FACTORY } from './viewer';
+import { renderLargeGraph } from './views';
 
 const CATEGORY = 'aiflow-nb';
 
@@ -32,14 +39,29 @@ export const COMMANDS = {
   restartTask: 'aiflow-nb:restart-task',
   pause: 'aiflow-nb:pause-workflow',
   resume: 'aiflow-nb:resume-workflow',
-  sendEvent: 'aiflow-nb:send-event'
+  sendEvent: 'aiflow-nb:send-event',
+  openLog: 'aiflow-nb:open-log',
+  openGraph: 'aiflow-nb:open-graph'
 };
 
+/** What names a task execution's log tab (the restorer keeps it in the workspace). */
+type LogRef = Pick<ITaskExecution, 'id' | 'task' | 'seq'>;
+
+function logRef(args: ReadonlyPartialJSONObject): LogRef | null {
+  const { id, task, seq } = args;
+  return typeof id === 'number' && typeof task === 'string' && typeof seq === 'number' ? { id, task, seq } : null;
+}
+
 /** A task execution's log in a main-area tab (one tab per task execution). */
-async function showLog(app: JupyterFrontEnd, api: AiflowApi, te: ITaskExecution): Promise<void> {
+async function showLog(
+  app: JupyterFrontEnd,
+  api: AiflowApi,
+  logs: WidgetTracker<MainAreaWidget>,
+  te: LogRef
+): Promise<void> {
   const id = `aiflow-nb-log-${te.id}`;
   const pre = h('pre', { class: 'jp-AiflowLog-text' }, 'loading...');
-  let widget = Array.from(app.shell.widgets('main')).find(w => w.id === id) as MainAreaWidget | undefined;
+  let widget = logs.find(w => w.id === id);
   if (!widget) {
     const content = new Widget({ node: h('div', { class: 'jp-AiflowLog' }, pre) });
     widget = new MainAreaWidget({ content });
@@ -47,7 +69,9 @@ async function showLog(app: JupyterFrontEnd, api: AiflowApi, te: ITaskExecution)
     widget.title.label = `log: ${te.task} #${te.seq} (${te.id})`;
     widget.title.icon = aiflowIcon;
     widget.title.closable = true;
+    logRefs.set(widget, te);
     app.shell.add(widget, 'main', { mode: 'split-right' });
+    void logs.add(widget);
   } else {
     fill(widget.content.node, pre);
   }
@@ -58,22 +82,45 @@ async function showLog(app: JupyterFrontEnd, api: AiflowApi, te: ITaskExecution)
   }
 }
 
+const logRefs = new WeakMap<Widget, LogRef>();
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'aiflow-nb:plugin',
   description: 'aiflow-nb workflows, executions and events in a sidebar, live.',
   autoStart: true,
-  requires: [IDocumentManager],
-  optional: [ILabShell, ICommandPalette, IStatusBar],
+  requires: [IDocumentManager, IRenderMimeRegistry, IEditorServices, NotebookPanel.IContentFactory],
+  optional: [ILabShell, ICommandPalette, IStatusBar, ILayoutRestorer, INotebookWidgetFactory],
   activate: (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
+    rendermime: IRenderMimeRegistry,
+    editorServices: IEditorServices,
+    contentFactory: NotebookPanel.IContentFactory,
     labShell: ILabShell | null,
     palette: ICommandPalette | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    restorer: ILayoutRestorer | null,
+    notebookFactory: NotebookWidgetFactory.IFactory | null
   ) => {
     const api = new AiflowApi(app.serviceManager.serverSettings);
     const drive = new RunsDrive(api);
     app.serviceManager.contents.addDrive(drive);
+    registerViewer(app, { rendermime, editorServices, contentFactory, notebookFactory, restorer, icon: aiflowIcon });
+    const logs = new WidgetTracker<MainAreaWidget>({ namespace: 'aiflow-nb-log' });
+    app.commands.addCommand(COMMANDS.openLog, {
+      label: 'aiflow-nb: Show the Log of a Task Execution',
+      execute: args => {
+        const ref = logRef(args);
+        return ref ? showLog(app, api, logs, ref) : undefined;
+      }
+    });
+    if (restorer) {
+      void restorer.restore(logs, {
+        command: COMMANDS.openLog,
+        args: w => ({ ...(logRefs.get(w) ?? {}) }),
+        name: w => w.id
+      });
+    }
 
     const panel = new AiflowPanel(api);
     panel.title.icon = aiflowIcon;
@@ -82,20 +129,37 @@ const plugin: JupyterFrontEndPlugin<void> = {
     void app.restored.then(() => panel.connect());
 
     panel.openRequested.connect((_, te) => {
-      void showLog(app, api, te);
+      void showLog(app, api, logs, te);
       // Only notebook tasks have an executed notebook; the drive says which (and keeps what it fetched).
       void drive.prefetch(te.id).then(found => {
         if (found) {
-          const widget = docManager.openOrReveal(notebookPath(te.id, te.task));
-          if (widget) {
-            // A record of a past run: no kernel (set before the context loads, which is async).
-            const session = widget.context.sessionContext;
-            session.kernelPreference = { ...session.kernelPreference, shouldStart: false, canStart: false };
-            widget.title.label = `${te.task} #${te.seq}.ipynb (read-only)`;
-            widget.title.caption = `executed notebook of ${te.task} #${te.seq}, task execution ${te.id} (read-only)`;
-          }
+          // A record of a past run, in the viewer that never has a kernel.
+          docManager.openOrReveal(notebookPath(te.id, te.task, te.seq), RUN_FACTORY);
         }
       }, err => panel.showError(err));
+    });
+
+    // The selected workflow's graph at its own size in a main-area tab, following the panel's selection.
+    let large: MainAreaWidget | null = null;
+    const showGraph = () => {
+      if (!large || large.isDisposed) {
+        const content = new Widget({ node: h('div', { class: 'jp-AiflowGraph' }) });
+        large = new MainAreaWidget({ content });
+        large.id = 'aiflow-nb-graph';
+        large.title.icon = aiflowIcon;
+        large.title.closable = true;
+        app.shell.add(large, 'main', { mode: 'split-right' });
+      }
+      large.title.label = `graph: ${panel.graphTitle || 'no workflow'}`;
+      renderLargeGraph(large.content.node, panel.graph);
+      app.shell.activateById(large.id);
+    };
+    panel.graphRequested.connect(showGraph);
+    panel.graphChanged.connect(() => {
+      if (large && !large.isDisposed) {
+        large.title.label = `graph: ${panel.graphTitle}`;
+        renderLargeGraph(large.content.node, panel.graph);
+      }
     });
 
     const { commands } = app;
@@ -105,6 +169,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(COMMANDS.open, {
       label: 'aiflow-nb: Show the Workflows Panel',
       execute: () => (labShell ? labShell.activateById(panel.id) : app.shell.activateById(panel.id))
+    });
+    commands.addCommand(COMMANDS.openGraph, {
+      label: "aiflow-nb: Show the Selected Workflow's Graph Large",
+      isEnabled: hasWorkflow,
+      execute: showGraph
     });
     commands.addCommand(COMMANDS.startService, {
       label: 'aiflow-nb: Start the Service',
@@ -149,7 +218,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     if (palette) {
-      for (const command of Object.values(COMMANDS)) {
+      for (const command of Object.values(COMMANDS).filter(c => c !== COMMANDS.openLog)) {
         palette.addItem({ command, category: CATEGORY });
       }
     }

@@ -73,6 +73,26 @@ export class AiflowPanel extends Widget {
     return this._openRequested;
   }
 
+  /** The user asked to see the graph large. */
+  get graphRequested(): ISignal<this, void> {
+    return this._graphRequested;
+  }
+
+  /** The selected workflow's graph (SVG text) changed. */
+  get graphChanged(): ISignal<this, string> {
+    return this._graphChanged;
+  }
+
+  /** The selected workflow's graph as SVG text ('' when none is selected). */
+  get graph(): string {
+    return this.selection.workflow ? this._svg : '';
+  }
+
+  /** The selected workflow's name, for the large graph's tab. */
+  get graphTitle(): string {
+    return this.selection.workflow ? workflowId(this.selection.workflow) : '';
+  }
+
   /** The number of running task executions (for the status bar). */
   get runningChanged(): ISignal<this, number> {
     return this._runningChanged;
@@ -310,6 +330,16 @@ export class AiflowPanel extends Widget {
     if (stale.running) {
       jobs.push(this._countRunning());
     }
+    jobs.push(this._fetchSelected(stale));
+    // Wait for every request, so none fails unheard when another one failed first; then report the first.
+    const failed = (await Promise.allSettled(jobs)).find(r => r.status === 'rejected');
+    if (failed) {
+      throw (failed as PromiseRejectedResult).reason;
+    }
+  }
+
+  /** The selected workflow's executions, then (of the execution shown) its tasks and graph. */
+  private async _fetchSelected(stale: IStale): Promise<void> {
     const wf = this.selection.workflow;
     if (wf && (stale.executions || this.selection.execution === null)) {
       this.executions = await this.api.executions(wf.namespace, wf.name);
@@ -320,6 +350,7 @@ export class AiflowPanel extends Widget {
       }
     }
     const execution = this.selection.execution;
+    const jobs: Promise<void>[] = [];
     if (stale.tasks) {
       jobs.push(
         execution === null
@@ -328,7 +359,14 @@ export class AiflowPanel extends Widget {
       );
     }
     if (wf && stale.graph) {
-      jobs.push(this.api.graph(wf.namespace, wf.name, execution).then(svg => void (this._svg = svg)));
+      jobs.push(
+        this.api.graph(wf.namespace, wf.name, execution).then(svg => {
+          if (svg !== this._svg) {
+            this._svg = svg;
+            this._graphChanged.emit(svg);
+          }
+        })
+      );
     }
     await Promise.all(jobs);
   }
@@ -402,6 +440,7 @@ export class AiflowPanel extends Widget {
       svg: this._svg,
       executions: this.executions,
       execution: this.selection.execution,
+      executionStatus: this.selectedExecution?.status ?? null,
       tasks: this.tasks,
       selectedTask: this._selectedTask
     };
@@ -409,7 +448,9 @@ export class AiflowPanel extends Widget {
   }
 
   private _renderFeed(): void {
-    renderFeed(this._view.feedList, this.feed.filtered(this._view.filterInput.value));
+    const filter = this._view.filterInput.value;
+    const shown = this.feed.filtered(filter, this._view.serviceToggle.checked);
+    renderFeed(this._view.feedList, shown, this.feed.filtered(filter).length - shown.length);
   }
 
   private readonly _detailActions: IDetailActions = {
@@ -424,7 +465,8 @@ export class AiflowPanel extends Widget {
         this._openRequested.emit(task);
       }
     },
-    taskAction: (action, task) => void this.taskAction(action, task)
+    taskAction: (action, task) => void this.taskAction(action, task),
+    openGraph: () => this._graphRequested.emit()
   };
 
   private _stale: IStale = NOTHING_STALE;
@@ -438,5 +480,7 @@ export class AiflowPanel extends Widget {
   private _svg = '';
   private _openRequested = new Signal<this, ITaskExecution>(this);
   private _runningChanged = new Signal<this, number>(this);
+  private _graphRequested = new Signal<this, void>(this);
+  private _graphChanged = new Signal<this, string>(this);
   private _view: IPanelView;
 }

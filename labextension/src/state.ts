@@ -90,6 +90,39 @@ export function isFinished(status: string): boolean {
   return FINISHED.has(status);
 }
 
+/** Started and not yet ended (the service ignores START on such a task). */
+const ALIVE: ReadonlySet<string> = new Set(['QUEUED', 'RUNNING', 'STOPPING', 'RETRYING']);
+
+export type RowAction = 'start' | 'stop' | 'restart';
+
+/**
+ * What a task row offers: the service takes task actions only in a RUNNING execution, and on a task's
+ * latest run; an alive run can be stopped (unless it is stopping already) or restarted, an ended one started.
+ */
+export function taskActions(te: ITaskExecution, executionStatus: string | null, latest: boolean): RowAction[] {
+  if (executionStatus !== 'RUNNING' || !latest) {
+    return [];
+  }
+  if (!ALIVE.has(te.status)) {
+    return ['start'];
+  }
+  return te.status === 'STOPPING' ? ['restart'] : ['stop', 'restart'];
+}
+
+/** The ids of each task's latest run among ``tasks``. */
+export function latestRuns(tasks: readonly ITaskExecution[]): Set<number> {
+  const latest = new Map<string, number>();
+  for (const t of tasks) {
+    latest.set(t.task, Math.max(latest.get(t.task) ?? -Infinity, t.id));
+  }
+  return new Set(latest.values());
+}
+
+/** The service's own events (`aiflow.*`: statuses, submissions), hidden from the feed unless asked for. */
+export function isServiceEvent(e: IAiflowEvent): boolean {
+  return e.key.startsWith('aiflow.');
+}
+
 function sameWorkflow(sel: ISelection, namespace: string, name: unknown): boolean {
   return sel.workflow !== null && sel.workflow.namespace === namespace && sel.workflow.name === name;
 }
@@ -151,10 +184,13 @@ export class EventFeed {
     return true;
   }
 
-  /** The events whose key contains ``filter`` (case-insensitive); all for an empty filter. */
-  filtered(filter: string): IAiflowEvent[] {
+  /**
+   * The events whose key contains ``filter`` (case-insensitive; all for an empty filter), the service's
+   * own `aiflow.*` events only when ``service`` is true.
+   */
+  filtered(filter: string, service = true): IAiflowEvent[] {
     const f = filter.trim().toLowerCase();
-    return f ? this._events.filter(e => e.key.toLowerCase().includes(f)) : [...this._events];
+    return this._events.filter(e => (service || !isServiceEvent(e)) && (!f || e.key.toLowerCase().includes(f)));
   }
 
   private _events: IAiflowEvent[] = [];

@@ -12,7 +12,10 @@ import {
   ITaskExecution,
   ISelection,
   IWorkflow,
+  latestRuns,
+  RowAction,
   runSeconds,
+  taskActions,
   workflowId
 } from './state';
 import { StreamState } from './stream';
@@ -44,6 +47,8 @@ export interface IPanelView {
   nsInput: HTMLInputElement;
   formNote: HTMLDivElement;
   filterInput: HTMLInputElement;
+  /** Checked: the feed shows the service's own `aiflow.*` events too. */
+  serviceToggle: HTMLInputElement;
   feedList: HTMLUListElement;
 }
 
@@ -53,6 +58,8 @@ export interface IDetailState {
   svg: string;
   executions: IExecution[];
   execution: number | null;
+  /** The selected execution's status (task actions need a RUNNING one). */
+  executionStatus: string | null;
   tasks: ITaskExecution[];
   selectedTask: number | null;
 }
@@ -65,6 +72,7 @@ export interface IDetailActions {
   stopExecution(id: number): void;
   selectTask(task: ITaskExecution): void;
   taskAction(action: TaskAction, task: string): void;
+  openGraph(): void;
 }
 
 /** Build the panel's skeleton into ``root`` (replacing what is there). */
@@ -123,6 +131,11 @@ export function buildPanel(root: HTMLElement, actions: ISkeletonActions): IPanel
     placeholder: 'filter by key',
     oninput: () => actions.filterChanged()
   });
+  const serviceToggle = h('input', {
+    type: 'checkbox',
+    class: 'jp-AiflowPanel-serviceEvents',
+    onchange: () => actions.filterChanged()
+  });
   const feedList = h('ul', { class: 'jp-AiflowPanel-feed' });
   const main = h(
     'div',
@@ -149,7 +162,17 @@ export function buildPanel(root: HTMLElement, actions: ISkeletonActions): IPanel
     h('h3', {}, 'Send an event'),
     form,
     h('h3', {}, 'Events'),
-    filterInput,
+    h(
+      'div',
+      { class: 'jp-AiflowPanel-feedControls' },
+      filterInput,
+      h(
+        'label',
+        { class: 'jp-AiflowPanel-serviceLabel', title: "also the service's own events: statuses, submissions" },
+        serviceToggle,
+        'aiflow.*'
+      )
+    ),
     feedList
   );
   fill(root, header, error, down, main);
@@ -166,6 +189,7 @@ export function buildPanel(root: HTMLElement, actions: ISkeletonActions): IPanel
     nsInput,
     formNote,
     filterInput,
+    serviceToggle,
     feedList
   };
 }
@@ -250,25 +274,35 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
       button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => actions.startExecution()),
       wf.paused
         ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
-        : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true))
+        : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true)),
+      state.svg
+        ? button('⤢ Graph', 'jp-AiflowPanel-openGraph', () => actions.openGraph(), 'Open the graph large in the main area')
+        : null
     ),
-    graph(state.svg),
+    graph(state.svg, () => actions.openGraph()),
     h('h4', {}, 'Executions'),
     state.executions.length
       ? executionsTable(state.executions, execution, actions)
       : h('p', { class: 'jp-AiflowPanel-empty' }, 'no execution yet'),
     execution !== null ? h('h4', {}, `Tasks of execution #${execution}`) : null,
-    execution !== null ? tasksTable(state.tasks, state.selectedTask, actions) : null
+    execution !== null ? tasksTable(state.tasks, state.selectedTask, state.executionStatus, actions) : null
   );
 }
 
-export function renderFeed(list: HTMLUListElement, events: IAiflowEvent[]): void {
-  fill(
-    list,
-    ...events
-      .slice(0, FEED_MAX)
-      .map(e => h('li', { 'data-key': e.key, title: e.create_time ?? '' }, describeEvent(e)))
+/** The feed: one item per event, its time kept on one line and its text wrapped, never cut. */
+export function renderFeed(list: HTMLUListElement, events: IAiflowEvent[], hidden = 0): void {
+  const items = events.slice(0, FEED_MAX).map(e =>
+    h(
+      'li',
+      { 'data-key': e.key, title: e.create_time ?? '' },
+      h('span', { class: 'jp-AiflowPanel-feedTime' }, formatTime(e.create_time)),
+      h('span', { class: 'jp-AiflowPanel-feedText' }, describeEvent(e))
+    )
   );
+  const note = events.length
+    ? null
+    : h('li', { class: 'jp-AiflowPanel-empty' }, hidden ? `no event of yours yet (${hidden} of the service hidden)` : 'no event yet');
+  fill(list, ...items, note);
 }
 
 /** A button inside a clickable row: its click must not select the row too. */
@@ -288,14 +322,24 @@ function button(label: string, cls: string, action: () => void, title = ''): HTM
   );
 }
 
-function graph(text: string): HTMLDivElement {
+function graph(text: string, open: () => void): HTMLDivElement {
   const svg = text ? safeSvg(text) : null;
   if (svg) {
-    // graphviz sizes it in points; let it scale to the sidebar (its viewBox keeps the proportions).
-    svg.setAttribute('width', '100%');
+    // graphviz sizes it in points: at that size, or scaled down to the sidebar (never up; the viewBox
+    // keeps the proportions).
     svg.removeAttribute('height');
   }
-  return h('div', { class: 'jp-AiflowPanel-graph' }, svg);
+  return h(
+    'div',
+    { class: 'jp-AiflowPanel-graph', title: 'open the graph large', onclick: () => open() },
+    svg
+  );
+}
+
+/** The graph at its own size in a main-area tab, scrolled when larger than the tab. */
+export function renderLargeGraph(root: HTMLElement, text: string): void {
+  const svg = text ? safeSvg(text) : null;
+  fill(root, svg ?? h('p', { class: 'jp-AiflowPanel-empty' }, 'no graph: select a workflow in the aiflow-nb panel'));
 }
 
 function executionsTable(executions: IExecution[], selected: number | null, actions: IDetailActions): HTMLTableElement {
@@ -341,7 +385,13 @@ function executionsTable(executions: IExecution[], selected: number | null, acti
   );
 }
 
-function tasksTable(tasks: ITaskExecution[], selected: number | null, actions: IDetailActions): HTMLTableElement {
+function tasksTable(
+  tasks: ITaskExecution[],
+  selected: number | null,
+  executionStatus: string | null,
+  actions: IDetailActions
+): HTMLTableElement {
+  const latest = latestRuns(tasks);
   return h(
     'table',
     { class: 'jp-AiflowPanel-tasks' },
@@ -356,11 +406,21 @@ function tasksTable(tasks: ITaskExecution[], selected: number | null, actions: I
         h('th', { class: 'jp-AiflowPanel-colActions' }, '')
       )
     ),
-    h('tbody', {}, ...tasks.map(t => taskRow(t, t.id === selected, actions)))
+    h(
+      'tbody',
+      {},
+      ...tasks.map(t => taskRow(t, t.id === selected, taskActions(t, executionStatus, latest.has(t.id)), actions))
+    )
   );
 }
 
-function taskRow(t: ITaskExecution, selected: boolean, actions: IDetailActions): HTMLTableRowElement {
+const ROW_BUTTONS: Record<RowAction, [string, string]> = {
+  start: ['▶', 'Start'],
+  stop: ['■', 'Stop'],
+  restart: ['↻', 'Restart']
+};
+
+function taskRow(t: ITaskExecution, selected: boolean, offered: RowAction[], actions: IDetailActions): HTMLTableRowElement {
   const finished = isFinished(t.status);
   return h(
     'tr',
@@ -368,7 +428,7 @@ function taskRow(t: ITaskExecution, selected: boolean, actions: IDetailActions):
       class: [selected ? 'jp-mod-selected' : '', finished ? 'jp-mod-openable' : ''].join(' '),
       'data-task': t.task,
       'data-task-execution': String(t.id),
-      title: finished ? 'open the executed notebook and its log' : (t.error ?? ''),
+      title: finished ? 'open the executed notebook and its log' : '',
       onclick: () => actions.selectTask(t)
     },
     // Two lines in one cell, so the table fits a narrow sidebar.
@@ -380,14 +440,17 @@ function taskRow(t: ITaskExecution, selected: boolean, actions: IDetailActions):
         'div',
         { class: 'jp-AiflowPanel-taskTimes' },
         [formatTime(t.start_time), formatDuration(runSeconds(t))].filter(Boolean).join(' · ')
-      )
+      ),
+      t.error ? h('div', { class: 'jp-AiflowPanel-taskError', title: t.error }, t.error) : null
     ),
     h('td', { class: `jp-AiflowPanel-status jp-mod-${t.status.toLowerCase()}` }, t.status),
     h(
       'td',
       { class: 'jp-AiflowPanel-taskActions' },
-      finished ? null : button('■', 'jp-AiflowPanel-stopTask', () => actions.taskAction('stop', t.task), 'Stop'),
-      button('↻', 'jp-AiflowPanel-restartTask', () => actions.taskAction('restart', t.task), 'Restart')
+      ...offered.map(action => {
+        const [label, title] = ROW_BUTTONS[action];
+        return button(label, `jp-AiflowPanel-${action}Task`, () => actions.taskAction(action, t.task), title);
+      })
     )
   );
 }

@@ -11,6 +11,8 @@ import {
   IAiflowEvent,
   initialSince,
   ISelection,
+  ITaskExecution,
+  latestRuns,
   mergeStale,
   NOTHING_STALE,
   parseValue,
@@ -18,7 +20,9 @@ import {
   reconnectDelay,
   runSeconds,
   staleAfter,
-  TASK_STATUS
+  TASK_STATUS,
+  taskActions,
+  TaskStatus
 } from '../src/state';
 
 const event = (offset: number, key: string, value: unknown = null, namespace = 'default'): IAiflowEvent => ({
@@ -78,6 +82,48 @@ describe('EventFeed', () => {
     feed.add(event(3, 'HOUR_late'));
     expect(feed.filtered('hour').map(e => e.offset)).toEqual([3, 1]);
     expect(feed.filtered('  ').length).toBe(3);
+  });
+
+  it("hides the service's own events unless asked for", () => {
+    const feed = new EventFeed();
+    feed.add(event(1, 'go'));
+    feed.add(event(2, TASK_STATUS));
+    feed.add(event(3, 'aiflow.workflow.submitted'));
+    expect(feed.filtered('', false).map(e => e.offset)).toEqual([1]);
+    expect(feed.filtered('', true).map(e => e.offset)).toEqual([3, 2, 1]);
+    expect(feed.filtered('status', false)).toEqual([]);
+  });
+});
+
+const run = (id: number, task: string, status: TaskStatus): ITaskExecution => ({
+  id,
+  execution_id: 1,
+  task,
+  seq: id,
+  attempt: 1,
+  status
+});
+
+describe('taskActions', () => {
+  it('offers nothing in an execution that is not RUNNING, nor on an older run', () => {
+    expect(taskActions(run(1, 't', 'FAILED'), 'FAILED', true)).toEqual([]);
+    expect(taskActions(run(1, 't', 'RUNNING'), 'STOPPED', true)).toEqual([]);
+    expect(taskActions(run(1, 't', 'SUCCESS'), 'RUNNING', false)).toEqual([]);
+    expect(taskActions(run(1, 't', 'RUNNING'), null, true)).toEqual([]);
+  });
+
+  it('stops or restarts an alive run and starts an ended one', () => {
+    expect(taskActions(run(1, 't', 'RUNNING'), 'RUNNING', true)).toEqual(['stop', 'restart']);
+    expect(taskActions(run(1, 't', 'QUEUED'), 'RUNNING', true)).toEqual(['stop', 'restart']);
+    expect(taskActions(run(1, 't', 'STOPPING'), 'RUNNING', true)).toEqual(['restart']);
+    expect(taskActions(run(1, 't', 'SUCCESS'), 'RUNNING', true)).toEqual(['start']);
+    expect(taskActions(run(1, 't', 'STOPPED'), 'RUNNING', true)).toEqual(['start']);
+  });
+
+  it("finds each task's latest run", () => {
+    expect(latestRuns([run(1, 'a', 'SUCCESS'), run(3, 'a', 'RUNNING'), run(2, 'b', 'FAILED')])).toEqual(
+      new Set([3, 2])
+    );
   });
 });
 

@@ -34,6 +34,10 @@ def graph_node(panel: Locator, task: str) -> Locator:
     return panel.locator(".jp-AiflowPanel-graph g.node").filter(has=panel.page.locator(f'title:text-is("{task}")'))
 
 
+def task_buttons(panel: Locator, task: str) -> Locator:
+    return panel.locator(f'.jp-AiflowPanel-tasks tr[data-task="{task}"]').last.locator("button")
+
+
 def run_command(page: Page, command: str) -> None:
     page.evaluate("command => window.jupyterapp.commands.execute(command)", command)
 
@@ -81,6 +85,19 @@ def test_panel_drives_a_workflow(page: Page, shared_service: SharedService, shot
     expect(task_status(panel, "react")).to_have_text("SUCCESS", timeout=RUN_TIMEOUT)
     expect(task_status(panel, "stream")).to_have_text("RUNNING", timeout=RUN_TIMEOUT)
     expect(page.locator(".jp-AiflowStatus")).to_have_text("aiflow: 1 running")
+    # Only what the state allows: a running task stops or restarts, an ended one starts again.
+    expect(task_buttons(panel, "stream")).to_have_count(2)
+    expect(task_buttons(panel, "stream").nth(0)).to_have_attribute("aria-label", "Stop")
+    expect(task_buttons(panel, "stream").nth(1)).to_have_attribute("aria-label", "Restart")
+    expect(task_buttons(panel, "react")).to_have_count(1)
+    expect(task_buttons(panel, "react")).to_have_attribute("aria-label", "Start")
+    # The feed shows the user's events; the service's own ones only when asked for.
+    feed = panel.locator(".jp-AiflowPanel-feed li")
+    expect(feed.filter(has_text="execution #")).to_have_count(0)
+    expect(feed.first).to_contain_text("go")
+    panel.locator(".jp-AiflowPanel-serviceEvents").check()
+    expect(feed.filter(has_text="react #1 SUCCESS")).not_to_have_count(0)
+    panel.locator(".jp-AiflowPanel-serviceEvents").uncheck()
     panel.locator(".jp-AiflowPanel-filter").fill("go")
     expect(panel.locator('.jp-AiflowPanel-feed li[data-key="go"]')).to_contain_text('{"hour":10}')
     expect(panel.locator(".jp-AiflowPanel-feed li")).to_have_count(1)
@@ -94,13 +111,11 @@ def test_panel_drives_a_workflow(page: Page, shared_service: SharedService, shot
     panel.locator('.jp-AiflowPanel-tasks tr[data-task="train"]').click()
     notebook = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-OutputArea-output"))
     expect(notebook.locator(".jp-OutputArea-output").first).to_contain_text("trained 42", timeout=60_000)
-    expect(
-        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(has_text="train #1.ipynb (read-only)")
-    ).to_be_visible()
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(has_text="(read-only).ipynb")).to_be_visible()
     expect(page.locator(".jp-AiflowLog-text")).to_contain_text("trained 42")
     # Read-only: its cells cannot be edited, and no kernel was started for it.
     expect(notebook.locator(".jp-Cell .cm-editor.jp-mod-readOnly")).to_have_count(2)
-    expect(page.locator(".jp-StatusBar-Widget").filter(has_text="No Kernel")).to_be_visible()
+    expect(notebook.locator(".jp-ToolbarLabelComponent")).to_have_text("notebook is read-only")
     shots.take(page, "executed-notebook-opened")
 
     # A service error shows in the panel's error line: stopping an execution twice.
@@ -109,6 +124,33 @@ def test_panel_drives_a_workflow(page: Page, shared_service: SharedService, shot
     run_command(page, "aiflow-nb:stop-execution")
     expect(panel.locator(".jp-AiflowPanel-error")).to_contain_text("not RUNNING")
     shots.take(page, "service-error-shown")
+    # A finished execution's tasks offer no action (the service would refuse each).
+    expect(panel.locator(".jp-AiflowPanel-tasks tbody tr")).not_to_have_count(0)
+    expect(panel.locator(".jp-AiflowPanel-tasks button")).to_have_count(0)
+
+
+def test_graph_opens_large_and_readable(page: Page, shots: Shots) -> None:
+    panel = page.locator("#aiflow-nb-panel")
+    panel.locator(".jp-AiflowPanel-openGraph").click()
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(has_text="graph: default/demo")
+    expect(tab).to_be_visible()
+    large = page.locator(".jp-AiflowGraph svg")
+    expect(large.locator("g.node title", has_text="train")).to_have_count(1)
+    # A node's name is drawn at least at the size of the page's own small text.
+    box = large.locator("g.node text").first.bounding_box()
+    assert box is not None and box["height"] >= 11, box
+    shots.take(page, "graph-large")
+
+
+def test_status_bar_item_sits_in_the_middle_with_room(page: Page) -> None:
+    bar = page.locator("#jp-main-statusbar").bounding_box()
+    item = page.locator(".jp-AiflowStatus")
+    box = item.bounding_box()
+    assert bar is not None and box is not None
+    # Its text is centred on the bar, as JupyterLab's own items are, and padded on both sides.
+    assert abs((box["y"] + box["height"] / 2) - (bar["y"] + bar["height"] / 2)) <= 2, (box, bar)
+    padding = item.evaluate("n => [getComputedStyle(n).paddingLeft, getComputedStyle(n).paddingRight]")
+    assert all(float(p.removesuffix("px")) >= 4 for p in padding), padding
 
 
 def test_panel_explains_a_stopped_service_and_starts_it(

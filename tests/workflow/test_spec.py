@@ -57,7 +57,7 @@ def status_event(task: str, status: str, seq: int = 1, namespace: str = "default
 
 @pytest.fixture
 def notebook_path(tmp_path: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
     params = nbformat.v4.new_code_cell("hour = None")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("result = f'trained {hour}'\nprint(result)")]
@@ -278,7 +278,7 @@ def test_notebook_without_cell_ids_gets_stable_ones(tmp_path: Path) -> None:
     nb = {
         "nbformat": 4,
         "nbformat_minor": 5,
-        "metadata": {},
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
         "cells": [
             {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [], "execution_count": None},
             {"cell_type": "markdown", "source": "# title", "metadata": {}},

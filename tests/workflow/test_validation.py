@@ -327,7 +327,12 @@ def test_file_that_is_not_a_notebook(tmp_path: Path, content: str) -> None:
 
 
 def test_embedded_notebook_that_is_not_valid() -> None:
-    nb = json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
+    kernelspec = {"name": "python3", "display_name": "Python 3"}
+    nb = json.loads(
+        nbformat.writes(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")], metadata={"kernelspec": kernelspec})
+        )
+    )
     spec = spec_with(tasks=[{"name": "nb", "kind": "notebook", "notebook": nb}])
     assert Workflow.from_spec(spec).tasks["nb"].notebook == nb  # type: ignore[attr-defined]
     del nb["cells"][0]["outputs"]
@@ -337,7 +342,7 @@ def test_embedded_notebook_that_is_not_valid() -> None:
 
 def test_notebook_parameters_must_be_json_able(tmp_path: Path) -> None:
     path = tmp_path / "ok.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(), path)
+    nbformat.write(nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "x"}}), path)
     with pytest.raises(SpecError, match=r"'p'.*parameters must be JSON-able"):
         NotebookTask("p", notebook=path, parameters={"when": object()})
 
