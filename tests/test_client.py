@@ -113,6 +113,7 @@ def test_errors_are_the_engines_types_and_messages(service: RunningService, tmp_
         ("oversized event", lambda api: api.send_event("big", "x" * MAX_VALUE_BYTES)),
         ("empty idempotency key", lambda api: api.send_event("k", idempotency_key="")),
         ("value with a lone surrogate", lambda api: api.send_event("file", {"name": "caf\udce9.csv"})),
+        ("value that is not JSON", lambda api: api.send_event("set", {1, 2})),
         ("key with a lone surrogate", lambda api: api.send_event("k\udc80")),
         ("unknown workflow", lambda api: api.start_execution("nope")),
         ("pause an unknown workflow", lambda api: api.pause("nope")),

@@ -25,11 +25,14 @@ from aiflow_nb import errors
 from aiflow_nb.client import discovery, stream
 from aiflow_nb.client.bodies import Lines, json_body, ndjson_chunks
 from aiflow_nb.client.http import Http
-from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
+from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, encode
 from aiflow_nb.home import default_home
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import WorkflowStatus
-from aiflow_nb.workflow.workflow import Workflow
+
+if TYPE_CHECKING:
+    # Imported when used: it brings nbformat, which a task's send_event does not need.
+    from aiflow_nb.workflow.workflow import Workflow
 
 
 class Client:
@@ -113,7 +116,7 @@ class Client:
 
     def submit(self, workflow: Workflow | dict[str, Any]) -> int:
         """Store a new version of ``workflow`` (or of its spec) unless unchanged; return its version."""
-        spec = workflow.to_spec() if isinstance(workflow, Workflow) else workflow
+        spec = workflow if isinstance(workflow, dict) else workflow.to_spec()
         return int(self.request("POST", "/workflows", spec)["version"])
 
     def workflows(self) -> list[WorkflowInfo]:
@@ -124,6 +127,8 @@ class Client:
 
     def workflow(self, name: str, namespace: str = DEFAULT_NAMESPACE, version: int | None = None) -> Workflow:
         """The workflow as submitted (its latest version, or ``version``)."""
+        from aiflow_nb.workflow.workflow import Workflow
+
         data = self.request("GET", _workflow(namespace, name), params={"version": version}, retry=True)
         return Workflow.from_spec(data["spec"])
 
@@ -218,7 +223,13 @@ class Client:
         body = {"key": key, "value": value, "namespace": namespace, "sender": sender, "context": context}
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
-        return int(self.request("POST", "/events", body, retry=True, keyed=idempotency_key is None)["offset"])
+        try:
+            payload = json_body(body)
+        except (TypeError, ValueError, RecursionError):
+            encode(Event(key, value, namespace, sender, context))  # the engine's error, worded as it words it
+            raise
+        offset = self._http.call("POST", "/events", body=payload, retry=True, keyed=idempotency_key is None)
+        return int(offset.json()["offset"])
 
     def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
         """Append events in one transaction (all or none); a retried send is never doubled.
