@@ -44,17 +44,20 @@ def test_both_faces_offer_the_api(api: AiflowApi) -> None:
     assert isinstance(api, (Engine, Client))
 
 
-def test_submit_list_show_and_delete(api: AiflowApi) -> None:
+def shape(second: str) -> Workflow:
     with Workflow("shape") as wf:
         first = BashTask("first", command="echo one")
-        BashTask("second", command="echo two").start_after(first)
-    wf.schedule(cron="0 0 1 1 *")  # every new year: due, but not during the test
+        BashTask("second", command=second).start_after(first)
+    return wf.schedule(cron="0 0 1 1 *")  # every new year: due, but not during the test
+
+
+def test_submit_list_show_and_delete(api: AiflowApi) -> None:
     with Workflow("other", namespace="team") as other:
         BashTask("t", command="true")
-    assert api.submit(wf) == 1
-    assert api.submit(wf) == 1  # unchanged: the same version
+    assert api.submit(shape("echo two")) == 1
+    assert api.submit(shape("echo two")) == 1  # unchanged: the same version
     assert api.submit(other) == 1
-    wf.tasks["second"].command = "echo changed"
+    wf = shape("echo changed")
     assert api.submit(wf) == 2
 
     listed = api.workflows()
