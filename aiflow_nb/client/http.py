@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -29,6 +30,8 @@ log = logging.getLogger("aiflow_nb.client.http")
 
 #: The API's root below the service's URL.
 PREFIX = "/api/v1"
+#: Socket options of every connection: each write is sent at once.
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 #: The first pause between tries of a retried call; it doubles up to :data:`MAX_PAUSE`.
 FIRST_PAUSE = 0.05
 MAX_PAUSE = 1.0
@@ -93,11 +96,17 @@ class Http:
         self._endpoint = find()
         self.timeout = timeout
         self.retry_for = retry_for
+        transport = httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # A request's head and body go out in two writes: without this the body waits for
+            # the head's acknowledgement (Nagle's algorithm against delayed ACKs).
+            socket_options=NO_DELAY,
+        )
         self._client = httpx.Client(
+            transport=transport,
             timeout=timeout,
             # Loopback only: a proxy from the environment must not see the token.
             trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             headers={"User-Agent": f"aiflow-nb/{__version__}"},
         )
 

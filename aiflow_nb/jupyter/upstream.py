@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -18,8 +19,12 @@ def client(settings: dict[str, Any]) -> httpx.AsyncClient:
     """The application's client, made at first use (on Jupyter's event loop)."""
     found = settings.get(SETTING)
     if found is None:
-        # Loopback only: a proxy from the environment must not see the service's token.
-        found = settings[SETTING] = httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, follow_redirects=False)
+        # Loopback only: a proxy from the environment must not see the service's token.  Each
+        # write goes out at once (a request's head and body are two writes).
+        transport = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        found = settings[SETTING] = httpx.AsyncClient(
+            transport=transport, timeout=TIMEOUT, trust_env=False, follow_redirects=False
+        )
     assert isinstance(found, httpx.AsyncClient)
     return found
 
