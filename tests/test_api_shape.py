@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from aiflow_nb import BashTask, Engine, Event, Workflow, errors
+from aiflow_nb import BashTask, Engine, Event, Watermark, Workflow, errors
 from aiflow_nb.client import Client
 from aiflow_nb.events import keys
 from aiflow_nb.workflow.api import AiflowApi
@@ -205,3 +205,16 @@ def test_mistakes_raise_the_same_typed_errors(api: AiflowApi) -> None:
         assert type(caught.value) is error, what
         assert "nope" in str(caught.value) or "999" in str(caught.value) or error is not errors.NotFoundError, what
     assert api.workflows() == [] and api.executions() == [] and api.events() == []  # nothing stored
+
+
+def test_a_watermark_sends_through_either_face(api: AiflowApi) -> None:
+    hour = datetime(2026, 11, 27, 10, tzinfo=timezone.utc)
+    mark = Watermark("shape.hour", timedelta(hours=1), client=api)
+    assert mark.advance(hour) == []  # the first time only sets where the watermark is
+    assert mark.advance(hour + timedelta(hours=2, minutes=5)) == [
+        {"start": "2026-11-27T10:00:00+00:00", "end": "2026-11-27T11:00:00+00:00"},
+        {"start": "2026-11-27T11:00:00+00:00", "end": "2026-11-27T12:00:00+00:00"},
+    ]
+    again = Watermark("shape.hour", timedelta(hours=1), client=api)  # a restarted task resumes
+    assert again.advance(hour + timedelta(hours=2, minutes=30)) == []
+    assert [e.value["start"][11:16] for e in api.events(key="shape.hour")] == ["10:00", "11:00"]
