@@ -127,10 +127,11 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
     elif args.action == "list":
         out.rows([workflow_row(w) for w in client.workflows()], WORKFLOW_COLUMNS)
     elif args.action == "show":
-        data = client.workflow(args.target, ns)
-        spec = data.pop("spec", {})
-        shown = {k: v for k, v in workflow_row(data).items() if k not in ("latest_execution", "next_runs")}
-        for task, due in (data.get("next_runs") or {}).items():
+        info = client.workflow_info(args.target, ns)
+        spec = client.workflow(args.target, ns, info.version).to_spec()
+        data = info.to_dict()
+        shown = {k: v for k, v in workflow_row(info).items() if k not in ("latest_execution", "next_runs")}
+        for task, due in data["next_runs"].items():
             shown[f"next run {task}"] = due
         text = "\n".join(f"{k}: {v}" for k, v in shown.items())
         tasks = [

@@ -236,7 +236,7 @@ class AiflowMagics(Magics):
         if workflow is None:
             print(text_table([workflow_row(w) for w in self.client.workflows()], WORKFLOW_COLUMNS))
             return
-        self.client.workflow(workflow, namespace)  # a NotFoundError names it
+        self.client.workflow_info(workflow, namespace)  # a NotFoundError names it
         from aiflow_nb.widgets import WorkflowView
 
         self._show(("status", namespace, workflow), WorkflowView(self.client, workflow, namespace=namespace))
@@ -244,8 +244,8 @@ class AiflowMagics(Magics):
     def _graph(self, workflow: str, namespace: str) -> None:
         from IPython.display import SVG, display
 
-        latest = self.client.workflow(workflow, namespace).get("latest_execution")
-        svg = self.client.graph_svg(workflow, namespace, execution=latest["id"] if latest else None)
+        latest = self.client.workflow_info(workflow, namespace).latest_execution
+        svg = self.client.graph_svg(workflow, namespace, execution=latest.id if latest else None)
         display(SVG(svg))  # type: ignore[no-untyped-call]
 
     def _events(self, key: str | None, namespace: str | None) -> None:

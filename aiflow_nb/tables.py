@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from aiflow_nb.workflow.records import WorkflowInfo
+
 WORKFLOW_COLUMNS = ("namespace", "name", "version", "paused", "latest")
 
 
@@ -19,7 +21,7 @@ def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def workflow_row(w: dict[str, Any]) -> dict[str, Any]:
-    """A workflow as the API returns it, plus a short "latest" execution column."""
-    latest = w.get("latest_execution")
-    return {**w, "latest": f"#{latest['id']} {latest['status']}" if latest else None}
+def workflow_row(info: WorkflowInfo) -> dict[str, Any]:
+    """A workflow as its JSON shows it, plus a short "latest" execution column."""
+    latest = info.latest_execution
+    return {**info.to_dict(), "latest": f"#{latest.id} {latest.status.value}" if latest else None}

@@ -14,6 +14,9 @@ end, in order, and never twice: each event carries an idempotency key made
 of the window, and a new Watermark (a restarted task) resumes after the
 last window found in the log.
 
+``client`` is the service's :class:`~aiflow_nb.client.Client` by default;
+any :class:`~aiflow_nb.workflow.api.AiflowApi` does (an ``Engine`` in a script).
+
 The events are not scoped to the sending execution, so a workflow trigger
 (``wf.trigger_on("hour_complete")``) starts one execution per window.
 """
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 from aiflow_nb.errors import InvalidScheduleError
 
 if TYPE_CHECKING:
-    from aiflow_nb.client import Client
+    from aiflow_nb.workflow.api import AiflowApi
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -45,7 +48,7 @@ class Watermark:
         namespace: str | None = None,
         *,
         origin: datetime = EPOCH,
-        client: Client | None = None,
+        client: AiflowApi | None = None,
     ) -> None:
         if not isinstance(every, timedelta) or every <= timedelta(0):
             raise InvalidScheduleError(f"Watermark every must be a positive timedelta, got {every!r}")

@@ -1,7 +1,7 @@
 """Live notebook widgets: a workflow's runs (:class:`WorkflowView`) and the event log (:class:`EventFeed`).
 
 Both talk to the service only through a :class:`~aiflow_nb.client.Client`.
-A background daemon thread follows the event stream (WebSocket) and marks
+A background daemon thread follows the event log (``Client.stream``) and marks
 the widget dirty when an event matters; a second one redraws it at most
 every ``throttle`` seconds, so the kernel is never blocked and a burst of
 events costs one redraw.  ``close()`` (or the end of the kernel) stops both.

@@ -93,9 +93,9 @@ def test_workflow_execution_and_task_commands(service: RunningService, home: Pat
         line.split() for line in shown_text.splitlines()
     ]
     assert cli_json(home, "workflow", "pause", "clidemo") == {"paused": True}
-    assert client.workflow("clidemo")["paused"] is True
+    assert client.workflow_info("clidemo").paused is True
     assert cli_json(home, "workflow", "resume", "clidemo") == {"resumed": True}
-    assert client.workflow("clidemo")["paused"] is False
+    assert client.workflow_info("clidemo").paused is False
 
     # executions
     ex = cli_json(home, "execution", "start", "clidemo")["id"]
@@ -288,16 +288,14 @@ def test_workflow_submit_of_a_notebook_with_aiflow_cells(service: RunningService
         {"namespace": "team", "name": "other", "version": 1},
     ]
     client = service.client()
-    assert [Workflow.from_spec(client.workflow(w.name, w.namespace)["spec"]) for w in load_workflows(path)] == (
-        workflows_from_notebook(path)
-    )
+    assert [client.workflow(w.name, w.namespace) for w in load_workflows(path)] == workflows_from_notebook(path)
     assert client.executions() == []  # submitting runs nothing
 
     nb.cells.append(v4.new_code_cell("%%aiflow task third --workflow nbflow --after ghost\npass"))
     nbformat.write(nb, path)
     message = mistake(home, "workflow", "submit", str(path))
     assert "flows.ipynb" in message and "'ghost'" in message
-    assert [w["version"] for w in client.workflows()] == [1, 1]
+    assert [w.version for w in client.workflows()] == [1, 1]
 
 
 def test_event_send_file_sends_an_ndjson_file_all_or_none(service: RunningService, home: Path, tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from aiflow_nb import BashTask, Engine, NotebookTask, Workflow, errors
+from aiflow_nb import BashTask, Engine, Event, NotebookTask, Workflow, errors
 from aiflow_nb.client import Client
 from aiflow_nb.events import MAX_VALUE_BYTES
 from tests.conftest import RunningService
@@ -112,6 +113,7 @@ def test_errors_are_the_engines_types_and_messages(service: RunningService, tmp_
         ("oversized event", lambda api: api.send_event("big", "x" * MAX_VALUE_BYTES)),
         ("empty idempotency key", lambda api: api.send_event("k", idempotency_key="")),
         ("value with a lone surrogate", lambda api: api.send_event("file", {"name": "caf\udce9.csv"})),
+        ("value that is not JSON", lambda api: api.send_event("set", {1, 2})),
         ("key with a lone surrogate", lambda api: api.send_event("k\udc80")),
         ("unknown workflow", lambda api: api.start_execution("nope")),
         ("pause an unknown workflow", lambda api: api.pause("nope")),
@@ -246,3 +248,117 @@ def test_send_event_from_a_notebook_task_is_scoped_to_its_execution(
     wait_task(client, second, "pong", "SUCCESS")
     assert [t.task for t in client.task_executions(second)] == ["pong"]
     assert [e.key for e in client.events(namespace="teamx") if e.key == "ping"] == ["ping", "ping"]
+
+
+# -- the long poll ----------------------------------------------------------------------------------
+
+
+def test_a_long_poll_answers_once_an_event_is_committed(service: RunningService) -> None:
+    client = service.client()
+    since = client.health()["latest_offset"]
+    # A read timeout shorter than the poll's wait: only an answer to the new event comes in time.
+    impatient = Client(service.info.url, service.info.token, timeout=20, retry_for=0)
+    answers: list[Any] = []
+    problems: list[BaseException] = []
+    polling = threading.Event()
+
+    def poll() -> None:
+        try:
+            polling.set()
+            answers.append(impatient.request("GET", "/events", params={"since": since, "wait": 30}))
+        except BaseException as exc:  # reported by the test
+            problems.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        polling.wait(30)
+        # Sent while the poll waits (or, at worst, just before it reads: it then answers at once).
+        sent = client.send_event("long.poll", "hello")
+    finally:
+        poller.join(timeout=60)
+        impatient.close()
+    assert not problems, problems
+    assert [(e["offset"], e["key"], e["value"]) for e in answers[0]["events"]] == [(sent, "long.poll", "hello")]
+
+
+@pytest.mark.parametrize("wait_for", ["31", "-1", "x"])
+def test_a_long_poll_refuses_a_wait_out_of_range(service: RunningService, wait_for: str) -> None:
+    response = httpx.get(
+        service.info.url + "/api/v1/events",
+        params={"wait": wait_for},
+        headers={"Authorization": f"token {service.info.token}"},
+        trust_env=False,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_argument"
+    assert "wait" in response.json()["error"]["message"]
+    with pytest.raises(errors.AiflowError, match="wait"):
+        service.client().request("GET", "/events", params={"wait": wait_for})
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+
+
+def test_an_answer_before_the_end_of_the_body_is_read(service: RunningService) -> None:
+    # The service refuses a wrong token once it has the head, and closes: the client, still sending
+    # a large batch, reports that refusal (not a broken pipe, nor retries until its deadline).
+    events = [Event("row", {"i": i, "pad": "x" * 200}) for i in range(30_000)]
+    client = Client(service.info.url, "wrong-token", retry_for=0)
+    with client, pytest.raises(errors.UnauthorizedError) as caught:
+        client.send_events(events)
+    assert "token" in str(caught.value)
+    with Client(service.info.url, service.info.token) as client:
+        assert client.events(key="row") == []
+
+
+def test_a_service_restarted_with_a_new_token_on_the_same_port(service: RunningService, home: Path) -> None:
+    """A refused token is read again from server.json: the call goes through to the new service."""
+    port = free_port()
+    service.stop()
+    first = RunningService(home, flags=["--port", str(port)]).start()
+    restarted: RunningService | None = None
+    try:
+        with Client(home=home) as client:
+            assert client.send_event("before") > 0  # a keep-alive connection to the first service
+            first.stop()
+            restarted = RunningService(home, flags=["--port", str(port)]).start()
+            assert restarted.info.url == first.info.url and restarted.info.token != first.info.token
+            with Workflow("w") as wf:
+                BashTask("t", command="true")
+            assert client.submit(wf) == 1  # not retried on a lost connection, yet not refused
+            assert client.token == restarted.info.token
+    finally:
+        first.stop()
+        if restarted is not None:
+            restarted.stop()
+
+
+def test_an_http_server_that_is_not_the_service(tmp_path: Path) -> None:
+    """Something else on the port: its error answer is named, not taken for the service's."""
+    site = tmp_path / "site"
+    site.mkdir()
+    port = free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait(lambda: _answers(url), 30, "the other HTTP server")
+        with Client(url, "token", home=tmp_path) as client, pytest.raises(errors.AiflowError) as caught:
+            client.workflows()
+        assert type(caught.value) is errors.AiflowError
+        assert str(caught.value).startswith("HTTP 404: ")
+    finally:
+        other.kill()
+        other.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, trust_env=False, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True

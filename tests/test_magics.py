@@ -91,7 +91,7 @@ def test_submit_run_send_and_the_spec_the_service_stores(ip: InteractiveShell, s
         ip.run_line_magic("aiflow", "rule c --workflow flow --on-event again --action restart")
     assert line(ip, "submit flow") == "submitted flow version 1\n"
     assert line(ip, "submit") == "submitted flow version 1\n"  # unchanged: same version
-    stored = client.workflow("flow")["spec"]
+    stored = client.workflow("flow").to_spec()
     assert stored == magics.draft(ip).build("flow").to_spec()
     assert [t["name"] for t in stored["tasks"]] == ["a", "b", "c"]
     assert [len(t["rules"]) for t in stored["tasks"]] == [0, 1, 2]
@@ -204,7 +204,7 @@ def test_an_unreachable_service_is_one_line_and_server_starts_one(
         pid = new.pid
         assert output == f"aiflow-nb: started a service at {new.url} (pid {pid}, home {home})\n"
         assert line(ip, "submit wf") == "submitted wf version 1\n"
-        assert Client(new.url, new.token).workflow("wf")["version"] == 1
+        assert Client(new.url, new.token).workflow_info("wf").version == 1
         assert line(ip, "server").startswith(f"aiflow-nb: the service at {new.url} is running")
     finally:
         if pid is not None:

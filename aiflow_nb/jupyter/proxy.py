@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from jupyter_server.base.handlers import APIHandler
-from tornado import httpclient, web
+from tornado import web
 
-from aiflow_nb.jupyter import errors, target
+from aiflow_nb.jupyter import errors, target, upstream
 
 #: Response headers worth passing on (hop-by-hop and length headers are tornado's business).
 _PASSED = ("Content-Type", "Cache-Control")
-_TIMEOUT = 60.0
 
 
 class ProxyHandler(APIHandler):
@@ -41,32 +41,23 @@ class ProxyHandler(APIHandler):
         if self.request.query:
             url += "?" + self.request.query
         has_body = self.request.method in ("POST", "PUT", "PATCH")
-        request = httpclient.HTTPRequest(
-            url,
-            method=self.request.method or "GET",
-            headers={
-                "Authorization": f"token {server.token}",
-                "Content-Type": self.request.headers.get("Content-Type", "application/json"),
-            },
-            body=self.request.body if has_body else None,
-            allow_nonstandard_methods=True,
-            request_timeout=_TIMEOUT,
-            follow_redirects=False,
-        )
+        content_type = self.request.headers.get("Content-Type", "application/json")
         try:
-            response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
-        except (OSError, httpclient.HTTPClientError) as exc:  # refused, or closed mid-answer (it is stopping)
+            response = await upstream.client(self.settings).request(
+                self.request.method or "GET",
+                url,
+                headers=upstream.headers(server, content_type),
+                content=self.request.body if has_body else None,
+            )
+        except httpx.TransportError as exc:  # refused, or closed mid-answer (it is stopping)
             errors.write(self, 503, "service_unavailable", f"{errors.NOT_RUNNING}: {exc}")
             return
-        if response.code == 599:  # tornado's code for "no HTTP response at all"
-            errors.write(self, 503, "service_unavailable", f"{errors.NOT_RUNNING}: {response.error}")
-            return
-        self.set_status(response.code)
+        self.set_status(response.status_code)
         for name in _PASSED:
             value = response.headers.get(name)
             if value is not None:
                 self.set_header(name, value)
-        self.finish(response.body or b"")
+        self.finish(response.content)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Jupyter's own refusals (403 without its token, XSRF) in the service's error shape.

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+
+import httpx
 
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
@@ -20,10 +20,12 @@ from aiflow_nb.server.info import ServerInfo
 
 
 def healthy(server: ServerInfo, timeout: float = 2.0) -> bool:
+    """Whether the service answers its health check (which needs no token)."""
     try:
-        with urllib.request.urlopen(server.url + "/api/v1/health", timeout=timeout) as response:
-            return bool(json.loads(response.read()).get("status") == "ok")
-    except (OSError, ValueError):
+        # Loopback: a proxy from the environment must not be asked.
+        response = httpx.get(server.url + "/api/v1/health", timeout=timeout, trust_env=False)
+        return bool(response.status_code == 200 and response.json().get("status") == "ok")
+    except (httpx.HTTPError, ValueError, AttributeError):
         return False
 
 

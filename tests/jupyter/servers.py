@@ -10,9 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 #: JupyterLab settings that keep the page quiet and stable for screenshots.
 QUIET_SETTINGS = {
@@ -74,10 +74,12 @@ class JupyterProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.app} exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2):
+                answer = httpx.get(f"{self.url}/api/status", params={"token": self.token}, timeout=2, trust_env=False)
+                if answer.status_code == 200:
                     return self
-            except OSError:
-                time.sleep(0.1)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"{self.app} did not answer within {timeout:g} s")
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
 from typing import Any
 
+import httpx
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
+import websocket  # websocket-client (a dependency of jupyter_server): the browser's part in these tests
 
 from aiflow_nb import BashTask, Workflow
 from tests.conftest import RunningService
@@ -25,17 +23,18 @@ def call(
         headers["Authorization"] = f"token {jupyter.token}"
     elif token is not None:
         headers["Authorization"] = f"token {token}"
-    conn = http.client.HTTPConnection("127.0.0.1", jupyter.port, timeout=30)
+    response = httpx.request(
+        method,
+        f"http://127.0.0.1:{jupyter.port}{path}",
+        content=None if body is None else json.dumps(body),
+        headers=headers,
+        timeout=30,
+        trust_env=False,
+    )
     try:
-        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-        response = conn.getresponse()
-        raw = response.read().decode()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            return response.status, raw
-    finally:
-        conn.close()
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text
 
 
 def test_proxy_forwards_the_api_with_the_service_token(jupyter: JupyterProcess, aiflow: RunningService) -> None:
@@ -99,17 +98,26 @@ def test_proxy_rejects_paths_outside_the_api(jupyter: JupyterProcess, aiflow: Ru
     assert "API path" in body["error"]["message"]
 
 
-async def _follow(url: str, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
-    conn = await websocket_connect(HTTPRequest(url, headers=headers, connect_timeout=10))
-    try:
-        got: list[dict[str, Any]] = []
-        while len(got) < count:
-            message = await asyncio.wait_for(conn.read_message(), timeout=30)
-            assert message is not None, "the proxy closed the stream"
-            got.append(json.loads(message))
-        return got
-    finally:
-        conn.close()
+def connect(url: str, headers: dict[str, str]) -> websocket.WebSocket:
+    """A WebSocket to the proxy, as the browser opens one."""
+    return websocket.create_connection(url, timeout=30, header=[f"{k}: {v}" for k, v in headers.items()])
+
+
+def receive(conn: websocket.WebSocket, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` events the proxy sends (each read waits up to 30 s)."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        message = conn.recv()
+        assert message, "the proxy closed the stream"
+        got.append(json.loads(message))
+    return got
+
+
+def refusal(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status the proxy refuses a WebSocket upgrade with."""
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        connect(url, headers).close()
+    return int(refused.value.status_code)
 
 
 def test_websocket_stream_is_proxied(jupyter: JupyterProcess, aiflow: RunningService) -> None:
@@ -117,7 +125,11 @@ def test_websocket_stream_is_proxied(jupyter: JupyterProcess, aiflow: RunningSer
     first = client.send_event("ws.one", 1)
     client.send_event("ws.two", 2)
     url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={first - 1}"
-    events = asyncio.run(_follow(url, {"Authorization": f"token {jupyter.token}"}, 2))
+    conn = connect(url, {"Authorization": f"token {jupyter.token}"})
+    try:
+        events = receive(conn, 2)
+    finally:
+        conn.close()
     assert [(e["key"], e["value"]) for e in events] == [("ws.one", 1), ("ws.two", 2)]
 
 
@@ -125,29 +137,38 @@ def test_websocket_stream_is_proxied(jupyter: JupyterProcess, aiflow: RunningSer
 def test_websocket_needs_jupyters_token(jupyter: JupyterProcess, aiflow: RunningService, token: str | None) -> None:
     headers = {} if token is None else {"Authorization": f"token {token}"}
     url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since=0"
-    with pytest.raises(HTTPClientError) as refused:
-        asyncio.run(_follow(url, headers, 1))
-    assert refused.value.code in (401, 403)
+    assert refusal(url, headers) in (401, 403)
 
 
 def test_live_events_reach_the_websocket(jupyter: JupyterProcess, aiflow: RunningService) -> None:
     client = aiflow.client()
     since = client.health()["latest_offset"]
+    url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={since}"
+    conn = connect(url, {"Authorization": f"token {jupyter.token}"})
+    try:
+        # Sent after the proxy answered the upgrade: it follows the service with long polls.
+        sent = client.send_event("ws.live", "x")
+        [event] = receive(conn, 1)
+    finally:
+        conn.close()
+    assert (event["offset"], event["key"], event["value"]) == (sent, "ws.live", "x")
 
-    async def scenario() -> list[dict[str, Any]]:
-        task = asyncio.ensure_future(
-            _follow(
-                f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={since}",
-                {"Authorization": f"token {jupyter.token}"},
-                1,
-            )
-        )
-        await asyncio.sleep(0)  # let the connection start before the event exists
-        await asyncio.get_running_loop().run_in_executor(None, client.send_event, "ws.live", "x")
-        return await task
 
-    events = asyncio.run(scenario())
-    assert events[0]["key"] == "ws.live"
+def test_events_sent_one_after_another_reach_one_socket(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    """The proxy polls the service again after each answer."""
+    client = aiflow.client()
+    since = client.health()["latest_offset"]
+    conn = connect(
+        f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since={since}",
+        {"Authorization": f"token {jupyter.token}"},
+    )
+    try:
+        first = client.send_event("ws.first")
+        assert [e["offset"] for e in receive(conn, 1)] == [first]
+        second = client.send_event("ws.second")
+        assert [e["offset"] for e in receive(conn, 1)] == [second]
+    finally:
+        conn.close()
 
 
 def test_proxy_says_when_the_service_is_not_running(jupyter: JupyterProcess, no_service: object) -> None:
@@ -173,6 +194,4 @@ def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service
 
 def test_websocket_without_service_is_503(jupyter: JupyterProcess, no_service: object) -> None:
     url = f"ws://127.0.0.1:{jupyter.port}/aiflow/api/v1/stream?since=0"
-    with pytest.raises(HTTPClientError) as refused:
-        asyncio.run(_follow(url, {"Authorization": f"token {jupyter.token}"}, 1))
-    assert refused.value.code == 503
+    assert refusal(url, {"Authorization": f"token {jupyter.token}"}) == 503

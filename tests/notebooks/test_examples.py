@@ -91,7 +91,7 @@ def assert_same_specs(ran: Ran, client: Client) -> None:
     assert from_file == ran.drafted
     for spec in from_file:
         assert Workflow.from_notebook(ran.path, spec["name"]).to_spec() == spec
-        assert client.workflow(spec["name"], spec["namespace"])["spec"] == spec
+        assert client.workflow(spec["name"], spec["namespace"]).to_spec() == spec
 
 
 def summary(runs: list[TaskExecution]) -> list[tuple[str, int, TaskStatus]]:
@@ -206,8 +206,7 @@ def test_schedules(service: RunningService, tmp_path: Path, monkeypatch: pytest.
     client = service.client()
 
     # The nightly workflow runs next at 03:00 Berlin time, and the notebook showed it.
-    nightly = client.workflow("nightly")
-    due = datetime.fromisoformat(nightly["next_runs"]["(workflow)"]).astimezone(ZoneInfo("Europe/Berlin"))
+    due = client.next_runs("nightly")[""].astimezone(ZoneInfo("Europe/Berlin"))
     assert (due.hour, due.minute) == (3, 0) and due > datetime.now(timezone.utc)
     assert f"next run: {due}" in ran.text()
 

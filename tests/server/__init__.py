@@ -128,7 +128,7 @@ def stored_state(client: Client) -> dict[str, Any]:
     executions = client.executions()
     return {
         "workflows": workflows,
-        "specs": {(w["namespace"], w["name"]): client.workflow(w["name"], w["namespace"])["spec"] for w in workflows},
+        "specs": {(w.namespace, w.name): client.workflow(w.name, w.namespace).to_spec() for w in workflows},
         "executions": [e.to_dict() for e in executions],
         "task_executions": {e.id: [t.to_dict() for t in client.task_executions(e.id)] for e in executions},
         "events": [e.to_dict() for e in client.events(since=0, limit=10_000)],

@@ -70,21 +70,20 @@ def test_round_trip_of_each_endpoint(service: RunningService, tmp_path: Path) ->
     assert client.submit(other) == 1
 
     # List and show (with the spec, which rebuilds the same workflow).
-    listed = {(w["namespace"], w["name"]): w for w in client.workflows()}
+    listed = {(w.namespace, w.name): w for w in client.workflows()}
     assert set(listed) == {("default", "roundtrip"), ("team", "other")}
-    assert listed["default", "roundtrip"]["version"] == 2 and listed["default", "roundtrip"]["paused"] is False
-    assert listed["default", "roundtrip"]["latest_execution"] is None
-    shown = client.workflow("roundtrip")
-    assert shown["version"] == 2
-    assert Workflow.from_spec(shown["spec"]) == build("world")
-    assert client.workflow("other", "team")["spec"]["namespace"] == "team"
+    assert listed["default", "roundtrip"].version == 2 and listed["default", "roundtrip"].paused is False
+    assert listed["default", "roundtrip"].latest_execution is None
+    assert client.workflow_info("roundtrip").version == 2
+    assert client.workflow("roundtrip") == build("world")
+    assert client.workflow("other", "team").namespace == "team"
 
     # Pause / resume.
     client.pause("roundtrip")
-    assert client.workflow("roundtrip")["paused"] is True
-    assert [w["paused"] for w in client.workflows() if w["name"] == "other"] == [False]
+    assert client.workflow_info("roundtrip").paused is True
+    assert [w.paused for w in client.workflows() if w.name == "other"] == [False]
     client.resume("roundtrip")
-    assert client.workflow("roundtrip")["paused"] is False
+    assert client.workflow_info("roundtrip").paused is False
 
     # Start executions; the one of "other" ends on its own.
     ex = client.start_execution("roundtrip")
@@ -95,7 +94,8 @@ def test_round_trip_of_each_endpoint(service: RunningService, tmp_path: Path) ->
     shown_ex = client.execution(ex)
     assert (shown_ex.id, shown_ex.workflow, shown_ex.namespace, shown_ex.version) == (ex, "roundtrip", "default", 2)
     assert shown_ex.status.value == "RUNNING"  # "waiter" still waits for "go"
-    assert client.workflow("roundtrip")["latest_execution"]["id"] == ex
+    latest = client.workflow_info("roundtrip").latest_execution
+    assert latest is not None and latest.id == ex
 
     # List with filters.
     assert [e.id for e in client.executions()] == [ex, other_ex]
@@ -160,7 +160,7 @@ def test_round_trip_of_each_endpoint(service: RunningService, tmp_path: Path) ->
 
     # Delete: the workflow is gone, its history stays.
     client.delete_workflow("roundtrip")
-    assert [w["name"] for w in client.workflows()] == ["other"]
+    assert [w.name for w in client.workflows()] == ["other"]
     with pytest.raises(errors.NotFoundError):
         client.workflow("roundtrip")
     assert client.execution(ex).status.value == "STOPPED"

@@ -151,5 +151,5 @@ def test_stream_needs_the_token(service: RunningService) -> None:
     assert asyncio.run(status(HTTPRequest(url, headers={"Authorization": f"token {service.info.token}"}))) == 101
     assert asyncio.run(status(HTTPRequest(url + f"&token={service.info.token}"))) == 101
     # The client says so instead of retrying forever.
-    with Client(service.info.url, "wrong") as client, pytest.raises(errors.UnauthorizedError, match="401"):
+    with Client(service.info.url, "wrong") as client, pytest.raises(errors.UnauthorizedError, match="token"):
         next(iter(client.stream(since=0, stop=threading.Event())))
