@@ -91,6 +91,7 @@ def test_service_token_is_not_jupyters(jupyter: JupyterProcess, aiflow: RunningS
         "/aiflow/api/v1/%2e%2e/%2e%2e/api/contents",
         "/aiflow/api/v1/workflows/%2e%2e/%2e%2e/health",
         "/aiflow/api/v1/a//b",
+        "/aiflow/api/v1/health%0A",  # a segment ending in a newline (issue 26, item 9)
     ],
 )
 def test_proxy_rejects_paths_outside_the_api(jupyter: JupyterProcess, aiflow: RunningService, path: str) -> None:
