@@ -37,7 +37,7 @@ from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
-from aiflow_nb.home import database_path, default_home
+from aiflow_nb.home import database_path, default_home, tighten
 from aiflow_nb.scheduler import Scheduler
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
@@ -96,6 +96,7 @@ class Engine:
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         prepare_home(self.home)
+        tighten(self.home)  # a home left readable by others (an older version, a copy) is made the user's
         path = database_path(self.home)
         try:
             self.db = Database(path)

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
+from aiflow_nb.home import make_private_folder
 from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
@@ -99,7 +100,7 @@ def run(request: dict[str, Any], service: dict[str, str] | None) -> dict[str, An
     worker = get_worker()
     state.put("claim", worker.address)
     folder = run_dir(Path(worker.local_directory) / "aiflow-nb", request["task_execution_id"], request["attempt"])
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     try:
         outcome = _run_in(folder, request, service, state)
     finally:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiflow_nb.executors.process import identity
+from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
 from aiflow_nb.startup import skip_slow_optional_imports
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def start_runner(run_dir: Path, env: dict[str, str], python: str = sys.executabl
     It leads a session of its own, so a stop reaches its whole group (a
     command, a kernel) and it outlives the process that started it.
     """
-    with open(run_dir / "log.txt", "ab") as out:
+    with os.fdopen(open_private(run_dir / "log.txt"), "ab") as out:
         return subprocess.Popen(
             [python, "-m", "aiflow_nb.executors.runner", str(run_dir)],
             stdin=subprocess.DEVNULL,
@@ -330,6 +331,7 @@ def watch_parent() -> None:
 
 def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     skip_slow_optional_imports()
+    os.umask(OWNER_ONLY_UMASK)  # the run's files (log, notebooks, result) are the user's alone, wherever it runs
     if argv and argv[0] == "--warm":
         return warm_main(argv[1] if len(argv) > 1 else None)
     run_dir = Path(argv[0])
@@ -382,7 +384,7 @@ def warm_main(kernel_name: str | None) -> int:
         # From here on this process is that run's runner, as if started for it.
         sys.stdout.flush()
         sys.stderr.flush()
-        log = os.open(run_dir / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        log = os.open(run_dir / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from tornado.websocket import websocket_connect
 
 from aiflow_nb import BashTask, Workflow
 from tests.conftest import RunningService
+from tests.home_modes import not_owner_only
 from tests.jupyter.servers import JupyterProcess
 
 
@@ -161,7 +163,7 @@ def test_proxy_says_when_the_service_is_not_running(jupyter: JupyterProcess, no_
     assert "token" not in body
 
 
-def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service: object) -> None:
+def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service: Path) -> None:
     status, body = call(jupyter, "POST", "/aiflow/service")
     assert status == 200, body
     assert body["running"] is True and body["started"] is True
@@ -170,6 +172,7 @@ def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service
     assert again["started"] is False and again["pid"] == body["pid"]
     status, health = call(jupyter, "GET", "/aiflow/api/v1/health")
     assert status == 200 and health["status"] == "ok"
+    assert not_owner_only(no_service) == []  # started by the Jupyter server's process (issue 26, item 1)
 
 
 def test_websocket_without_service_is_503(jupyter: JupyterProcess, no_service: object) -> None:
