@@ -23,4 +23,3 @@ def test_event_list_escapes_terminal_controls(service: RunningService, home: Pat
     assert "key\\x1b]0;owned\\x07" in lines[1]
     assert "value\\x1b[2J\\x1b[H\\n      99  default/forged" in lines[1]
     assert "\\r\\u202egnp.exe" in lines[1]
-

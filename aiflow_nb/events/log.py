@@ -441,7 +441,7 @@ class EventLog:
         return found
 
     def _check_repeats(
-        self, encoded: EncodedEvents, keys: list[str | None], repeats: list[tuple[int, int, int | None]]
+        self, encoded: EncodedEvents, keys: Sequence[str | None], repeats: list[tuple[int, int, int | None]]
     ) -> None:
         """Raise if an event sent again under a known key is not the event first sent under it."""
         stored = self._stored_rows([offset for _, offset, row in repeats if row is None])

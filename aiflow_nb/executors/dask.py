@@ -200,7 +200,9 @@ class DaskExecutor(Executor):
             return dask_worker.decode_result(self._state(te_id, attempt).get("result"))
         except ValueError as exc:
             log.warning("task execution %s: its result on the Dask cluster is not aiflow-nb's: %s", te_id, exc)
-            return dask_worker.payload("FAILED", f"its result on the Dask cluster was missing or not aiflow-nb's ({exc})")
+            return dask_worker.payload(
+                "FAILED", f"its result on the Dask cluster was missing or not aiflow-nb's ({exc})"
+            )
 
     def _record_of(self, te_id: int, attempt: int) -> bool:
         """Queue the outcome if the home holds it already (ended before the service went down)."""
@@ -246,7 +248,9 @@ def dask_security(address: str, ca: str | None, cert: str | None, key: str | Non
     given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
     for option, path in given.items():
         if path is None:
-            raise ExecutorError(f"dask: TLS needs --dask-tls-ca, --dask-tls-cert and --dask-tls-key; {option} is missing")
+            raise ExecutorError(
+                f"dask: TLS needs --dask-tls-ca, --dask-tls-cert and --dask-tls-key; {option} is missing"
+            )
         if not os.access(path, os.R_OK):
             raise ExecutorError(f"dask: {option} {path}: no such file, or not readable")
     if not address.startswith("tls://"):

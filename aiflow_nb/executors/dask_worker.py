@@ -32,8 +32,8 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.home import make_private_folder
 from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
 STOP_POLL = 0.5
@@ -163,7 +163,10 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, Any] | Non
     env.pop("AIFLOW_NB_HOME", None)  # the service's home is not on this machine
     if service is not None:
         token = service["token"]
-        env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = service["url"], token.text if isinstance(token, Hidden) else token
+        env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = (
+            service["url"],
+            token.text if isinstance(token, Hidden) else token,
+        )
     popen = start_runner(folder, env)
     watch = _Watch(state, popen, folder, request)
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiflow_nb.executors.process import identity
+from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
 from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
 from aiflow_nb.startup import skip_slow_optional_imports
 
@@ -188,7 +189,7 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
     try:
         papermill.execute_notebook(
             str(source),
-            str(run_dir / "output.ipynb"),
+            redacting_path(run_dir / "output.ipynb"),
             parameters=parameters,
             kernel_name=notebook_kernel(task),
             cwd=cwd,
@@ -206,6 +207,49 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
         raise TaskFailed(str(exc)) from None
     except DeadKernelError:
         raise TaskFailed("the notebook's kernel died (the task's code ended or killed its kernel process)") from None
+
+
+#: Papermill saves an output path with this prefix through :class:`RedactingHandler`.
+REDACTING_SCHEME = "aiflow-nb-redacted://"
+
+
+class RedactingHandler:
+    """A papermill I/O handler: each save of the executed notebook goes to a local file with the tokens
+    redacted (papermill saves while the notebook runs, so a streaming task's is never complete)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = secrets
+
+    @staticmethod
+    def local(path: str) -> str:
+        return path[len(REDACTING_SCHEME) :]
+
+    def read(self, path: str) -> str:
+        return Path(self.local(path)).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(self.local(path))
+
+    def write(self, buf: str, path: str) -> None:
+        text = redact_text(buf.replace(REDACTING_SCHEME, ""), self.secrets)  # the path in papermill's metadata
+        Path(self.local(path)).write_text(text, encoding="utf-8")
+
+    def pretty_path(self, path: str) -> str:
+        return self.local(path)
+
+
+def redacting_path(path: Path) -> str:
+    """``path`` as papermill's output path, saved through a :class:`RedactingHandler` of this run's secrets."""
+    from papermill.iorw import papermill_io
+
+    papermill_io.register(REDACTING_SCHEME, RedactingHandler(task_secrets(os.environ, run_home(path.parent))))
+    return REDACTING_SCHEME + str(path)
+
+
+def run_home(run_dir: Path) -> Path:
+    """The home of a run folder ``<home>/runs/<id>/<attempt>`` (``AIFLOW_NB_HOME`` where it is set)."""
+    home = os.environ.get("AIFLOW_NB_HOME")
+    return Path(home) if home else run_dir.parent.parent.parent
 
 
 def source_cell_index(notebook: dict[str, Any], index: int) -> int:
@@ -347,21 +391,30 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     os.environ.update(task_environment(request))
     watch_parent()
     start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))
+    # From here on, what the run prints (its commands and kernel too) reaches log.txt with tokens redacted.
+    secrets = task_secrets(os.environ, run_home(run_dir))
+    end_redaction = redact_output(secrets)
+    result: dict[str, str | None]
     try:
-        run_task(request, run_dir, kernel)
-    except TaskFailed as exc:
-        write_json(run_dir / "result.json", {"status": "FAILED", "error": str(exc)})
-        print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        write_json(run_dir / "result.json", {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
-        return 1
-    else:
-        stopped = (run_dir / STOP_FILE).exists()
-        write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
-        return 0
+        try:
+            run_task(request, run_dir, kernel)
+        except TaskFailed as exc:
+            print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
+            result, code = {"status": "FAILED", "error": str(exc)}, 1
+        except Exception as exc:
+            traceback.print_exc()
+            result, code = {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"}, 1
+        else:
+            stopped = (run_dir / STOP_FILE).exists()
+            result, code = {"status": "STOPPED" if stopped else "SUCCESS", "error": None}, 0
+        end_redaction()  # the log is complete before the result says the run ended
+        error = result["error"]
+        if error is not None:
+            result["error"] = redact_text(error, secrets)
+        write_json(run_dir / "result.json", result)
+        return code
     finally:
+        end_redaction()
         announce_end(run_dir)
 
 

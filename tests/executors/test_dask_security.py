@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,12 +169,12 @@ def test_runs_go_to_a_tls_cluster_with_the_services_certificate(
 def test_tls_settings_that_cannot_work_are_one_clear_error(
     home: Path, tls_cluster: str, certificates: dict[str, str]
 ) -> None:
-    with pytest.raises(ExecutorError, match="--dask-tls-key is missing"):
-        Engine(home, executor="dask", executor_options={"address": tls_cluster, "tls_ca": certificates["ca"],
-                                                        "tls_cert": certificates["cert"]})  # fmt: skip
-    with pytest.raises(ExecutorError, match="--dask-tls-ca /nowhere/ca.pem: no such file"):
-        Engine(home, executor="dask", executor_options={"address": tls_cluster, "tls_ca": "/nowhere/ca.pem",
-                                                        "tls_cert": certificates["cert"], "tls_key": certificates["key"]})  # fmt: skip
-    with pytest.raises(ExecutorError, match="is not tls://"):
-        Engine(home, executor="dask", executor_options={"address": "tcp://127.0.0.1:1",
-                                                        **{f"tls_{k}": v for k, v in certificates.items()}})  # fmt: skip
+    files = {f"tls_{k}": v for k, v in certificates.items()}
+    cases = [
+        ({"address": tls_cluster, **files, "tls_key": None}, "--dask-tls-key is missing"),
+        ({"address": tls_cluster, **files, "tls_ca": "/nowhere/ca.pem"}, "--dask-tls-ca /nowhere/ca.pem: no such file"),
+        ({"address": "tcp://127.0.0.1:1", **files}, "is not tls://"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ExecutorError, match=re.escape(message)):
+            Engine(home, executor="dask", executor_options=options)
