@@ -21,7 +21,7 @@ from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
 from aiflow_nb.startup import skip_slow_optional_imports
-from aiflow_nb.tables import WORKFLOW_COLUMNS, text_table, workflow_row
+from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, text_fields, text_table, workflow_row
 
 
 class Output:
@@ -35,7 +35,7 @@ class Output:
         if self.json:
             print(json.dumps(data, default=str, indent=2))
         else:
-            print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in data.items()))
+            print(text if text is not None else text_fields(data))
 
 
 def _value(raw: str | None) -> Any:
@@ -133,7 +133,7 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
         shown = {k: v for k, v in workflow_row(info).items() if k not in ("latest_execution", "next_runs")}
         for task, due in data["next_runs"].items():
             shown[f"next run {task}"] = due
-        text = "\n".join(f"{k}: {v}" for k, v in shown.items())
+        text = text_fields(shown)
         tasks = [
             {"task": t["name"], "kind": t["kind"], "rules": len(t["rules"]), "streaming": t["streaming"]}
             for t in spec.get("tasks", [])
@@ -191,7 +191,7 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
     elif args.action == "show":
         shown = client.execution(_int(args.target, "execution id"))
         tasks = [t.to_dict() for t in client.task_executions(shown.id)]
-        text = "\n".join(f"{k}: {v}" for k, v in shown.to_dict().items() if k != "event")
+        text = text_fields({k: v for k, v in shown.to_dict().items() if k != "event"})
         out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + text_table(tasks, TASK_COLUMNS))
     return 0
 
@@ -251,7 +251,7 @@ def event_cmd(args: argparse.Namespace, out: Output) -> int:
                     print(json.dumps(event.to_dict(), default=str), flush=True)
                 else:
                     row = _event_row(event)
-                    print(f"{row['offset']:>8}  {row['namespace']}/{row['key']}  {row['value']}", flush=True)
+                    print(printable(f"{row['offset']:>8}  {row['namespace']}/{row['key']}  {row['value']}"), flush=True)
         except KeyboardInterrupt:
             return 0
     return 0

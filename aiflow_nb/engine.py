@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,7 @@ from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
-from aiflow_nb.home import database_path, default_home
+from aiflow_nb.home import database_path, default_home, tighten
 from aiflow_nb.scheduler import Scheduler, verify
 from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
@@ -96,6 +97,7 @@ class Engine:
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         prepare_home(self.home)
+        tighten(self.home)  # a home left readable by others (an older version, a copy) is made the user's
         path = database_path(self.home)
         try:
             self.db = Database(path)
@@ -471,24 +473,26 @@ class Engine:
 
     def task_log(self, task_execution_id: int) -> str:
         """What the run's latest attempt wrote to stdout and stderr ("" before it starts)."""
-        path = self._run_file(task_execution_id, "log.txt")
-        return path.read_text(errors="replace") if path is not None else ""
+        data = self._run_file(task_execution_id, "log.txt")
+        return data.decode(errors="replace") if data is not None else ""
 
     def task_notebook(self, task_execution_id: int) -> dict[str, Any]:
         """The executed notebook of a notebook task's latest attempt, as nbformat JSON."""
-        path = self._run_file(task_execution_id, "output.ipynb")
-        if path is None:
+        data = self._run_file(task_execution_id, "output.ipynb")
+        if data is None:
             raise NotFoundError(
                 f"task execution {task_execution_id} has no executed notebook (not a notebook task, or not run yet)"
             )
-        notebook: dict[str, Any] = json.loads(path.read_text())
+        notebook: dict[str, Any] = json.loads(data)
         return notebook
 
-    def _run_file(self, task_execution_id: int, name: str) -> Path | None:
-        """The run's file ``name``, or None if there is none; refused if it leads out of the home's runs.
+    def _run_file(self, task_execution_id: int, name: str) -> bytes | None:
+        """The run's file ``name``, or None if there is none; refused if it may lead out of the home's runs.
 
         A task writes in its run folder and could leave a link there: its files must not serve,
-        say, ``~/.ssh/id_rsa``.
+        say, ``~/.ssh/id_rsa``.  A symbolic link must stay under ``runs/``; a hard link (a second
+        name of a file, which may be any of the user's on the same file system) is refused.  The
+        file is checked as opened, so it cannot be swapped between the check and the read.
         """
         path = self.run_dir(task_execution_id) / name
         if not path.exists():
@@ -496,7 +500,22 @@ class Engine:
         real = path.resolve()
         if not real.is_relative_to((self.home / "runs").resolve()):
             raise ForbiddenError(f"task execution {task_execution_id}: its {name} leads outside the aiflow-nb home")
-        return real
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: made a symbolic link since
+            raise ForbiddenError(f"task execution {task_execution_id}: its {name} cannot be read safely") from exc
+        with os.fdopen(fd, "rb") as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise ForbiddenError(f"task execution {task_execution_id}: its {name} is not a regular file")
+            if found.st_nlink > 1:
+                raise ForbiddenError(
+                    f"task execution {task_execution_id}: its {name} is a hard link (another name of a file); "
+                    "not served"
+                )
+            return file.read()
 
     def verify(self) -> Report:
         """Replay the log from offset 0 and compare the state it implies with the stored one.

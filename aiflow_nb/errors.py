@@ -69,7 +69,7 @@ class ValueTooDeepError(InvalidEventError):
 
 
 class IdempotencyKeyReusedError(InvalidEventError):
-    """An idempotency key sent again with a different number of events."""
+    """An idempotency key sent again with other events: another number of them, or other content."""
 
     code = "idempotency_key_reused"
 

@@ -176,7 +176,7 @@ def test_send_event_is_retried_across_a_restart_and_never_doubled(service: Runni
             assert not problems, problems
             assert client.url == restarted[0].info.url  # found again through server.json
             # After the restart the key is still known: a retried send is not doubled.
-            assert client.send_event("keyed", "again", idempotency_key="the-key") == early
+            assert client.send_event("keyed", "first", idempotency_key="the-key") == early
             stored = client.events(key="survive", limit=10_000)
             assert [e.value for e in client.events(key="keyed")] == ["first"]
         finally:

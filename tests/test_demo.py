@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.home_modes import kinds, not_owner_only
+
 
 def test_demo_runs_the_workflow_through_a_service(home: Path) -> None:
     done = subprocess.run(
@@ -22,3 +24,6 @@ def test_demo_runs_the_workflow_through_a_service(home: Path) -> None:
     assert "training on hour 2026-11-27T10:00 with lr=0.01" in out
     assert "stopped the service" in out
     assert not (home / "server.json").exists()
+    # The service started as `make demo` starts it: its home is the user's alone (issue 26, item 1).
+    assert {"server.log", "aiflow.duckdb", "log.txt", "output.ipynb"} <= kinds(home)
+    assert not_owner_only(home) == []

@@ -6,7 +6,7 @@ import json
 import json.scanner
 import logging
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,47 @@ def _decode(text: str) -> Any:
     except StopIteration:
         end = -1
     return value if end == len(text) else json.loads(text)
+
+
+#: An event as stored: (key, value, namespace, sender, context), value and context as JSON text.
+EventRow = tuple[str, str | None, str, str | None, str | None]
+_FIELDS = ("key", "value", "namespace", "sender", "context")
+
+
+def _row(encoded: EncodedEvents, i: int) -> EventRow:
+    return (encoded.keys[i], encoded.values[i], encoded.namespaces[i], encoded.senders[i], encoded.contexts[i])
+
+
+def _canonical(text: str | None) -> str | None:
+    """JSON text in one spelling (keys sorted, no spaces), so the same value sent twice compares equal."""
+    if text is None:
+        return None
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _difference(sent: EventRow, original: EventRow | None) -> str | None:
+    """The first field in which ``sent`` is not ``original`` (None if it is the same event)."""
+    if original is None:
+        return "content (the original is not in the log)"
+    for n, field in enumerate(_FIELDS):
+        a, b = sent[n], original[n]
+        if a == b or (field in ("value", "context") and _canonical(a) == _canonical(b)):
+            continue
+        return field
+    return None
+
+
+def _check_batch(key: str, sent: list[EventRow], original: list[EventRow | None]) -> None:
+    """Raise if the events sent again under batch key ``key`` are not those first sent under it."""
+    for j, (new, old) in enumerate(zip(sent, original, strict=True)):
+        differs = _difference(new, old)
+        if differs:
+            raise IdempotencyKeyReusedError(
+                f"idempotency key {key!r} was already used for other events: event {j + 1} differs in its {differs}"
+            )
 
 
 def _rows_to_events(rows: list[tuple[Any, ...]]) -> list[Event]:
@@ -248,6 +289,8 @@ class EventLog:
         events: Sequence[Event] | EncodedEvents,
         idempotency_keys: Sequence[str | None] | None = None,
         batch_keys: Sequence[BatchKey] = (),
+        *,
+        compare: bool = True,
     ) -> list[int]:
         """Append inside the caller's open transaction.
 
@@ -260,6 +303,12 @@ class EventLog:
         appended and the batch's original offsets are returned.  Events of a
         batch carry no idempotency key of their own.  ``events`` may come
         encoded already (:func:`~aiflow_nb.events.event.encode_rows`, checked).
+
+        A known key answers with the original offsets only for the same events (key, value,
+        namespace, sender and context; value and context compared as JSON): other events under
+        it raise :class:`IdempotencyKeyReusedError`, so a key taken first by someone else is
+        noticed.  ``compare=False`` keeps the original silently (the scheduler's ticks: one per
+        due time, whether live or backfilled).
         """
         encoded = events if isinstance(events, EncodedEvents) else encode_many(events)
         count = len(encoded.keys)
@@ -273,7 +322,7 @@ class EventLog:
             return self._hold_next(encoded, None, now, [])
         # 0: not known yet; -1: a batch repeated within this call, copied at the end.
         offsets = [0] * count
-        new_batches, copies = self._resolve_batches(batch_keys, idempotency_keys, offsets)
+        new_batches, copies = self._resolve_batches(batch_keys, idempotency_keys, offsets, encoded if compare else None)
         if keyless and not copies and len(new_batches) == len(batch_keys):
             return self._hold_next(encoded, None, now, new_batches)  # every batch is new: the common case
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * count
@@ -283,19 +332,26 @@ class EventLog:
         new_offsets: list[int] = []
         new_rows: list[int] = []
         new_keys: list[str | None] = []
+        #: Rows sent again under a known key: (row, offset of the original, its row if in this call).
+        repeats: list[tuple[int, int, int | None]] = []
+        first_row: dict[str, int] = {}
         for i, key in enumerate(keys):
             if offsets[i]:
                 continue
             if key is not None and key in known:
                 offsets[i] = known[key]
+                repeats.append((i, known[key], first_row.get(key)))
                 continue
             self._last_offset += 1
             offset = offsets[i] = self._last_offset
             if key is not None:
                 known[key] = offset
+                first_row[key] = i
             new_offsets.append(offset)
             new_rows.append(i)
             new_keys.append(key)
+        if compare and repeats:
+            self._check_repeats(encoded, keys, repeats)
         for start, size, source in copies:
             offsets[start : start + size] = offsets[source : source + size]
         if new_offsets:
@@ -317,9 +373,16 @@ class EventLog:
         return offsets
 
     def _resolve_batches(
-        self, batch_keys: Sequence[BatchKey], idempotency_keys: Sequence[str | None] | None, offsets: list[int]
+        self,
+        batch_keys: Sequence[BatchKey],
+        idempotency_keys: Sequence[str | None] | None,
+        offsets: list[int],
+        encoded: EncodedEvents | None = None,
     ) -> tuple[list[BatchKey], list[tuple[int, int, int]]]:
-        """Fill in the offsets of known batches; return the new ones and the repeats within this call."""
+        """Fill in the offsets of known batches; return the new ones and the repeats within this call.
+
+        With ``encoded``, a known batch's events must be the same as its original's.
+        """
         if not batch_keys:
             return [], []
         end = 0
@@ -343,8 +406,17 @@ class EventLog:
                     f"idempotency key {key!r} was already used for {found[1]:,} event(s), not {size:,}"
                 )
             if key in known:
-                offsets[start : start + size] = range(known[key][0], known[key][0] + size)
+                first = known[key][0]
+                if encoded is not None:
+                    stored = self._stored_rows(range(first, first + size))
+                    sent = [_row(encoded, start + j) for j in range(size)]
+                    _check_batch(key, sent, [stored.get(first + j) for j in range(size)])
+                offsets[start : start + size] = range(first, first + size)
             elif key in first_seen:
+                if encoded is not None:
+                    source = first_seen[key][0]
+                    sent = [_row(encoded, start + j) for j in range(size)]
+                    _check_batch(key, sent, [_row(encoded, source + j) for j in range(size)])
                 offsets[start : start + size] = [-1] * size
                 copies.append((start, size, first_seen[key][0]))
             else:
@@ -366,6 +438,39 @@ class EventLog:
                 [rest],
             ).fetchall()
             found.update((k, (int(first), int(size))) for k, first, size in rows)
+        return found
+
+    def _check_repeats(
+        self, encoded: EncodedEvents, keys: Sequence[str | None], repeats: list[tuple[int, int, int | None]]
+    ) -> None:
+        """Raise if an event sent again under a known key is not the event first sent under it."""
+        stored = self._stored_rows([offset for _, offset, row in repeats if row is None])
+        for i, offset, row in repeats:
+            original = _row(encoded, row) if row is not None else stored.get(offset)
+            differs = _difference(_row(encoded, i), original)
+            if differs:
+                raise IdempotencyKeyReusedError(
+                    f"idempotency key {keys[i]!r} was already used for another event (offset {offset}): "
+                    f"its {differs} differs"
+                )
+
+    def _stored_rows(self, offsets: Iterable[int]) -> dict[int, EventRow]:
+        """(key, value, namespace, sender, context) of the events at ``offsets``, staged or committed."""
+        wanted = set(offsets)
+        found: dict[int, EventRow] = {}
+        for held, encoded, _, _ in self._pending:
+            for n, offset in enumerate(held):
+                if offset in wanted:
+                    found[offset] = _row(encoded, n)
+        rest = list(wanted - found.keys())
+        if rest:
+            rows = self.db.conn.execute(
+                'SELECT "offset", key, value, namespace, sender, context FROM events '
+                'WHERE "offset" IN (SELECT unnest(?))',
+                [rest],
+            ).fetchall()
+            for offset, key, value, namespace, sender, context in rows:
+                found[int(offset)] = (key, value, namespace, sender, context)
         return found
 
     def _hold(

@@ -56,7 +56,15 @@ class DaskExecutor(Executor):
     name = "dask"
 
     def __init__(
-        self, home: Path, *, address: str | None = None, connect_timeout: float = 10.0, **options: Any
+        self,
+        home: Path,
+        *,
+        address: str | None = None,
+        connect_timeout: float = 10.0,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(home, **options)
         address = address or os.environ.get("AIFLOW_NB_DASK_ADDRESS")
@@ -77,8 +85,11 @@ class DaskExecutor(Executor):
             distributed.comm.addressing.get_address_host_port(address)
         except ValueError as exc:
             raise ExecutorError(f"dask: {address!r} is not a scheduler address like tcp://HOST:8786 ({exc})") from None
+        security = dask_security(address, tls_ca, tls_cert, tls_key)
         try:
-            self.client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+            self.client = distributed.Client(
+                address, timeout=connect_timeout, set_as_default=False, **({"security": security} if security else {})
+            )
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError(f"dask: cannot reach the Dask scheduler at {address}: {exc}") from None
         self.runs: dict[int, _Run] = {}
@@ -89,11 +100,11 @@ class DaskExecutor(Executor):
         self._resubmit: list[LaunchRequest] = []
         #: Stops of those, sent once they are submitted again: te id -> grace.
         self._stop_later: dict[int, float] = {}
-        self._service: dict[str, str] | None = None
+        self._service: dict[str, Any] | None = None
         log.info("connected to the Dask scheduler at %s", address)
 
     def serve_at(self, url: str, token: str) -> None:
-        self._service = {"url": url, "token": token}
+        self._service = {"url": url, "token": dask_worker.Hidden(token)}
 
     def active(self) -> int:
         return len(self.runs) + len(self._resubmit)
@@ -183,6 +194,16 @@ class DaskExecutor(Executor):
     def _state(self, te_id: int, attempt: int) -> dask_worker.RunState:
         return dask_worker.RunState(dask_worker.task_key(te_id, attempt), client=self.client)
 
+    def _result_of(self, te_id: int, attempt: int) -> dict[str, Any]:
+        """The run's result from its ``result`` mark, checked field by field."""
+        try:
+            return dask_worker.decode_result(self._state(te_id, attempt).get("result"))
+        except ValueError as exc:
+            log.warning("task execution %s: its result on the Dask cluster is not aiflow-nb's: %s", te_id, exc)
+            return dask_worker.payload(
+                "FAILED", f"its result on the Dask cluster was missing or not aiflow-nb's ({exc})"
+            )
+
     def _record_of(self, te_id: int, attempt: int) -> bool:
         """Queue the outcome if the home holds it already (ended before the service went down)."""
         try:
@@ -196,7 +217,9 @@ class DaskExecutor(Executor):
     def _outcome(self, run: _Run) -> Outcome:
         te_id, attempt, future = run.task_execution_id, run.attempt, run.future
         if future.status == "finished":
-            payload = future.result()
+            # Never future.result(): Dask would unpickle what the worker sent, and whoever reaches the
+            # scheduler can change what a worker runs.  The run's result mark is JSON text (msgpack).
+            payload = self._result_of(te_id, attempt)
         elif future.status == "cancelled":
             if run.stop_deadline is not None:
                 payload = dask_worker.payload("STOPPED", None)
@@ -216,6 +239,25 @@ class DaskExecutor(Executor):
         self._state(te_id, attempt).forget()
         future.release()
         return Outcome(te_id, attempt, TaskStatus(payload["status"]), payload["error"])
+
+
+def dask_security(address: str, ca: str | None, cert: str | None, key: str | None) -> Any:
+    """``distributed.Security`` for TLS with these files; None (Dask's own configuration) without them."""
+    if ca is None and cert is None and key is None:
+        return None
+    given = {"--dask-tls-ca": ca, "--dask-tls-cert": cert, "--dask-tls-key": key}
+    for option, path in given.items():
+        if path is None:
+            raise ExecutorError(
+                f"dask: TLS needs --dask-tls-ca, --dask-tls-cert and --dask-tls-key; {option} is missing"
+            )
+        if not os.access(path, os.R_OK):
+            raise ExecutorError(f"dask: {option} {path}: no such file, or not readable")
+    if not address.startswith("tls://"):
+        raise ExecutorError(f"dask: TLS files given but the scheduler address {address!r} is not tls://")
+    from distributed import Security
+
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
 
 
 __all__ = ["DaskExecutor"]

@@ -33,6 +33,7 @@ from typing import Any
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
 from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
 STOP_POLL = 0.5
@@ -81,41 +82,91 @@ def payload(status: str, error: str | None, log: str = "", notebook: str | None 
     return {"status": status, "error": error, "log": log, "notebook": notebook}
 
 
-def run(request: dict[str, Any], service: dict[str, str] | None) -> dict[str, Any]:
-    """Run ``request`` once on this worker; ``service`` holds the URL and token tasks send events with."""
+#: How a run may end, as its result says.
+RESULT_STATUSES = frozenset({"SUCCESS", "FAILED", "STOPPED"})
+
+
+def encode_result(outcome: dict[str, Any]) -> str:
+    """A run's result as it travels back to the service: JSON text, never a pickle."""
+    return json.dumps(outcome)
+
+
+def decode_result(text: object) -> dict[str, Any]:
+    """The result :func:`encode_result` made; ValueError for anything else (it came over the network)."""
+    if not isinstance(text, str):
+        raise ValueError(f"a {type(text).__name__}, not JSON text")
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("status") not in RESULT_STATUSES:
+        raise ValueError("not an object with a status of SUCCESS, FAILED or STOPPED")
+    error, log, notebook = data.get("error"), data.get("log", ""), data.get("notebook")
+    if not (error is None or isinstance(error, str)) or not isinstance(log, str):
+        raise ValueError("error or log is not text")
+    if not (notebook is None or isinstance(notebook, str)):
+        raise ValueError("notebook is not text")
+    return payload(data["status"], error, log, notebook)
+
+
+class Hidden:
+    """A text (the task token) that Dask carries to the worker without showing it.
+
+    Its repr is a placeholder, so the scheduler's task details and a worker's
+    error log of a failed call do not print it.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return "Hidden('[redacted]')"
+
+
+def run(request: dict[str, Any], service: dict[str, Any] | None) -> str:
+    """Run ``request`` once on this worker; ``service`` holds the URL and token tasks send events with.
+
+    The result (:func:`encode_result`) is set as the run's ``result`` mark, which the service
+    reads; it is also returned, but the service never asks Dask for the future's value.
+    """
     from distributed import get_worker
 
     state = RunState(task_key(request["task_execution_id"], request["attempt"]))
     done = state.get("result")
     if done is not None:
-        return dict(done)  # ran already; this is the service asking again after a restart
+        return str(done)  # ran already; this is the service asking again after a restart
     if state.get("stop") is not None:
-        return payload("STOPPED", None)  # stopped before it started
+        stopped = encode_result(payload("STOPPED", None))  # stopped before it started
+        state.put("result", stopped)
+        return stopped
     first = state.get("claim")
     if first is not None:
-        lost = payload("FAILED", f"the Dask worker running it ({first}) was lost")
+        lost = encode_result(payload("FAILED", f"the Dask worker running it ({first}) was lost"))
         state.put("result", lost)
         return lost
     worker = get_worker()
     state.put("claim", worker.address)
     folder = run_dir(Path(worker.local_directory) / "aiflow-nb", request["task_execution_id"], request["attempt"])
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     try:
-        outcome = _run_in(folder, request, service, state)
+        outcome = encode_result(_run_in(folder, request, service, state))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     state.put("result", outcome)
     return outcome
 
 
-def _run_in(folder: Path, request: dict[str, Any], service: dict[str, str] | None, state: RunState) -> dict[str, Any]:
+def _run_in(folder: Path, request: dict[str, Any], service: dict[str, Any] | None, state: RunState) -> dict[str, Any]:
     write_json(folder / "task.json", request)
     env = {**os.environ, **task_environment(request), "AIFLOW_NB_RUN_DIR": str(folder)}
     # The runner ends itself (and its kernel) if this worker process dies.
     env["AIFLOW_NB_PARENT_PID"] = str(os.getpid())
     env.pop("AIFLOW_NB_HOME", None)  # the service's home is not on this machine
     if service is not None:
-        env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = service["url"], service["token"]
+        token = service["token"]
+        env["AIFLOW_NB_URL"], env["AIFLOW_NB_TOKEN"] = (
+            service["url"],
+            token.text if isinstance(token, Hidden) else token,
+        )
     popen = start_runner(folder, env)
     watch = _Watch(state, popen, folder, request)
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)

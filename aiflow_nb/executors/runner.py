@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiflow_nb.executors.process import identity
+from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
+from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
 from aiflow_nb.startup import skip_slow_optional_imports
 
 if TYPE_CHECKING:
@@ -127,7 +129,7 @@ def start_runner(run_dir: Path, env: dict[str, str], python: str = sys.executabl
     It leads a session of its own, so a stop reaches its whole group (a
     command, a kernel) and it outlives the process that started it.
     """
-    with open(run_dir / "log.txt", "ab") as out:
+    with os.fdopen(open_private(run_dir / "log.txt"), "ab") as out:
         return subprocess.Popen(
             [python, "-m", "aiflow_nb.executors.runner", str(run_dir)],
             stdin=subprocess.DEVNULL,
@@ -209,7 +211,7 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
     try:
         papermill.execute_notebook(
             str(source),
-            str(run_dir / "output.ipynb"),
+            redacting_path(run_dir / "output.ipynb"),
             parameters=parameters,
             kernel_name=notebook_kernel(task),
             language=notebook_language(task),
@@ -228,6 +230,49 @@ def run_notebook(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | No
         raise TaskFailed(str(exc)) from None
     except DeadKernelError:
         raise TaskFailed("the notebook's kernel died (the task's code ended or killed its kernel process)") from None
+
+
+#: Papermill saves an output path with this prefix through :class:`RedactingHandler`.
+REDACTING_SCHEME = "aiflow-nb-redacted://"
+
+
+class RedactingHandler:
+    """A papermill I/O handler: each save of the executed notebook goes to a local file with the tokens
+    redacted (papermill saves while the notebook runs, so a streaming task's is never complete)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = secrets
+
+    @staticmethod
+    def local(path: str) -> str:
+        return path[len(REDACTING_SCHEME) :]
+
+    def read(self, path: str) -> str:
+        return Path(self.local(path)).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(self.local(path))
+
+    def write(self, buf: str, path: str) -> None:
+        text = redact_text(buf.replace(REDACTING_SCHEME, ""), self.secrets)  # the path in papermill's metadata
+        Path(self.local(path)).write_text(text, encoding="utf-8")
+
+    def pretty_path(self, path: str) -> str:
+        return self.local(path)
+
+
+def redacting_path(path: Path) -> str:
+    """``path`` as papermill's output path, saved through a :class:`RedactingHandler` of this run's secrets."""
+    from papermill.iorw import papermill_io
+
+    papermill_io.register(REDACTING_SCHEME, RedactingHandler(task_secrets(os.environ, run_home(path.parent))))
+    return REDACTING_SCHEME + str(path)
+
+
+def run_home(run_dir: Path) -> Path:
+    """The home of a run folder ``<home>/runs/<id>/<attempt>`` (``AIFLOW_NB_HOME`` where it is set)."""
+    home = os.environ.get("AIFLOW_NB_HOME")
+    return Path(home) if home else run_dir.parent.parent.parent
 
 
 def source_cell_index(notebook: dict[str, Any], index: int) -> int:
@@ -353,6 +398,7 @@ def watch_parent() -> None:
 
 def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     skip_slow_optional_imports()
+    os.umask(OWNER_ONLY_UMASK)  # the run's files (log, notebooks, result) are the user's alone, wherever it runs
     if argv and argv[0] == "--warm":
         return warm_main(argv[1] if len(argv) > 1 else None)
     run_dir = Path(argv[0])
@@ -368,21 +414,30 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     os.environ.update(task_environment(request))
     watch_parent()
     start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))
+    # From here on, what the run prints (its commands and kernel too) reaches log.txt with tokens redacted.
+    secrets = task_secrets(os.environ, run_home(run_dir))
+    end_redaction = redact_output(secrets)
+    result: dict[str, str | None]
     try:
-        run_task(request, run_dir, kernel)
-    except TaskFailed as exc:
-        write_json(run_dir / "result.json", {"status": "FAILED", "error": str(exc)})
-        print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        write_json(run_dir / "result.json", {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
-        return 1
-    else:
-        stopped = (run_dir / STOP_FILE).exists()
-        write_json(run_dir / "result.json", {"status": "STOPPED" if stopped else "SUCCESS", "error": None})
-        return 0
+        try:
+            run_task(request, run_dir, kernel)
+        except TaskFailed as exc:
+            print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
+            result, code = {"status": "FAILED", "error": str(exc)}, 1
+        except Exception as exc:
+            traceback.print_exc()
+            result, code = {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"}, 1
+        else:
+            stopped = (run_dir / STOP_FILE).exists()
+            result, code = {"status": "STOPPED" if stopped else "SUCCESS", "error": None}, 0
+        end_redaction()  # the log is complete before the result says the run ended
+        error = result["error"]
+        if error is not None:
+            result["error"] = redact_text(error, secrets)
+        write_json(run_dir / "result.json", result)
+        return code
     finally:
+        end_redaction()
         announce_end(run_dir)
 
 
@@ -407,7 +462,7 @@ def warm_main(kernel_name: str | None) -> int:
         # From here on this process is that run's runner, as if started for it.
         sys.stdout.flush()
         sys.stderr.flush()
-        log = os.open(run_dir / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        log = os.open(run_dir / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)

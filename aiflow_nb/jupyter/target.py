@@ -10,7 +10,7 @@ from aiflow_nb.server import control
 from aiflow_nb.server.info import ServerInfo
 
 #: A path the proxy may forward below /api/v1: plain segments, no "..", no empty segment.
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")  # whole segments: fullmatch
 
 
 def home() -> Path:
@@ -25,4 +25,4 @@ def running() -> ServerInfo | None:
 def api_path_ok(path: str) -> bool:
     """True for a relative, already decoded path of plain segments, so the request stays under /api/v1."""
     segments = path.split("/")
-    return all(_SEGMENT.match(s) and s not in (".", "..") for s in segments)
+    return all(_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments)

@@ -15,6 +15,7 @@ import httpx
 
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
+from aiflow_nb.home import make_private_folder, open_private
 from aiflow_nb.server import info
 from aiflow_nb.server.info import ServerInfo
 
@@ -48,8 +49,8 @@ def start(
     running = status(home)
     if running is not None:
         return running, False
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    out = open(home / "logs" / "server.out", "ab")  # noqa: SIM115  (handed to the child)
+    make_private_folder(home / "logs")  # before the service (umask 077) runs: made here, by the caller
+    out = os.fdopen(open_private(home / "logs" / "server.out"), "ab")  # handed to the child
     with out:
         child = subprocess.Popen(
             [

@@ -21,7 +21,7 @@ from aiflow_nb._version import __version__
 from aiflow_nb.engine import Engine, prepare_home
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
-from aiflow_nb.home import default_home
+from aiflow_nb.home import OWNER_ONLY_UMASK, default_home
 from aiflow_nb.server import info, redact
 from aiflow_nb.server.app import make_app
 from aiflow_nb.server.connections import BODY_TIMEOUT, CappedHTTPServer, apply_descriptor_limit
@@ -133,10 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     add_engine_arguments(parser)
     args = parser.parse_args(argv)
     home = (args.home or default_home()).expanduser().resolve()
+    os.umask(OWNER_ONLY_UMASK)  # all it (and the tasks it starts) writes in the home is the user's alone
     try:
-        # 0700: it holds the token, the events and the outputs.  The umask stays the user's: task
-        # processes inherit it, and the files they write elsewhere must not change modes.
-        prepare_home(home)
+        prepare_home(home)  # 0700: it holds the token, the events and the outputs
         configure_logging(home, to_stderr=not args.quiet)
     except (AiflowError, OSError) as exc:
         why = exc if isinstance(exc, AiflowError) else f"cannot write its log in {home}: {exc.strerror or exc}"

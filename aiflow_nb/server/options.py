@@ -9,6 +9,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+#: The files of --dask-tls-*: a CA certificate, the service's certificate and its key.
+TLS_PARTS = ("ca", "cert", "key")
+TLS_HELP = (
+    "the CA certificate that signed the scheduler's",
+    "the service's client certificate (signed by that CA)",
+    "the private key of that certificate",
+)
+
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
@@ -68,6 +76,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="dask: the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $AIFLOW_NB_DASK_ADDRESS); "
         "for --executor dask and for tasks that name the dask executor",
     )
+    for part, what in zip(TLS_PARTS, TLS_HELP, strict=True):
+        parser.add_argument(f"--dask-tls-{part}", metavar="FILE", help=f"dask: TLS to a tls:// scheduler: {what}")
     parser.add_argument(
         "--max-parallel", type=_positive(int), default=16, help="task processes running at once (default 16)"
     )
@@ -101,6 +111,7 @@ def engine_flags(args: argparse.Namespace) -> list[str]:
         flags.append(f"--preload={args.preload}")
     if args.dask_address is not None:
         flags.append(f"--dask-address={args.dask_address}")
+    flags += [f"--dask-tls-{p}={getattr(args, f'dask_tls_{p}')}" for p in TLS_PARTS if getattr(args, f"dask_tls_{p}")]
     return flags
 
 
@@ -121,4 +132,7 @@ def executor_options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     if args.dask_address is not None:
         # Made at start even when it is not the default: an unreachable cluster fails the start.
         options["dask"] = {"address": args.dask_address}
+    tls = {f"tls_{p}": getattr(args, f"dask_tls_{p}") for p in TLS_PARTS if getattr(args, f"dask_tls_{p}")}
+    if tls:
+        options["dask"] = {**options.get("dask", {}), **tls}
     return options

@@ -32,11 +32,11 @@ from aiflow_nb.workflow.conditions import (
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.status import TaskAction, TaskStatus
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # whole names: fullmatch
 
 
 def check_name(what: str, name: object) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise SpecError(
             f"{what} name {name!r} is not valid: use letters, digits, '_', '.', '-' "
             "(at most 128 characters, not starting with '.' or '-')"

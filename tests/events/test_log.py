@@ -123,7 +123,7 @@ def test_concurrent_appends_get_distinct_offsets(log: EventLog) -> None:
 def test_idempotent_append_returns_the_original_offset(log: EventLog) -> None:
     first = log.append(Event("hour_complete", "10:00"), idempotency_key="h10")
     log.append(Event("other"))
-    again = log.append(Event("hour_complete", "10:00 (retried)"), idempotency_key="h10")
+    again = log.append(Event("hour_complete", "10:00"), idempotency_key="h10")
     assert first == again == 1
     assert log.count() == 2
     assert log.latest_offset() == 2
@@ -135,7 +135,9 @@ def test_idempotency_survives_reopening(log: EventLog) -> None:
     log.append(Event("k", 1), idempotency_key="once")
     log = reopen(log)
     try:
-        assert log.append(Event("k", 2), idempotency_key="once") == 1
+        assert log.append(Event("k", 1), idempotency_key="once") == 1
+        with pytest.raises(IdempotencyKeyReusedError):  # the key is the first event's (issue 26)
+            log.append(Event("k", 2), idempotency_key="once")
         assert log.count() == 1
         assert log.append(Event("k", 3)) == 2
     finally:
@@ -145,7 +147,7 @@ def test_idempotency_survives_reopening(log: EventLog) -> None:
 def test_idempotency_inside_append_many(log: EventLog) -> None:
     log.append(Event("old"), idempotency_key="a")
     offsets = log.append_many(
-        [Event("x"), Event("dup-of-old"), Event("y"), Event("y-again"), Event("z")],
+        [Event("x"), Event("old"), Event("y"), Event("y"), Event("z")],
         idempotency_keys=["b", "a", "c", "c", None],
     )
     # "a" exists (offset 1); "c" appears twice in the batch: the second gets the first's offset.
@@ -154,7 +156,7 @@ def test_idempotency_inside_append_many(log: EventLog) -> None:
     assert log.latest_offset() == 4
     assert [e.key for e in log.read()] == ["old", "x", "y", "z"]
     # The keys of that batch are now known too.
-    assert log.append_many([Event("again")] * 2, idempotency_keys=["b", "c"]) == [2, 3]
+    assert log.append_many([Event("x"), Event("y")], idempotency_keys=["b", "c"]) == [2, 3]
     assert log.count() == 4
 
 
@@ -178,7 +180,7 @@ def test_a_batch_key_makes_a_retried_batch_a_no_op(log: EventLog) -> None:
     assert log.append_many([Event("row", 4)], batch_key="upload-2") == [5]
     log = reopen(log)
     try:
-        assert log.append_many([Event("x"), Event("y"), Event("z")], batch_key="upload-1") == [2, 3, 4]
+        assert log.append_many([Event("row", 1), Event("row", 2), Event("row", 3)], batch_key="upload-1") == [2, 3, 4]
         assert stored(log) == [(1, "before", None), (2, "row", 1), (3, "row", 2), (4, "row", 3), (5, "row", 4)]
     finally:
         log.db.close()
@@ -200,7 +202,7 @@ def test_batches_staged_together_as_the_service_groups_requests(log: EventLog) -
     log.append_many([Event("old-1"), Event("old-2")], batch_key="old")
     with log.db.transaction():
         offsets = log.stage(
-            [Event(f"e{i}") for i in range(8)],
+            [Event(k) for k in ("e0", "e1", "e2", "old-1", "old-2", "e1", "e2", "e7")],
             ["own", None, None, None, None, None, None, None],
             # A new batch, a retry of a committed one, a repeat within this group, a request without a key.
             [("new", 1, 2), ("old", 3, 2), ("new", 5, 2)],
@@ -209,10 +211,10 @@ def test_batches_staged_together_as_the_service_groups_requests(log: EventLog) -
     assert [e.key for e in log.read(since=2)] == ["e0", "e1", "e2", "e7"]
     # Both the per-event key and the new batch key are known now; staged keys are seen before the commit.
     with log.db.transaction():
-        assert log.stage([Event("again")], ["own"]) == [3]
+        assert log.stage([Event("e0")], ["own"]) == [3]
         assert log.stage([Event("n1"), Event("n2")], None, [("fresh", 0, 2)]) == [7, 8]
         assert log.stage([Event("n1"), Event("n2")], None, [("fresh", 0, 2)]) == [7, 8]
-    assert log.append_many([Event("x"), Event("y")], batch_key="new") == [4, 5]
+    assert log.append_many([Event("e1"), Event("e2")], batch_key="new") == [4, 5]
     assert log.count() == 8
 
 
@@ -239,8 +241,9 @@ def test_batch_keys_are_found_once_the_log_reopens_and_its_key_filter_loads(log:
         # Appended while the filter may still be loading: the filter must learn these too.
         late = [log.append_many([Event("late", i)], batch_key=f"late-{i}")[0] for i in range(50)]
         wait(log.key_filter_ready, what="the batch-key filter to load")
-        assert [log.append_many([Event("again")], batch_key=k)[0] for k in keys[::997]] == list(range(1, 20_001, 997))
-        assert [log.append_many([Event("again")], batch_key=f"late-{i}")[0] for i in range(50)] == late
+        again = [log.append_many([Event("row", i)], batch_key=keys[i])[0] for i in range(0, 20_000, 997)]
+        assert again == list(range(1, 20_001, 997))
+        assert [log.append_many([Event("late", i)], batch_key=f"late-{i}")[0] for i in range(50)] == late
         assert log.append_many([Event("new")], batch_key="request-new") == [20_051]
         assert log.count() == 20_051
     finally:
@@ -254,7 +257,7 @@ def test_a_log_closed_while_its_key_filter_loads_stops_loading(log: EventLog) ->
     assert not [t for t in threading.enumerate() if t.name == "aiflow-nb-keyfilter"], "a loader outlived close()"
     log = EventLog(log.db.path)
     try:
-        assert log.append_many([Event("x")], batch_key="request-5") == [6]
+        assert log.append_many([Event("row", 5)], batch_key="request-5") == [6]
         assert log.count() == 100_000
     finally:
         log.db.close()
@@ -280,7 +283,7 @@ def test_every_insert_size_stores_the_same_rows(log: EventLog, size: int) -> Non
         (e.key, e.value, e.namespace, e.sender, e.context) for e in events
     ]
     assert len({e.create_time for e in back}) == 1
-    assert log.append_many([Event("again")] * 2, idempotency_keys=["id-0", "other"]) == [1, size + 1]
+    assert log.append_many([events[0], Event("again")], idempotency_keys=["id-0", "other"]) == [1, size + 1]
 
 
 # -- transactions ------------------------------------------------------------------
@@ -471,5 +474,5 @@ def test_large_batch_reads_back_in_order(log: EventLog) -> None:
     assert log.count(key="k3") == len(range(3, n, 7))
     assert [e.value["i"] for e in log.read(since=40_000, limit=3)] == [40_000, 40_001, 40_002]  # type: ignore[index]
     # The batch's idempotency keys are all known.
-    assert log.append_many([Event("again")] * 2, idempotency_keys=["id-0", "id-49990"]) == [1, 49_991]
+    assert log.append_many([events[0], events[49_990]], idempotency_keys=["id-0", "id-49990"]) == [1, 49_991]
     assert log.latest_offset() == n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import websocket  # websocket-client (a dependency of jupyter_server): the brows
 
 from aiflow_nb import BashTask, Workflow
 from tests.conftest import RunningService
+from tests.home_modes import not_owner_only
 from tests.jupyter.servers import JupyterProcess
 
 
@@ -90,6 +92,7 @@ def test_service_token_is_not_jupyters(jupyter: JupyterProcess, aiflow: RunningS
         "/aiflow/api/v1/%2e%2e/%2e%2e/api/contents",
         "/aiflow/api/v1/workflows/%2e%2e/%2e%2e/health",
         "/aiflow/api/v1/a//b",
+        "/aiflow/api/v1/health%0A",  # a segment ending in a newline (issue 26, item 9)
     ],
 )
 def test_proxy_rejects_paths_outside_the_api(jupyter: JupyterProcess, aiflow: RunningService, path: str) -> None:
@@ -181,7 +184,7 @@ def test_proxy_says_when_the_service_is_not_running(jupyter: JupyterProcess, no_
     assert "token" not in body
 
 
-def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service: object) -> None:
+def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service: Path) -> None:
     status, body = call(jupyter, "POST", "/aiflow/service")
     assert status == 200, body
     assert body["running"] is True and body["started"] is True
@@ -190,6 +193,7 @@ def test_service_endpoint_starts_the_service(jupyter: JupyterProcess, no_service
     assert again["started"] is False and again["pid"] == body["pid"]
     status, health = call(jupyter, "GET", "/aiflow/api/v1/health")
     assert status == 200 and health["status"] == "ok"
+    assert not_owner_only(no_service) == []  # started by the Jupyter server's process (issue 26, item 1)
 
 
 def test_websocket_without_service_is_503(jupyter: JupyterProcess, no_service: object) -> None:

@@ -519,7 +519,7 @@ def test_repeated_idempotency_key_returns_the_same_offset(service: RunningServic
         PREFIX + "/events",
         {
             "events": [
-                {"key": "once", "idempotency_key": "k-1"},
+                {"key": "once", "value": 1, "idempotency_key": "k-1"},  # the same event: a key is its first event's
                 {"key": "twice", "idempotency_key": "k-2"},
                 {"key": "twice", "idempotency_key": "k-2"},
                 {"key": "plain"},
