@@ -9,16 +9,18 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts) $(LABEXT)/style/index.css $(LAB
 
 .PHONY: setup demo test test-ts lint bench clean
 
-$(STAMP): pyproject.toml $(LABEXT_SOURCES)
+$(STAMP): pyproject.toml tests/operators/example_pkg/pyproject.toml $(LABEXT_SOURCES)
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	rm -rf aiflow_nb/jupyter/labextension  # the hook only compares src/ times; a style change must rebuild too
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps -e tests/operators/example_pkg  # the operator of tests/operators
 	touch $(STAMP)
 
 setup: $(STAMP)

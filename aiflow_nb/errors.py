@@ -44,6 +44,18 @@ class InvalidNotebookError(SpecError):
     code = "invalid_notebook"
 
 
+class UnknownOperatorError(SpecError):
+    """A task names an operator that no ``aiflow_nb.operators`` entry point provides."""
+
+    code = "unknown_operator"
+
+
+class OperatorUnavailableError(SpecError):
+    """An operator's optional extra is not installed (the message names the extra)."""
+
+    code = "operator_unavailable"
+
+
 class InvalidScheduleError(SpecError):
     """A cron expression, time zone or interval is not valid."""
 

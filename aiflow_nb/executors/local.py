@@ -20,6 +20,7 @@ from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.runner import (
     ENDED_FIFO,
     STOP_FILE,
+    can_reattach,
     claim,
     silence,
     start_runner,
@@ -140,13 +141,7 @@ class LocalExecutor(Executor):
             self.recover(te_id, attempt)
             return
         write_json(folder / "task.json", request)
-        env = {
-            **os.environ,
-            **task_environment(request),
-            "AIFLOW_NB_HOME": str(self.home),
-            "AIFLOW_NB_RUN_DIR": str(folder),
-        }
-        popen = start_runner(folder, env, self.python)
+        popen = start_runner(folder, self._env(request, folder), self.python)
         run = _Run(te_id, attempt, folder, popen=popen, pid=popen.pid, since=time.monotonic())
         _configure(run, request)
         self.runs[te_id] = run
@@ -155,11 +150,17 @@ class LocalExecutor(Executor):
     def recover(self, task_execution_id: int, attempt: int) -> None:
         folder = run_dir(self.home, task_execution_id, attempt)
         run = _Run(task_execution_id, attempt, folder, since=time.monotonic())
+        request = None
         try:
-            _configure(run, json.loads((folder / "task.json").read_text()))
+            request = json.loads((folder / "task.json").read_text())
+            _configure(run, request)
         except (OSError, ValueError):
             pass  # never launched here: the claim check reports it lost
-        self._read_claim(run)
+        if self._read_claim(run) and request is not None and not process.alive(run.pid, run.started):  # type: ignore[arg-type]
+            if can_reattach(folder):  # its runner died, its operator's job may live: a new runner watches it
+                run.popen = start_runner(folder, self._env(request, folder), self.python, reattach=True)
+                run.pid, run.started = run.popen.pid, None
+                log.info("task execution %s: re-attaching its job (runner pid %s)", task_execution_id, run.pid)
         self.runs[task_execution_id] = run
         log.info("watching task execution %s again (pid %s)", task_execution_id, run.pid)
 
@@ -199,6 +200,14 @@ class LocalExecutor(Executor):
         self.runs.clear()
 
     # -- helpers -------------------------------------------------------------
+
+    def _env(self, request: LaunchRequest, folder: Path) -> dict[str, str]:
+        return {
+            **os.environ,
+            **task_environment(request),
+            "AIFLOW_NB_HOME": str(self.home),
+            "AIFLOW_NB_RUN_DIR": str(folder),
+        }
 
     def _read_claim(self, run: _Run) -> bool:
         try:

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from aiflow_nb.executors.process import identity
 from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
 from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
+from aiflow_nb.operators.base import JobFailed, JobState, Operator, OperatorContext
+from aiflow_nb.operators.registry import operator_class
 from aiflow_nb.startup import skip_slow_optional_imports
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ ALREADY_CLAIMED = 0
 #: File names in the run folder (the executor writes STOP_FILE, the runner HEARTBEAT_FILE).
 HEARTBEAT_FILE = "heartbeat"
 STOP_FILE = "stop"
+#: The operator's handle of the run's job (JSON), written as soon as the job started.
+HANDLE_FILE = "handle.json"
 #: A FIFO in the home (beside ``runs/``): a runner writes a line to it once its result is written.
 ENDED_FIFO = ".runs-ended"
 #: A spare creates this file in the home once it is ready (kernel-pool then prefers it to a fork).
@@ -65,7 +69,7 @@ def stop_requested() -> bool:
     return folder is not None and os.path.exists(os.path.join(folder, STOP_FILE))
 
 
-class TaskFailed(Exception):
+class TaskFailed(JobFailed):
     """The task ran and failed; the message is the error summary."""
 
 
@@ -123,15 +127,19 @@ def task_environment(request: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def start_runner(run_dir: Path, env: dict[str, str], python: str = sys.executable) -> subprocess.Popen[bytes]:
+def start_runner(
+    run_dir: Path, env: dict[str, str], python: str = sys.executable, reattach: bool = False
+) -> subprocess.Popen[bytes]:
     """Start ``python -m aiflow_nb.executors.runner run_dir``, its output to ``run_dir/log.txt``.
 
     It leads a session of its own, so a stop reaches its whole group (a
     command, a kernel) and it outlives the process that started it.
+    ``reattach``: take over the claimed run of a runner that died and watch its
+    job again (:func:`can_reattach`).
     """
     with os.fdopen(open_private(run_dir / "log.txt"), "ab") as out:
         return subprocess.Popen(
-            [python, "-m", "aiflow_nb.executors.runner", str(run_dir)],
+            [python, "-m", "aiflow_nb.executors.runner", *(["--reattach"] if reattach else []), str(run_dir)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -323,23 +331,74 @@ def run_bash(request: dict[str, Any], run_dir: Path) -> None:
         raise TaskFailed(f"command exited with code {code}")
 
 
-RUNNERS = {"notebook": run_notebook, "python": run_python, "bash": run_bash}
+#: Set by SIGTERM in the runner of an operator's job that is not its own work: the operator stops it.
+_STOP = threading.Event()
 
 
-def run_task(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None) -> None:
+def _operator(kind: str) -> type[Operator] | None:
+    """The operator of a task kind; None for a kind of the older ``aiflow_nb.task_kinds`` group."""
+    try:
+        return operator_class(kind)
+    except Exception:
+        return None
+
+
+def operator_context(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None) -> OperatorContext:
+    task = request["task"]
+    return OperatorContext(
+        task=task["name"],
+        params=dict(task.get("params") or {}),
+        run_dir=run_dir,
+        event=request.get("event"),
+        environment={**task_environment(request), "AIFLOW_NB_RUN_DIR": str(run_dir)},
+        streaming=bool(task.get("streaming")),
+        request=request,
+        stop_event=_STOP,
+        kernel=kernel,
+    )
+
+
+def run_task(
+    request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None, reattach: bool = False
+) -> None:
+    """Start the task's job through its operator (or find it again), wait for its end; TaskFailed if it failed."""
     kind = request["task"]["kind"]
-    if kind == "notebook":
-        run_notebook(request, run_dir, kernel)
-        return
-    runner = RUNNERS.get(kind)
-    if runner is None:
+    cls = _operator(kind)
+    if cls is None:
         from aiflow_nb.workflow.tasks import task_kinds
 
-        cls: Any = task_kinds().get(kind)
-        if cls is None or not hasattr(cls, "run"):
+        legacy: Any = task_kinds().get(kind)
+        if legacy is None or not hasattr(legacy, "run"):
+            operator_class(kind)  # raises, naming the known operators
             raise TaskFailed(f"no runner for task kind {kind!r}")
-        runner = cls.run
-    runner(request, run_dir)
+        legacy.run(request, run_dir)
+        return
+    operator = cls()
+    context = operator_context(request, run_dir, kernel)
+    if reattach:
+        handle = json.loads((run_dir / HANDLE_FILE).read_text())
+        if not operator.reattach(handle):
+            raise TaskFailed(f"the {kind} job was lost with its runner")
+        context.log(f"watching the {kind} job again")
+    else:
+        handle = operator.start(context)
+        if not cls.in_process:  # an in-process job ends with its runner: nothing to find again
+            write_json(run_dir / HANDLE_FILE, handle)
+    status = operator.wait(handle, context)
+    if status.state is JobState.FAILED:
+        raise TaskFailed(status.error or f"the {kind} job failed")
+
+
+def can_reattach(run_dir: Path) -> bool:
+    """A run whose runner is gone but whose job may live: it has a handle and no result."""
+    return (run_dir / HANDLE_FILE).exists() and not (run_dir / "result.json").exists()
+
+
+def take_over(run_dir: Path) -> None:
+    """Write this process's identity to the claim of a run whose runner died (re-attachment)."""
+    tmp = run_dir / f"claim.{os.getpid()}.tmp"
+    tmp.write_text(identity())
+    os.replace(tmp, run_dir / "claim")
 
 
 def stops_gently(task: dict[str, Any]) -> bool:
@@ -401,11 +460,20 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     os.umask(OWNER_ONLY_UMASK)  # the run's files (log, notebooks, result) are the user's alone, wherever it runs
     if argv and argv[0] == "--warm":
         return warm_main(argv[1] if len(argv) > 1 else None)
-    run_dir = Path(argv[0])
-    if not claim(run_dir):
+    reattach = bool(argv) and argv[0] == "--reattach"
+    run_dir = Path(argv[-1])
+    if reattach:
+        if not can_reattach(run_dir):
+            return ALREADY_CLAIMED
+        take_over(run_dir)
+    elif not claim(run_dir):
         return ALREADY_CLAIMED
     request = json.loads((run_dir / "task.json").read_text())
-    if stops_gently(request["task"]):
+    cls = _operator(request["task"]["kind"])
+    if cls is not None and not cls.in_process:
+        # The operator stops its job (its own stop command); the runner then records how it ended.
+        signal.signal(signal.SIGTERM, lambda signum, frame: _STOP.set())
+    elif stops_gently(request["task"]):
         # The executor signals only this process: the task's code sees stop_requested()
         # and ends its step; the executor kills the whole group after the grace period.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -420,8 +488,8 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     result: dict[str, str | None]
     try:
         try:
-            run_task(request, run_dir, kernel)
-        except TaskFailed as exc:
+            run_task(request, run_dir, kernel, reattach)
+        except JobFailed as exc:
             print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
             result, code = {"status": "FAILED", "error": str(exc)}, 1
         except Exception as exc:

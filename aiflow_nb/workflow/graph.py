@@ -107,6 +107,8 @@ def workflow_graph(workflow: Workflow, statuses: Mapping[str, TaskStatus] | None
     for name, task in workflow.tasks.items():
         attrs: dict[str, Any] = {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffffff"}
         label = name
+        if task.kind_name not in ("notebook", "python", "bash"):
+            label += f"\n[{task.kind_name}]"  # the operator
         if task.streaming:
             attrs["peripheries"] = "2"
             label += "\n(streaming)"
@@ -114,7 +116,7 @@ def workflow_graph(workflow: Workflow, statuses: Mapping[str, TaskStatus] | None
         if status is not None:
             attrs["fillcolor"] = STATUS_COLORS[status.value]
             label += f"\n{status.value}"
-        graph.node(name, label=label, tooltip=task.kind, **attrs)
+        graph.node(name, label=label, tooltip=task.kind_name, **attrs)
     if workflow.triggers or workflow.schedule_ is not None:
         graph.node(START_NODE, label="start", shape="circle", style="dashed", fontsize="9")
         for trigger in workflow.triggers:

@@ -1,8 +1,10 @@
 """Task kinds and the rules on them.
 
-A task made inside ``with Workflow(...)`` joins that workflow.  New kinds
-plug in through the ``aiflow_nb.task_kinds`` entry point group: a Task
-subclass with a unique ``kind``.
+A task made inside ``with Workflow(...)`` joins that workflow.  A kind is an
+operator (:mod:`aiflow_nb.operators`): ``Task(name, operator="spark",
+params={...})`` or a subclass of :class:`OperatorTask` naming its operator
+makes a task of any registered kind, checked by that operator.  (Task
+subclasses of the older ``aiflow_nb.task_kinds`` entry point group still load.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import nbformat
 
 from aiflow_nb.errors import InvalidNotebookError, NotebookNotFoundError, SpecError
 from aiflow_nb.notebooks import kernel_problem
+from aiflow_nb.operators.registry import is_builtin, known_operators, operator_class
 from aiflow_nb.workflow import context
 from aiflow_nb.workflow.conditions import (
     _UNSET,
@@ -96,9 +99,29 @@ def mapping(task: str, field: str, value: Any) -> dict[str, Any]:
 
 
 class Task:
-    """Base of every task kind."""
+    """Base of every task kind.
+
+    ``Task(name, operator="x", params={...}, **common)`` makes a task of the operator ``x``
+    (an :class:`OperatorTask`, or the built-in class of ``notebook``, ``python``, ``bash``).
+    """
 
     kind: ClassVar[str] = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Task:
+        if cls is not Task:
+            return super().__new__(cls)
+        name = args[0] if args else kwargs.get("name")
+        operator = kwargs.get("operator")
+        if operator is None:
+            raise SpecError(f"task {name!r}: Task(...) needs operator=NAME (known: {', '.join(known_operators())})")
+        if isinstance(operator, str) and is_builtin(operator):
+            return _BUILTIN[operator].__new__(_BUILTIN[operator])
+        return super().__new__(OperatorTask)
+
+    @property
+    def kind_name(self) -> str:
+        """The task's kind: its operator's name."""
+        return self.kind
 
     def __init__(
         self,
@@ -187,7 +210,7 @@ class Task:
     def to_spec(self) -> dict[str, Any]:
         spec = {
             "name": self.name,
-            "kind": self.kind,
+            "kind": self.kind_name,
             **self.params_spec(),
             "streaming": self.streaming,
             "max_retries": self.max_retries,
@@ -213,7 +236,7 @@ class Task:
 
     def __hash__(self) -> int:
         # Hashable so tasks can key {task: status} maps; equal specs share kind and name.
-        return hash((self.kind, self.name))
+        return hash((self.kind_name, self.name))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -390,7 +413,75 @@ class BashTask(Task):
         return cls(name, params.get("command"), cwd=params.get("cwd"), **common)  # type: ignore[arg-type]
 
 
+class OperatorTask(Task):
+    """A task of an operator kind: ``Task(name, operator="spark", params={...})``.
+
+    A subclass may name its operator (``operator_name = "spark"``) and take
+    the fields as keyword arguments.  The operator checks the fields here, so a
+    task it refuses is never made (nor submitted).  In a spec the fields are
+    under ``params``.
+    """
+
+    #: The operator of a subclass (``Task(operator=...)`` names it otherwise).
+    operator_name: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        name: str,
+        operator: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        **common: Any,
+    ) -> None:
+        check_name("task", name)
+        operator = operator or type(self).operator_name
+        if not isinstance(operator, str) or not operator:
+            raise SpecError(f"task {name!r}: an operator task needs operator=NAME")
+        if is_builtin(operator):
+            raise SpecError(f"task {name!r}: use {_BUILTIN[operator].__name__} (or Task(...)) for {operator!r}")
+        self.operator = operator
+        try:
+            cls = operator_class(operator)
+        except SpecError as exc:
+            raise type(exc)(f"task {name!r}: {exc}") from None
+        self.params = cls.validate(name, mapping(name, "params", params))
+        super().__init__(name, **common)
+
+    @property
+    def kind_name(self) -> str:
+        return self.operator
+
+    def params_spec(self) -> dict[str, Any]:
+        return {"params": self.params}
+
+    @classmethod
+    def from_params(cls, name: str, params: Mapping[str, Any], **common: Any) -> Task:
+        return OperatorTask(name, operator=params.get("kind"), params=params.get("params"), **common)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, operator={self.operator!r})"
+
+
+def _from_task_call(cls: type[Task]) -> None:
+    """Let a built-in class take ``Task(name, operator=KIND, params={...})``'s arguments."""
+    init = cls.__init__
+
+    def __init__(self: Task, name: str, *args: Any, **kwargs: Any) -> None:
+        if "operator" in kwargs:
+            operator = kwargs.pop("operator")
+            if operator != cls.kind:
+                raise SpecError(f"task {name!r}: {cls.__name__} is operator {cls.kind!r}, not {operator!r}")
+            fields = mapping(name, "params", kwargs.pop("params", None))
+            init(self, name, *args, **fields, **kwargs)
+        else:
+            init(self, name, *args, **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
 _BUILTIN: dict[str, type[Task]] = {t.kind: t for t in (NotebookTask, PythonTask, BashTask)}
+for _cls in _BUILTIN.values():
+    _from_task_call(_cls)
 _COMMON = ("streaming", "max_retries", "retry_delay", "timeout", "heartbeat_timeout", "executor")
 
 
@@ -412,7 +503,9 @@ def task_from_spec(spec: Any) -> Task:
     if cls is None:
         cls = task_kinds().get(kind) if isinstance(kind, str) else None  # type: ignore[arg-type]
     if cls is None:
-        raise SpecError(f"task {name!r}: unknown kind {kind!r}")
+        if not isinstance(kind, str) or not kind:
+            raise SpecError(f"task {name!r}: unknown kind {kind!r}")
+        cls = OperatorTask  # the operator says if it exists (UnknownOperatorError naming the known ones)
     common = {k: spec[k] for k in _COMMON if spec.get(k) is not None}
     with context.detached():
         task = cls.from_params(name, spec, **common)

@@ -88,7 +88,7 @@ def test_error_hierarchy() -> None:
         ({"name": "w", "tasks": "a"}, SpecError, "'tasks' must be a list"),
         ({"name": "w", "tasks": []}, SpecError, "has no tasks"),
         ({"name": "w", "tasks": ["a"]}, SpecError, "a task must be an object"),
-        ({"name": "w", "tasks": [task_spec(kind="spark")]}, SpecError, "unknown kind 'spark'"),
+        ({"name": "w", "tasks": [task_spec(kind="flink")]}, SpecError, "unknown operator 'flink'"),
         ({"name": "w", "tasks": [task_spec(kind=None)]}, SpecError, "unknown kind None"),
         ({"name": "w", "tasks": [task_spec(name=None)]}, SpecError, "task name None"),
         ({"name": "w", "tasks": [task_spec(rules="START")]}, SpecError, "'rules' must be a list"),
