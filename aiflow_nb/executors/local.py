@@ -156,11 +156,13 @@ class LocalExecutor(Executor):
             _configure(run, request)
         except (OSError, ValueError):
             pass  # never launched here: the claim check reports it lost
-        if self._read_claim(run) and request is not None and not process.alive(run.pid, run.started):  # type: ignore[arg-type]
-            if can_reattach(folder):  # its runner died, its operator's job may live: a new runner watches it
-                run.popen = start_runner(folder, self._env(request, folder), self.python, reattach=True)
-                run.pid, run.started = run.popen.pid, None
-                log.info("task execution %s: re-attaching its job (runner pid %s)", task_execution_id, run.pid)
+        # Its runner died, but its operator's job may live: a new runner watches it.
+        claimed = self._read_claim(run) and request is not None
+        if claimed and not process.alive(run.pid, run.started) and can_reattach(folder):  # type: ignore[arg-type]
+            assert request is not None
+            run.popen = start_runner(folder, self._env(request, folder), self.python, reattach=True)
+            run.pid, run.started = run.popen.pid, None
+            log.info("task execution %s: re-attaching its job (runner pid %s)", task_execution_id, run.pid)
         self.runs[task_execution_id] = run
         log.info("watching task execution %s again (pid %s)", task_execution_id, run.pid)
 

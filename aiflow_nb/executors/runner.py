@@ -146,7 +146,14 @@ def start_runner(
             cwd=run_dir,
             env=env,
             start_new_session=True,
+            # A stop while a re-attaching runner starts must not kill it before it can stop the job:
+            # it starts deaf to SIGTERM and finds the request in the stop file.
+            preexec_fn=_ignore_sigterm if reattach else None,
         )
+
+
+def _ignore_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def notebook_kernel(task: dict[str, Any]) -> str | None:
@@ -358,9 +365,7 @@ def operator_context(request: dict[str, Any], run_dir: Path, kernel: WarmKernel 
     )
 
 
-def run_task(
-    request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None, reattach: bool = False
-) -> None:
+def run_task(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None = None, reattach: bool = False) -> None:
     """Start the task's job through its operator (or find it again), wait for its end; TaskFailed if it failed."""
     kind = request["task"]["kind"]
     cls = _operator(kind)

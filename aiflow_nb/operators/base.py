@@ -132,9 +132,8 @@ class Operator(ABC):
         unknown = sorted(set(params) - set(cls.fields))
         if unknown:
             known = ", ".join(sorted(cls.fields)) or "none"
-            raise SpecError(
-                f"task {task!r}: operator {cls.name!r} does not take {', '.join(map(repr, unknown))} (it takes: {known})"
-            )
+            refused = ", ".join(map(repr, unknown))
+            raise SpecError(f"task {task!r}: operator {cls.name!r} does not take {refused} (it takes: {known})")
         checked: dict[str, Any] = {}
         for key, spec in cls.fields.items():
             value = params.get(key, spec.default)
@@ -156,8 +155,9 @@ class Operator(ABC):
         return checked
 
     @classmethod
-    def check(cls, task: str, params: dict[str, Any]) -> None:  # noqa: B027  (optional hook)
+    def check(cls, task: str, params: dict[str, Any]) -> None:
         """More checks across fields (raise SpecError); ``params`` has every field."""
+        return None
 
     @classmethod
     def check_available(cls) -> None:

@@ -137,7 +137,7 @@ class SparkSubmitTask(OperatorTask):
         stop_timeout: float = 30,
         **common: Any,
     ) -> None:
-        params = {"app": app, "args": list(args or []), "master": master, "conf": dict(conf or {})}
+        params: dict[str, Any] = {"app": app, "args": list(args or []), "master": master, "conf": dict(conf or {})}
         params.update({"cwd": cwd, "stop_timeout": stop_timeout})
         super().__init__(name, params=params, **common)
 
