@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from aiflow_nb.operators.base import Field, Handle, JobFailed, JobStatus, Operat
 from aiflow_nb.workflow.tasks import OperatorTask
 
 EXIT_FILE = "exit.json"
+DEFAULT_CONF = {"spark.ui.enabled": "false", "spark.log.level": "WARN"}
 
 
 def spark_submit() -> str:
@@ -69,7 +71,8 @@ class SparkOperator(Operator):
         keeper_dir = context.run_dir / "spark"
         keeper_dir.mkdir(exist_ok=True)
         command = [spark_submit(), "--master", p["master"]]
-        for key, value in p["conf"].items():
+        # No web UI (a port per job) and warnings only in the run's log, unless the task says otherwise.
+        for key, value in {**DEFAULT_CONF, **p["conf"]}.items():
             command += ["--conf", f"{key}={value}"]
         command += [str(app), *p["args"]]
         env = {**os.environ, **context.environment, "PYSPARK_PYTHON": sys.executable}
@@ -142,10 +145,17 @@ class SparkSubmitTask(OperatorTask):
         super().__init__(name, params=params, **common)
 
 
+#: The last line of a Python traceback (``pyspark.errors...AnalysisException: [...] ...``).
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
 def _error_line(lines: list[str]) -> str | None:
-    """The job's error: the last line that names an exception or error, else the last line."""
+    """The job's error: the last exception line of a traceback, else the last ERROR log line, else the last line."""
     for line in reversed(lines):
-        if "Error" in line or "Exception" in line:
+        if _EXCEPTION_LINE.match(line):
+            return line.strip()
+    for line in reversed(lines):
+        if " ERROR " in line:
             return line.strip()
     return lines[-1].strip() if lines else None
 
@@ -153,7 +163,8 @@ def _error_line(lines: list[str]) -> str | None:
 def keep(folder: Path, command: list[str]) -> int:
     """Run ``command`` (the driver), pass SIGTERM on, record its exit and last error line in ``exit.json``."""
     stopped = False
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    # The driver's output, the Python traceback too (Spark passes it through the JVM's stdout).
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def forward(signum: int, frame: object) -> None:
         nonlocal stopped
@@ -162,8 +173,8 @@ def keep(folder: Path, command: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     tail: list[str] = []
-    assert child.stderr is not None
-    for raw in child.stderr:
+    assert child.stdout is not None
+    for raw in child.stdout:
         line = raw.decode(errors="replace")
         sys.stdout.write(line)
         sys.stdout.flush()
