@@ -8,8 +8,9 @@ Defining commands (the rest, such as ``submit``, are the magics' business)::
 
     %%aiflow setup --workflow WF [--namespace NS]
     %%aiflow task NAME --workflow WF [--notebook PATH] [--param k=v ...] [--streaming] [--retries N]
-          [--retry-delay S] [--timeout S] [--executor NAME] [--on-event KEY[@NS] [--value V]] [--after a,b:FAILED]
-          [--condition module:Class] [--action start|stop|restart] [--cron EXPR [--tz TZ]] [--interval S]
+          [--retry-delay S] [--timeout S] [--executor NAME] [--operator NAME] [--on-event KEY[@NS] [--value V]]
+          [--after a,b:FAILED] [--condition module:Class] [--action start|stop|restart] [--cron EXPR [--tz TZ]]
+          [--interval S]
     %aiflow rule TASK --workflow WF [--on-event ...] [--after ...] [--condition ...] [--action ...]
     %aiflow workflow WF [--trigger-on KEY[@NS] [--value V]] [--cron EXPR [--tz TZ]] [--interval S] [--catchup]
           [--max-active N [--on-max-active queue|skip]]
@@ -101,6 +102,7 @@ def _parsers() -> dict[str, Parser]:
     task.add_argument("--retry-delay", type=float, default=0.0)
     task.add_argument("--timeout", type=float, default=None)
     task.add_argument("--executor", default=None, metavar="NAME")
+    task.add_argument("--operator", default=None, metavar="NAME")
     _rule_options(task)
     _schedule_options(task)
 
@@ -199,11 +201,15 @@ def parse_cell(line: str, body: str | None = None, base_dir: str | Path = ".") -
         raise SpecError(f"%{'%' if cell_magic else ''}{MAGIC} {command} needs --workflow WF")
     namespace = opts.pop("namespace")
     where = f"task {opts['name']!r}" if command == "task" else f"%{MAGIC} {command}"
-    if command == "task":
+    if command == "task" and opts["operator"] is not None:
+        if opts["notebook"] is not None or text:
+            raise SpecError(f"{where}: --operator takes its fields from --param, not a notebook or code")
+    elif command == "task":
         if opts["notebook"] is not None and text:
             raise SpecError(f"{where}: give either --notebook or code below the magic line, not both")
         if opts["notebook"] is None and not text:
             raise SpecError(f"{where} has no code: write it below the magic line, or give --notebook PATH")
+    if command == "task":
         opts["param"] = dict(_param(where, p) for p in opts["param"])
     if command in ("task", "rule"):
         if opts["value"] is not None and len(opts["on_event"]) != 1:
@@ -303,8 +309,10 @@ def _task(cell: Cell, setup: str | None) -> Task:
         "timeout": o["timeout"],
         "executor": o["executor"],
     }
-    if o["notebook"] is not None:
-        task: Task = NotebookTask(o["name"], notebook=o["notebook"], parameters=o["param"], **common)
+    if o.get("operator") is not None:  # a task of that operator, its fields from --param (parse_cell checked)
+        task: Task = Task(o["name"], operator=o["operator"], params=o["param"], **common)
+    elif o["notebook"] is not None:
+        task = NotebookTask(o["name"], notebook=o["notebook"], parameters=o["param"], **common)
     else:
         nb = cell_notebook(o["param"], setup, cell.body)
         task = NotebookTask(o["name"], notebook=nb, parameters=o["param"], cwd=cell.base_dir, **common)

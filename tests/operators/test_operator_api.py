@@ -11,6 +11,7 @@ from aiflow_nb_example_ops.ops import TickerTask
 from aiflow_nb import BashTask, Task, Workflow
 from aiflow_nb.errors import OperatorUnavailableError, SpecError, UnknownOperatorError
 from aiflow_nb.operators import Field, Handle, JobStatus, Operator, OperatorContext, known_operators
+from aiflow_nb.workflow.cells import Draft, parse_cell
 from aiflow_nb.workflow.graph import workflow_graph
 from aiflow_nb.workflow.tasks import OperatorTask
 
@@ -91,3 +92,28 @@ def test_the_graph_shows_the_operator_of_a_task(tmp_path: Path) -> None:
     source = workflow_graph(wf).source
     assert "t\n[ticker]" in source  # the label's second line
     assert "[bash]" not in source
+
+
+def test_a_cell_with_operator_makes_a_task_of_that_operator_from_its_params(tmp_path: Path) -> None:
+    draft = Draft()
+    out = tmp_path / "o"
+    draft.add(parse_cell(f"task t --workflow w --operator ticker --param out={out} --param ticks=3 --on-event go", ""))
+    wf = draft.build("w")
+    [spec] = wf.to_spec()["tasks"]
+    assert (spec["kind"], spec["params"]["out"], spec["params"]["ticks"]) == ("ticker", str(out), 3)
+    assert spec["rules"][0]["condition"]["key"] == "go"
+
+
+@pytest.mark.parametrize(
+    ("line", "body", "message"),
+    [
+        ("task t --workflow w --operator ticker --param color=red --param out=x", "", "does not take 'color'"),
+        ("task t --workflow w --operator flink", "", "unknown operator 'flink'"),
+        ("task t --workflow w --operator ticker --param out=x", "print(1)", "--operator takes its fields from --param"),
+    ],
+)
+def test_a_bad_operator_cell_is_one_clear_error(line: str, body: str, message: str) -> None:
+    draft = Draft()
+    with pytest.raises(SpecError, match=message):
+        draft.add(parse_cell(line, body))
+        draft.build("w")
