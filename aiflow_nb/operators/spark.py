@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -46,7 +47,7 @@ class SparkOperator(Operator):
     poll_interval = 0.25
     fields = {
         "app": Field(str, required=True, doc="the PySpark application (a .py file)"),
-        "args": Field(list, default=[], doc="its arguments (strings)"),
+        "args": Field((list, str), default=[], doc="its arguments: strings, or one string split like a shell's"),
         "master": Field(str, default="local[2]", doc="the Spark master (local mode by default)"),
         "conf": Field(dict, default={}, doc="--conf settings of spark-submit"),
         "cwd": Field(str, doc="where the job runs (default: the run folder)"),
@@ -55,7 +56,12 @@ class SparkOperator(Operator):
 
     @classmethod
     def check(cls, task: str, params: dict[str, Any]) -> None:
-        if not all(isinstance(a, str) for a in params["args"]):
+        if isinstance(params["args"], str):
+            try:
+                shlex.split(params["args"])
+            except ValueError as exc:
+                raise SpecError(f"task {task!r}: 'args' of operator 'spark' cannot be split: {exc}") from None
+        elif not all(isinstance(a, str) for a in params["args"]):
             raise SpecError(f"task {task!r}: 'args' of operator 'spark' must be a list of strings")
         if not all(isinstance(v, (str, int, float)) for v in params["conf"].values()):
             raise SpecError(f"task {task!r}: 'conf' of operator 'spark' maps names to strings or numbers")
@@ -74,7 +80,8 @@ class SparkOperator(Operator):
         # No web UI (a port per job) and warnings only in the run's log, unless the task says otherwise.
         for key, value in {**DEFAULT_CONF, **p["conf"]}.items():
             command += ["--conf", f"{key}={value}"]
-        command += [str(app), *p["args"]]
+        args = shlex.split(p["args"]) if isinstance(p["args"], str) else p["args"]
+        command += [str(app), *args]
         env = {**os.environ, **context.environment, "PYSPARK_PYTHON": sys.executable}
         with context.log_path.open("ab") as log:
             keeper = subprocess.Popen(

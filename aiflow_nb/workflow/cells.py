@@ -30,10 +30,11 @@ from typing import Any, NoReturn
 
 from aiflow_nb.errors import SpecError, UnknownTaskError
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
+from aiflow_nb.operators.registry import operator_class
 from aiflow_nb.workflow import context
 from aiflow_nb.workflow.conditions import EventCondition, condition_from_spec
 from aiflow_nb.workflow.status import TaskAction, TaskStatus
-from aiflow_nb.workflow.tasks import NotebookTask, Task
+from aiflow_nb.workflow.tasks import NotebookTask, Task, operator_task
 from aiflow_nb.workflow.workflow import Workflow
 
 #: The commands that edit a draft; each has a parser below.
@@ -310,7 +311,14 @@ def _task(cell: Cell, setup: str | None) -> Task:
         "executor": o["executor"],
     }
     if o.get("operator") is not None:  # a task of that operator, its fields from --param (parse_cell checked)
-        task: Task = Task(o["name"], operator=o["operator"], params=o["param"], **common)
+        params = dict(o["param"])
+        try:
+            fields = operator_class(o["operator"]).fields
+        except SpecError:
+            fields = {}  # Task(...) names the unknown operator, with the task
+        if "cwd" in fields and "cwd" not in params:
+            params["cwd"] = cell.base_dir  # relative paths from the notebook's folder, as for cell tasks
+        task: Task = operator_task(o["name"], o["operator"], params, **common)
     elif o["notebook"] is not None:
         task = NotebookTask(o["name"], notebook=o["notebook"], parameters=o["param"], **common)
     else:

@@ -461,6 +461,13 @@ class OperatorTask(Task):
         return f"{type(self).__name__}({self.name!r}, operator={self.operator!r})"
 
 
+def operator_task(name: str, operator: str, params: Mapping[str, Any] | None = None, **common: Any) -> Task:
+    """``Task(name, operator=..., params=..., **common)``, typed: the task of that operator."""
+    if isinstance(operator, str) and is_builtin(operator):
+        return _BUILTIN[operator](name, **mapping(name, "params", params), **common)
+    return OperatorTask(name, operator=operator, params=params, **common)
+
+
 def _from_task_call(cls: type[Task]) -> None:
     """Let a built-in class take ``Task(name, operator=KIND, params={...})``'s arguments."""
     init = cls.__init__

@@ -107,7 +107,7 @@ def ran_in_order(runs: list[TaskExecution]) -> bool:
 
 
 def test_the_examples_are_there() -> None:
-    assert EXAMPLES == ["quickstart.ipynb", "schedules.ipynb", "streaming_watermark.ipynb"]
+    assert EXAMPLES == ["quickstart.ipynb", "schedules.ipynb", "spark_watermark.ipynb", "streaming_watermark.ipynb"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -120,6 +120,7 @@ def test_an_example_is_clean_and_defines_its_workflows(name: str) -> None:
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert code[0].source == "%load_ext aiflow_nb"
     names = {"quickstart.ipynb": ["quickstart"], "schedules.ipynb": ["nightly", "monitor"],
+             "spark_watermark.ipynb": ["spark_clicks", "spark_training"],
              "streaming_watermark.ipynb": ["clicks", "training"]}  # fmt: skip
     assert [wf.name for wf in workflows_from_notebook(NOTEBOOKS / name)] == names[name]
 
