@@ -52,6 +52,7 @@ def note(**fields):
 class Listener(StreamingQueryListener):
     def __init__(self):
         self.watermark = Watermark(key="hour_complete", every=timedelta(hours=1))
+        self.watermark.advance(start)  # Spark's first watermark may be hours in already
 
     def onQueryStarted(self, event):
         pass
