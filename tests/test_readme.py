@@ -48,8 +48,7 @@ def test_each_cli_example_parses(line: str) -> None:
 def test_each_defining_magic_line_parses(line: str) -> None:
     """As the magic reads it: the whole line, so a trailing comment would be an error too."""
     magic, rest = line.split(" ", 1)
-    code = "" if "--operator" in rest else "pass"  # an operator's task takes its fields from --param, no code
-    parse_cell(rest, body=code if magic == "%%aiflow" else None)
+    parse_cell(rest, body="pass" if magic == "%%aiflow" else None)
 
 
 def test_the_python_blocks_are_python() -> None:

@@ -203,7 +203,9 @@ def parse_cell(line: str, body: str | None = None, base_dir: str | Path = ".") -
     namespace = opts.pop("namespace")
     where = f"task {opts['name']!r}" if command == "task" else f"%{MAGIC} {command}"
     if command == "task" and opts["operator"] is not None:
-        if opts["notebook"] is not None or text:
+        # As a line magic, or a cell whose body only comments on it (IPython refuses an empty cell body).
+        code = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        if opts["notebook"] is not None or code:
             raise SpecError(f"{where}: --operator takes its fields from --param, not a notebook or code")
     elif command == "task":
         if opts["notebook"] is not None and text:

@@ -94,10 +94,13 @@ def test_the_graph_shows_the_operator_of_a_task(tmp_path: Path) -> None:
     assert "[bash]" not in source
 
 
-def test_a_cell_with_operator_makes_a_task_of_that_operator_from_its_params(tmp_path: Path) -> None:
+@pytest.mark.parametrize("body", [None, "# ticks into o, three times\n"], ids=["line-magic", "cell-of-comments"])
+def test_a_cell_with_operator_makes_a_task_of_that_operator_from_its_params(tmp_path: Path, body: str | None) -> None:
     draft = Draft()
     out = tmp_path / "o"
-    draft.add(parse_cell(f"task t --workflow w --operator ticker --param out={out} --param ticks=3 --on-event go", ""))
+    draft.add(
+        parse_cell(f"task t --workflow w --operator ticker --param out={out} --param ticks=3 --on-event go", body)
+    )
     wf = draft.build("w")
     [spec] = wf.to_spec()["tasks"]
     assert (spec["kind"], spec["params"]["out"], spec["params"]["ticks"]) == ("ticker", str(out), 3)
