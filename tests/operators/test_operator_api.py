@@ -14,6 +14,8 @@ from aiflow_nb.operators import Field, Handle, JobStatus, Operator, OperatorCont
 from aiflow_nb.workflow.cells import Draft, parse_cell
 from aiflow_nb.workflow.graph import workflow_graph
 from aiflow_nb.workflow.tasks import OperatorTask
+from tests.conftest import RunningService
+from tests.test_cli import cli
 
 
 def test_an_entry_point_operator_is_known_and_its_task_round_trips_through_the_spec(tmp_path: Path) -> None:
@@ -120,3 +122,31 @@ def test_a_bad_operator_cell_is_one_clear_error(line: str, body: str, message: s
     with pytest.raises(SpecError, match=message):
         draft.add(parse_cell(line, body))
         draft.build("w")
+
+
+@pytest.mark.parametrize(
+    ("task", "code", "message"),
+    [
+        ({"name": "t", "kind": "flink", "params": {}}, "unknown_operator", "unknown operator 'flink'"),
+        ({"name": "t", "kind": "ticker", "params": {"out": "x", "color": "red"}}, "invalid_spec", "'color'"),
+        ({"name": "t", "kind": "ticker", "params": {}}, "invalid_spec", "needs 'out'"),
+    ],
+)
+def test_the_service_refuses_a_bad_operator_task_at_submit_and_stores_nothing(
+    service: RunningService, task: dict[str, Any], code: str, message: str
+) -> None:
+    client = service.client()
+    with pytest.raises(SpecError, match=message) as info:
+        client.submit({"name": "w", "tasks": [task]})
+    assert info.value.code == code
+    assert client.workflows() == []
+
+
+def test_workflow_show_lists_each_tasks_operator(service: RunningService, tmp_path: Path) -> None:
+    with Workflow("w") as wf:
+        TickerTask("t", out=str(tmp_path / "o"))
+        BashTask("b", "true")
+    service.client().submit(wf)
+    shown = cli(service.home, "workflow", "show", "w").stdout
+    rows = {line.split()[0]: line.split()[1] for line in shown.splitlines() if line.split()[:1] in (["t"], ["b"])}
+    assert rows == {"t": "ticker", "b": "bash"}
