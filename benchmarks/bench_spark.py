@@ -3,14 +3,14 @@
     .venv/bin/python benchmarks/bench_spark.py             # 3 runs, 4 hours of event time each
     .venv/bin/python benchmarks/bench_spark.py --quick     # 1 run, 2 hours
 
-Needs ``pip install 'aiflow-nb[spark]'`` and Java 17.  An engine on a temp home (the ``local``
+Needs ``pip install 'aiflow-nb[spark]'`` and Java 17.  A service on a temp home (the ``local``
 executor) runs a workflow whose streaming ``spark`` task starts on an event: a Structured Streaming
 job (rate source, event times 30 s apart, a micro-batch a second) whose StreamingQueryListener gives
 each progress's event-time watermark to a ``Watermark``; each ``hour_complete`` triggers a bash
 training task.  The listener logs when it saw each progress (wall clock), so this prints:
 
-- event to RUNNING: the triggering event's append to the stream task's run starting (the engine's
-  start time of the run);
+- event to RUNNING: the triggering event's append to the stream task's run RUNNING (the engine's
+  start time of the run), and to the job's process started (its handle written by the runner);
 - job start: the run starting to the SparkSession ready, and to the first micro-batch's progress;
 - watermark to training RUNNING: the listener seeing the progress whose watermark passes an hour to
   that hour's training run starting (goal: at most 1 s beyond Spark's progress interval, 1 s here),
@@ -21,16 +21,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from _common import print_machine, print_table, record
 
-from aiflow_nb import BashTask, Engine, TaskStatus, Workflow
+from aiflow_nb import BashTask, TaskStatus, Workflow
+from aiflow_nb.client import Client
+from aiflow_nb.executors import process
 from aiflow_nb.operators.spark import SparkSubmitTask
+from aiflow_nb.server import control
 
 APP = """
 import json, sys, time
@@ -88,56 +95,76 @@ rows.writeStream.format("noop").trigger(processingTime="1 second").start().await
 """
 
 
+def wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def one_run(folder: Path, hours: int) -> dict[str, list[float]]:
-    app, timings = folder / "app.py", folder / "timings.jsonl"
+    app, timings, home = folder / "app.py", folder / "timings.jsonl", folder / "home"
     app.write_text(APP)
-    engine = Engine(folder / "home", executor="local", stop_grace=60.0)
+    server, _ = control.start(home, flags=["--executor", "local"])
+    client = Client(server.url, server.token, home=home)
     try:
         with Workflow("stream") as stream_wf:
-            SparkSubmitTask(
-                "stream", app=str(app), args=[str(timings), str(hours)], streaming=True
-            ).action_on_event_received("START", "go")
+            stream = SparkSubmitTask("stream", app=str(app), args=[str(timings), str(hours)], streaming=True)
+            stream.action_on_event_received("START", "go")
         with Workflow("train") as train_wf:
             BashTask("train", command="true")
         train_wf.trigger_on("hour_complete")
-        engine.submit(stream_wf)
-        engine.submit(train_wf)
-        ex = engine.start_execution("stream")
-        engine.send_event("go")
-        [go] = engine.events(key="go")
-        engine.wait_for(
-            lambda: len([e for e in engine.executions(workflow="train") if e.status.finished]) == hours,
-            timeout=600,
-            what="every hour trained",
-        )
-        [te] = engine.task_executions(ex)
+        client.submit(stream_wf)
+        client.submit(train_wf)
+        ex = client.start_execution("stream")
+        client.send_event("go")
+        [go] = client.events(key="go")
+
+        def trained() -> int:
+            return len([e for e in client.executions(workflow="train") if e.status.finished])
+
+        wait(lambda: trained() == hours, 600, "every hour trained")
+        [te] = client.task_executions(ex)
         notes = [json.loads(line) for line in timings.read_text().splitlines()]
         began = te.start_time.timestamp()  # type: ignore[union-attr]
+        handle = (home / "runs" / str(te.id) / str(te.attempt) / "handle.json").stat().st_mtime  # the job started
         session = next(n["at"] for n in notes if n["what"] == "session")
         first = next(n["seen"] for n in notes if n["what"] == "progress")
         windows = {n["start"]: n["seen"] for n in notes if n["what"] == "window"}
         sent = {
             datetime.fromisoformat(e.value["start"]).isoformat(): e.create_time.timestamp()  # type: ignore[union-attr]
-            for e in engine.events(key="hour_complete")
+            for e in client.events(key="hour_complete")
         }
         delays, appends = [], []
-        for execution in engine.executions(workflow="train"):
+        for execution in client.executions(workflow="train"):
             hour = datetime.fromisoformat(execution.event["value"]["start"]).isoformat()  # type: ignore[index]
-            [run] = engine.task_executions(execution.id)
+            [run] = client.task_executions(execution.id)
             running = run.start_time.timestamp()  # type: ignore[union-attr]
             delays.append(running - windows[hour])
             appends.append(running - sent[hour])
-        engine.stop_task(ex, "stream")
-        engine.wait_for(lambda: engine.task_execution(te.id).status is TaskStatus.STOPPED, timeout=120, what="stopped")
+        client.stop_task(ex, "stream")
+        wait(lambda: client.task_execution(te.id).status is TaskStatus.STOPPED, 120, "the stream to stop")
         return {
             "event to RUNNING": [began - go.create_time.timestamp()],  # type: ignore[union-attr]
+            "event to the job's process started": [handle - go.create_time.timestamp()],  # type: ignore[union-attr]
             "RUNNING to SparkSession ready": [session - began],
             "RUNNING to first progress": [first - began],
             "watermark seen to training RUNNING": delays,
             "hour_complete appended to training RUNNING": appends,
         }
     finally:
-        engine.close()
+        client.close()
+        control.stop(home)
+        kill_jobs(home)
+
+
+def kill_jobs(home: Path) -> None:
+    """Kill, by pid, the Spark jobs a failed run left (they live in sessions of their own)."""
+    for path in home.glob("runs/*/*/handle.json"):
+        handle = json.loads(path.read_text())
+        if process.alive(handle["pid"], handle.get("started")):
+            os.killpg(handle["pid"], signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
