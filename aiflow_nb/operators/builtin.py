@@ -18,19 +18,22 @@ from typing import Any, ClassVar
 from aiflow_nb.executors import process
 from aiflow_nb.executors import runner as runners
 from aiflow_nb.operators.base import Handle, JobStatus, Operator, OperatorContext
-from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Task
 
 
 class InProcessOperator(Operator):
     """An operator whose job is :meth:`run` in the runner process; ``wait`` runs it."""
 
     in_process = True
-    #: The task class that checks the fields (its constructor's checks).
-    task_class: ClassVar[type[Task]]
+    #: The class in :mod:`aiflow_nb.workflow.tasks` that checks the fields (its constructor's checks).
+    task_class: ClassVar[str]
 
     @classmethod
     def validate(cls, task: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        return cls.task_class.from_params(task, params).params_spec()
+        # Imported here: a runner (which runs these) need not load nbformat and the model for a bash task.
+        from aiflow_nb.workflow import tasks
+
+        made: Any = getattr(tasks, cls.task_class).from_params(task, params)
+        return made.params_spec()  # type: ignore[no-any-return]
 
     def start(self, context: OperatorContext) -> Handle:
         pid = os.getpid()
@@ -58,7 +61,7 @@ class InProcessOperator(Operator):
 
 class NotebookOperator(InProcessOperator):
     name = "notebook"
-    task_class = NotebookTask
+    task_class = "NotebookTask"
 
     def run(self, context: OperatorContext) -> None:
         runners.run_notebook(context.request, context.run_dir, context.kernel)
@@ -66,7 +69,7 @@ class NotebookOperator(InProcessOperator):
 
 class PythonOperator(InProcessOperator):
     name = "python"
-    task_class = PythonTask
+    task_class = "PythonTask"
 
     def run(self, context: OperatorContext) -> None:
         runners.run_python(context.request, context.run_dir)
@@ -74,7 +77,7 @@ class PythonOperator(InProcessOperator):
 
 class BashOperator(InProcessOperator):
     name = "bash"
-    task_class = BashTask
+    task_class = "BashTask"
 
     def run(self, context: OperatorContext) -> None:
         runners.run_bash(context.request, context.run_dir)
