@@ -22,6 +22,7 @@ from aiflow_nb.executors.runner import (
     STOP_FILE,
     can_reattach,
     claim,
+    kill_job,
     silence,
     start_runner,
     stops_gently,
@@ -184,6 +185,7 @@ class LocalExecutor(Executor):
             if run.stop_deadline is not None and now > run.stop_deadline and not run.killed:
                 run.killed = True
                 self._signal(run, signal.SIGKILL)
+                kill_job(run.dir)  # an operator's job in a session of its own goes with its runner
             if self._running(run, now) and not self._lost_heartbeat(run):
                 continue
             del self.runs[run.task_execution_id]

@@ -32,6 +32,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiflow_nb.executors import process
 from aiflow_nb.executors.process import identity
 from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
 from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
@@ -397,6 +398,18 @@ def run_task(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None =
 def can_reattach(run_dir: Path) -> bool:
     """A run whose runner is gone but whose job may live: it has a handle and no result."""
     return (run_dir / HANDLE_FILE).exists() and not (run_dir / "result.json").exists()
+
+
+def kill_job(run_dir: Path) -> None:
+    """SIGKILL the process group of the job whose handle names it (``pid``, ``started``): the end of
+    a stop's grace period, when the runner and its group are killed too."""
+    try:
+        handle = json.loads((run_dir / HANDLE_FILE).read_text())
+        pid, started = handle["pid"], handle.get("started")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if isinstance(pid, int) and isinstance(started, str) and process.alive(pid, started):  # never a reused pid
+        process.signal(pid, signal.SIGKILL)
 
 
 def take_over(run_dir: Path) -> None:

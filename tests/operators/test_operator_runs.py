@@ -74,7 +74,16 @@ def test_a_failing_job_and_a_job_that_cannot_start_are_failed_with_their_errors(
     assert error == f"the ticker cannot start: folder {str(tmp_path / 'missing')!r} does not exist"
 
 
-def test_stop_runs_the_jobs_own_stop_command(engine: Engine, tmp_path: Path) -> None:
+@pytest.fixture
+def patient(home: Path) -> Iterator[Engine]:
+    """An engine whose stops wait long enough for a stop command to start on a busy machine."""
+    eng = Engine(home, stop_grace=60.0)
+    yield eng
+    eng.close()
+
+
+def test_stop_runs_the_jobs_own_stop_command(patient: Engine, tmp_path: Path) -> None:
+    engine = patient
     out = tmp_path / "out"
     with Workflow("stream") as wf:
         TickerTask("t", out=str(out), streaming=True)
@@ -90,7 +99,8 @@ def test_stop_runs_the_jobs_own_stop_command(engine: Engine, tmp_path: Path) -> 
     assert process.start_time(pid) is None
 
 
-def test_restart_stops_the_job_and_starts_seq_2(engine: Engine, tmp_path: Path) -> None:
+def test_restart_stops_the_job_and_starts_seq_2(patient: Engine, tmp_path: Path) -> None:
+    engine = patient
     out = tmp_path / "out"
     with Workflow("stream") as wf:
         TickerTask("t", out=str(out), streaming=True).action_on_event_received("RESTART", "model_drift")
@@ -192,5 +202,27 @@ def test_operator_tasks_run_and_stop_on_the_dask_executor(home: Path, dask_clust
         assert statuses == {"once": TaskStatus.SUCCESS, "stream": TaskStatus.STOPPED}
         assert lines(done)[1:] == ["tick 1", "tick 2"]
         assert lines(stream)[-1] == "stopped"
+    finally:
+        engine.close()
+
+
+def test_a_job_that_outlasts_the_stop_grace_is_killed_with_its_runner(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    engine = Engine(home, stop_grace=0.5)
+    try:
+        with Workflow("stream") as wf:
+            TickerTask("t", out=str(out), streaming=True)
+        engine.submit(wf)
+        ex = engine.start_execution("stream")
+        engine.wait_for(lambda: "tick 1" in lines(out), what="a tick")
+        [te] = engine.task_executions(ex)
+        run_dir = engine.run_dir(te.id)
+        pid, runner = job_pid(run_dir), claimed_pid(run_dir)[0]
+        os.kill(runner, signal.SIGSTOP)  # the runner cannot run the job's stop command in time
+        engine.stop_task(ex, "t")
+        engine.wait_for(lambda: engine.task_execution(te.id).status.finished, timeout=60, what="STOPPED")
+        assert engine.task_execution(te.id).status is TaskStatus.STOPPED
+        engine.wait_for(lambda: process.start_time(pid) is None, what="the job to be gone")
+        assert "stopped" not in lines(out)  # killed, not stopped by its command
     finally:
         engine.close()
