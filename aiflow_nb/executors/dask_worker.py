@@ -121,7 +121,7 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, str] | Non
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
     stop_deadline, lost = watch.deadline, watch.lost
     if stop_deadline is not None:
-        process.signal(popen.pid, signal.SIGKILL)  # what outlived the runner (a bash command, a kernel)
+        process.kill_tree(popen.pid)  # what outlived the runner (a bash command, a kernel)
     log = (folder / "log.txt").read_text(errors="replace")
     notebook_path = folder / "output.ipynb"
     notebook = notebook_path.read_text() if notebook_path.exists() else None
@@ -155,7 +155,7 @@ class _Watch:
         while self.popen.returncode is None:
             if self.deadline is not None:
                 if time.monotonic() > self.deadline:
-                    process.signal(pid, signal.SIGKILL)
+                    process.kill_tree(pid)  # its group, and a kernel's (a session of its own)
                 time.sleep(0.1)
                 continue
             grace = self.state.wait("stop", STOP_POLL)
@@ -169,4 +169,4 @@ class _Watch:
             silent = silence(self.folder)
             if timeout and self.lost is None and silent is not None and silent > float(timeout):
                 self.lost = f"no heartbeat for {silent:.0f} s (timeout {float(timeout):g} s): the task process hung"
-                process.signal(pid, signal.SIGKILL)
+                process.kill_tree(pid)

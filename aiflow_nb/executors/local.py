@@ -180,7 +180,7 @@ class LocalExecutor(Executor):
         for run in list(self.runs.values()):
             if run.stop_deadline is not None and now > run.stop_deadline and not run.killed:
                 run.killed = True
-                self._signal(run, signal.SIGKILL)
+                self._kill(run)
             if self._running(run, now) and not self._lost_heartbeat(run):
                 continue
             del self.runs[run.task_execution_id]
@@ -254,8 +254,13 @@ class LocalExecutor(Executor):
             return False
         run.lost = f"no heartbeat for {silent:.0f} s (timeout {run.heartbeat_timeout:g} s): the task process hung"
         log.warning("task execution %s: %s; killing it", run.task_execution_id, run.lost)
-        self._signal(run, signal.SIGKILL)
+        self._kill(run)
         return True
+
+    def _kill(self, run: _Run) -> None:
+        """SIGKILL the run's process group and those of its descendants (a kernel leads its own)."""
+        if run.pid is not None:
+            process.kill_tree(run.pid)
 
     def _signal(self, run: _Run, signum: int, group: bool = True) -> None:
         if run.pid is not None:
