@@ -32,7 +32,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.executors.runner import STOP_FILE, Silence, start_runner, stops_gently, task_environment, write_json
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
 STOP_POLL = 0.5
@@ -152,6 +152,7 @@ class _Watch:
 
     def _watch(self) -> None:
         pid, timeout = self.popen.pid, self.request.get("heartbeat_timeout")
+        silence = Silence(self.folder)
         while self.popen.returncode is None:
             if self.deadline is not None:
                 if time.monotonic() > self.deadline:
@@ -166,7 +167,7 @@ class _Watch:
                 self.deadline = time.monotonic() + float(grace)
                 process.signal(pid, signal.SIGTERM, group=not stops_gently(self.request["task"]))
                 continue
-            silent = silence(self.folder)
+            silent = silence()
             if timeout and self.lost is None and silent is not None and silent > float(timeout):
                 self.lost = f"no heartbeat for {silent:.0f} s (timeout {float(timeout):g} s): the task process hung"
                 process.kill_tree(pid)

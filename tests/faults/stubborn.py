@@ -1,7 +1,8 @@
 """A task that will not die: it ignores SIGTERM and forks children that ignore it too.
 
-Run as a Python task (``stubborn:main``) or called from a notebook cell. It writes ``<pid> <start time>`` of itself and of each child
-to ``pids`` (atomically, once all are started), then sleeps for good.
+Run as a Python task (``stubborn:main``) or called from a notebook cell. It
+writes ``<pid> <start time>`` of itself and of each child to ``pids``
+(atomically, once all are started), then sleeps for good.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ CHILDREN = 2
 
 
 def _start_time(pid: int) -> str:
-    stat = open(f"/proc/{pid}/stat", "rb").read()
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
     return stat[stat.rindex(b")") + 2 :].split()[19].decode()
 
 
@@ -36,4 +38,3 @@ def main(pids: str) -> None:
     os.replace(pids + ".tmp", pids)
     while True:
         time.sleep(1)
-

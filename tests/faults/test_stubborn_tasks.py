@@ -80,9 +80,7 @@ def engine(request: pytest.FixtureRequest, home: Path) -> Iterator[Engine]:
 
 
 @pytest.mark.parametrize("kind", ["bash", "python", "notebook", "streaming-notebook"])
-def test_stop_ends_a_task_that_ignores_sigterm_and_its_children(
-    engine: Engine, kind: str, tmp_path: Path
-) -> None:
+def test_stop_ends_a_task_that_ignores_sigterm_and_its_children(engine: Engine, kind: str, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     wf = stubborn_workflow(kind, tmp_path)
     engine.submit(wf)
