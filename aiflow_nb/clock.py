@@ -16,19 +16,28 @@ only after a restart.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 
-class SteadyClock:
-    """``clock()``: the UTC time at creation plus the monotonic seconds since."""
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
-    def __init__(self) -> None:
-        self._wall0 = datetime.now(timezone.utc)
+
+class SteadyClock:
+    """``clock()``: the UTC time at creation plus the monotonic seconds since.
+
+    ``wall`` reads the wall clock (the system's by default).
+    """
+
+    def __init__(self, wall: Callable[[], datetime] = utc_now) -> None:
+        self._read_wall = wall
+        self._wall0 = wall()
         self._mono0 = time.monotonic()
 
     def __call__(self) -> datetime:
         return self._wall0 + timedelta(seconds=time.monotonic() - self._mono0)
 
     def wall(self) -> datetime:
-        """The system's UTC time, steps and all."""
-        return datetime.now(timezone.utc)
+        """The wall clock's UTC time, steps and all."""
+        return self._read_wall()
