@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 
 from aiflow_nb import faults
+from aiflow_nb.clock import SteadyClock
 from aiflow_nb.errors import AiflowError, ForbiddenError, NotFoundError, SpecError, StorageError
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.events.event import EncodedEvents
@@ -93,7 +94,7 @@ class Engine:
         stop_grace: float = 10.0,
         heartbeat_timeout: float = 60.0,
         poll_interval: float = 0.05,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         prepare_home(self.home)
@@ -110,7 +111,10 @@ class Engine:
             raise damaged(path, first) from None
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)  # the events; DuckDB creates it after the umask
+        # Elapsed time for timeouts, retries and intervals; the wall clock for cron (aiflow_nb.clock).
+        clock = clock or SteadyClock()
         self.clock = clock
+        self._wall: Callable[[], datetime] = clock.wall if isinstance(clock, SteadyClock) else clock
         self.max_parallel = max_parallel
         self.batch_size = batch_size
         self.stop_grace = stop_grace
@@ -180,7 +184,7 @@ class Engine:
                     self.scheduler.finished(outcome)
                 now = self.clock()
                 self.scheduler.stop_late(now)
-                self.scheduler.fire_timers(now)
+                self.scheduler.fire_timers(now, self._wall())
                 consumed = self.scheduler.consume(self.batch_size)
                 self._commit()
             self._outcomes = []

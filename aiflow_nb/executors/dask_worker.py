@@ -32,7 +32,7 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.executors.runner import STOP_FILE, Silence, start_runner, stops_gently, task_environment, write_json
 from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
@@ -172,7 +172,7 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, Any] | Non
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
     stop_deadline, lost = watch.deadline, watch.lost
     if stop_deadline is not None:
-        process.signal(popen.pid, signal.SIGKILL)  # what outlived the runner (a bash command, a kernel)
+        process.kill_tree(popen.pid)  # what outlived the runner (a bash command, a kernel)
     log = (folder / "log.txt").read_text(errors="replace")
     notebook_path = folder / "output.ipynb"
     notebook = notebook_path.read_text() if notebook_path.exists() else None
@@ -203,10 +203,11 @@ class _Watch:
 
     def _watch(self) -> None:
         pid, timeout = self.popen.pid, self.request.get("heartbeat_timeout")
+        silence = Silence(self.folder)
         while self.popen.returncode is None:
             if self.deadline is not None:
                 if time.monotonic() > self.deadline:
-                    process.signal(pid, signal.SIGKILL)
+                    process.kill_tree(pid)  # its group, and a kernel's (a session of its own)
                 time.sleep(0.1)
                 continue
             grace = self.state.wait("stop", STOP_POLL)
@@ -217,7 +218,7 @@ class _Watch:
                 self.deadline = time.monotonic() + float(grace)
                 process.signal(pid, signal.SIGTERM, group=not stops_gently(self.request["task"]))
                 continue
-            silent = silence(self.folder)
+            silent = silence()
             if timeout and self.lost is None and silent is not None and silent > float(timeout):
                 self.lost = f"no heartbeat for {silent:.0f} s (timeout {float(timeout):g} s): the task process hung"
-                process.signal(pid, signal.SIGKILL)
+                process.kill_tree(pid)

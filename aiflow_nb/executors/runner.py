@@ -363,14 +363,31 @@ def _beat(path: Path, interval: float, done: threading.Event) -> None:
             return
 
 
-def silence(run_dir: Path) -> float | None:
-    """Seconds since the run's last heartbeat (before the first, since its claim); None if neither exists."""
-    for name in (HEARTBEAT_FILE, "claim"):
-        try:
-            return time.time() - (run_dir / name).stat().st_mtime
-        except OSError:
-            continue
-    return None
+class Silence:
+    """Seconds since the run's heartbeat last changed (before the first, since its claim), as elapsed time.
+
+    The file's time is the wall clock's, which can step; so it is only
+    compared with itself: the silence is the monotonic time since it was last
+    seen to change, and a clock step is not taken for a hung task. ``None``
+    while neither file exists.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._mark: tuple[str, int] | None = None
+        self._since = time.monotonic()
+
+    def __call__(self) -> float | None:
+        for name in (HEARTBEAT_FILE, "claim"):
+            try:
+                mark = (name, (self.run_dir / name).stat().st_mtime_ns)
+            except OSError:
+                continue
+            now = time.monotonic()
+            if mark != self._mark:
+                self._mark, self._since = mark, now
+            return now - self._since
+        return None
 
 
 def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:

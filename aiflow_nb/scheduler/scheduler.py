@@ -202,7 +202,8 @@ class Scheduler(Commands):
 
     # -- time ----------------------------------------------------------------------
 
-    def fire_timers(self, now: datetime) -> None:
+    def fire_timers(self, now: datetime, wall: datetime | None = None) -> None:
+        """Retries and schedule ticks due at ``now`` (elapsed time); a cron schedule's at ``wall``."""
         for te in list(self.timed.values()):
             if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now):
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
@@ -218,7 +219,8 @@ class Scheduler(Commands):
                 due = self.next_due.get(tick_key) or timers.first_due(
                     schedule, self.last_ticks.get(tick_key), info.create_time
                 )
-                ticks, self.next_due[tick_key] = timers.due_ticks(schedule, due, now)
+                at = wall if wall is not None and schedule.cron is not None else now
+                ticks, self.next_due[tick_key] = timers.due_ticks(schedule, due, at)
                 for tick in ticks:
                     self._emit_tick(key[0], key[1], task, tick)
                     self.last_ticks[tick_key] = self.changes.ticks[tick_key] = tick
