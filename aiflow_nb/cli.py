@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb import errors
+from aiflow_nb._version import __version__
 from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
 from aiflow_nb.startup import skip_slow_optional_imports
-from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, text_fields, text_table, workflow_row
+from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, task_row, text_fields, text_table, workflow_row
+from aiflow_nb.workflow.records import TaskExecution
 
 
 class Output:
@@ -30,6 +32,11 @@ class Output:
 
     def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         print(json.dumps(list(rows), default=str, indent=2) if self.json else text_table(rows, columns))
+
+    def tasks(self, runs: Sequence[TaskExecution]) -> None:
+        """Task executions: JSON keeps the duration in seconds, the table shows it as people read it."""
+        now = datetime.now(timezone.utc)
+        self.rows([t.to_dict() if self.json else task_row(t, now) for t in runs], TASK_COLUMNS)
 
     def one(self, data: dict[str, Any], text: str | None = None) -> None:
         if self.json:
@@ -190,21 +197,22 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
         out.rows([e.to_dict() for e in found], EXECUTION_COLUMNS)
     elif args.action == "show":
         shown = client.execution(_int(args.target, "execution id"))
-        tasks = [t.to_dict() for t in client.task_executions(shown.id)]
+        runs = client.task_executions(shown.id)
+        now = datetime.now(timezone.utc)
         text = text_fields({k: v for k, v in shown.to_dict().items() if k != "event"})
-        out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + text_table(tasks, TASK_COLUMNS))
+        table = text_table([task_row(t, now) for t in runs], TASK_COLUMNS)
+        out.one({**shown.to_dict(), "task_executions": [t.to_dict() for t in runs]}, text + "\n\n" + table)
     return 0
 
 
 def task_cmd(args: argparse.Namespace, out: Output) -> int:
     client = Client(home=args.home)
     if args.action == "list":
-        out.rows([t.to_dict() for t in client.task_executions(_int(args.target, "execution id"))], TASK_COLUMNS)
+        out.tasks(client.task_executions(_execution_of(client, args.target, args.namespace or "default")))
     elif args.action in ("start", "stop", "restart"):
         if args.task is None:
             raise errors.AiflowError(f"task {args.action} needs EXECUTION and TASK")
-        runs = getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task)
-        out.rows([t.to_dict() for t in runs], TASK_COLUMNS)
+        out.tasks(getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task))
     elif args.action == "log":
         sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
     elif args.action == "notebook":
@@ -277,6 +285,16 @@ def _span(offsets: Sequence[int]) -> str:
     return f"{first}-{last}" if last - first + 1 == len(offsets) else f"{first} to {last}"
 
 
+def _execution_of(client: Client, target: str, namespace: str) -> int:
+    """An execution id as given, or the latest execution of the workflow so named."""
+    if target.isdigit():
+        return int(target)
+    latest = client.workflow_info(target, namespace).latest_execution  # a NotFoundError names it
+    if latest is None:
+        raise errors.NotFoundError(f"workflow {namespace}/{target} has no execution yet")
+    return latest.id
+
+
 def _int(raw: str, what: str) -> int:
     try:
         return int(raw)
@@ -304,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiflow-nb", description="Event-driven workflows for Jupyter.", parents=[options(suppress=False)]
     )
+    parser.add_argument("--version", action="version", version=f"aiflow-nb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     server = sub.add_parser("server", parents=[common], help="start, stop or check the service")
@@ -332,8 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
     task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook"))
-    task.add_argument("target", nargs="?", help="execution id (list, start, stop, restart) or task execution id")
+    task.add_argument(
+        "target",
+        nargs="?",
+        help="list: an execution id or a workflow name (its latest execution); start, stop, restart: an "
+        "execution id; log, notebook: a task execution id",
+    )
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
+    task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
     task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook"))
 

@@ -21,7 +21,6 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client, send_event, task_scope
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.home import default_home
-from aiflow_nb.tables import WORKFLOW_COLUMNS, text_table, workflow_row
 from aiflow_nb.workflow import cells
 from aiflow_nb.workflow.cells import Key, Parser, split
 
@@ -167,7 +166,7 @@ class AiflowMagics(Magics):
         Talking to the service::
 
             %aiflow submit [WF] [--namespace NS]    %aiflow run WF [--namespace NS]    %aiflow stop EXECUTION
-            %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF]    %aiflow graph WF
+            %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF] (live)    %aiflow graph WF
             %aiflow events [--key K] [--namespace NS]    %aiflow server
         """
         try:
@@ -233,11 +232,12 @@ class AiflowMagics(Magics):
         print(f"sent {key!r} at offset {offset}")
 
     def _status(self, workflow: str | None, namespace: str) -> None:
+        from aiflow_nb.widgets import WorkflowList, WorkflowView
+
         if workflow is None:
-            print(text_table([workflow_row(w) for w in self.client.workflows()], WORKFLOW_COLUMNS))
+            self._show(("status",), WorkflowList(self.client))
             return
         self.client.workflow_info(workflow, namespace)  # a NotFoundError names it
-        from aiflow_nb.widgets import WorkflowView
 
         self._show(("status", namespace, workflow), WorkflowView(self.client, workflow, namespace=namespace))
 

@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from aiflow_nb import magics
+from aiflow_nb import BashTask, Workflow, magics
 from aiflow_nb.client import Client
 from aiflow_nb.server import control, info
 from tests.conftest import RunningService
@@ -110,9 +110,13 @@ def test_submit_run_send_and_the_spec_the_service_stores(ip: InteractiveShell, s
     assert "hi 7" in client.task_log(te["a"].id)
     assert str(Path.cwd()) in client.task_log(te["b"].id)  # a cell task runs in the kernel's cwd
 
-    table = line(ip, "status")
-    assert table.splitlines()[0].split() == ["NAMESPACE", "NAME", "VERSION", "PAUSED", "LATEST"]
-    assert table.splitlines()[1].split() == ["default", "flow", "1", "False", f"#{execution}", "SUCCESS"]
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "status")
+    assert all("application/vnd.jupyter.widget-view+json" in o.data for o in out.outputs)
+    listed = magics._loaded[id(ip)]._widgets[("status",)]
+    assert listed.rows() == [
+        {"namespace": "default", "name": "flow", "version": "1", "paused": "False", "latest": f"#{execution} SUCCESS"}
+    ]
     with capture_output() as out:
         ip.run_line_magic("aiflow", "graph flow")
     [svg] = [o.data["image/svg+xml"] for o in out.outputs]
@@ -148,6 +152,25 @@ def test_stop_an_execution_and_live_widgets(ip: InteractiveShell, service: Runni
     wait(lambda: not feed.running, what="the replaced feed to stop")
     magics.unload_ipython_extension(ip)  # and unloading stops the rest
     wait(lambda: not view.running, what="the status view to stop")
+
+
+def test_status_without_a_name_is_live(ip: InteractiveShell, service: RunningService) -> None:
+    client = service.client()
+    with Workflow("fails") as wf:
+        BashTask("boom", command="exit 3").action_on_event_received("START", "go")
+    client.submit(wf)
+    execution = client.start_execution("fails")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "status")
+    assert all("application/vnd.jupyter.widget-view+json" in o.data for o in out.outputs)
+    listed = magics._loaded[id(ip)]._widgets[("status",)]
+    assert [r["latest"] for r in listed.rows()] == [f"#{execution} RUNNING"]
+    client.send_event("go")
+    wait_execution(client, execution, "FAILED", timeout=60)
+    wait(lambda: [r["latest"] for r in listed.rows()] == [f"#{execution} FAILED"], what="the list to show FAILED")
+    with capture_output():
+        ip.run_line_magic("aiflow", "status")  # re-run: the list it replaces stops
+    wait(lambda: not listed.running, what="the replaced list to stop")
 
 
 BAD = [
