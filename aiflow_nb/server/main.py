@@ -83,7 +83,7 @@ async def serve(
     engine.executors.serve_at(url, task_token)  # before the loop starts: it (re)submits remote runs
     engine.start()
     # What start-up made (modules, the engine's caches) lives as long as the process: out of the
-    # collector's sight, a full collection no longer walks it (it cost up to 100 ms amid a batch).
+    # collector's sight, so a full collection no longer walks it amid a batch.
     gc.collect()
     gc.freeze()
     info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
