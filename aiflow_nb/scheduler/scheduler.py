@@ -206,6 +206,7 @@ class Scheduler(Commands):
             if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now):
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
                 te.retry_at = None
+                te.stop_reason = None  # the new attempt was not asked to stop (a timeout was the last one's)
                 self._set_status(te, TaskStatus.QUEUED)
                 self._queue_launch(te)
         for key in self.registry.scheduled:
