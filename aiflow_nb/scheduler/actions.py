@@ -2,13 +2,13 @@
 
 Every change goes to ``changes`` (written with the batch) and its status
 event to ``events`` (appended with it); launches and stops to the outbox.
-What each action does is looked up in :data:`.transitions.ACTIONS`.
+What each action does is looked up in :data:`.transitions.ACTIONS`.  No
+clock: every time comes from ``now``, the time of the input being applied.
 """
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiflow_nb.errors import LimitReachedError, NotFoundError, SpecError
 from aiflow_nb.events import Event
@@ -24,7 +24,7 @@ from aiflow_nb.scheduler.state import (
     failure_event,
     task_status_event,
 )
-from aiflow_nb.scheduler.store import Changes, Store
+from aiflow_nb.scheduler.store import Changes
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
@@ -34,11 +34,25 @@ from aiflow_nb.workflow.tasks import Task
 log = logging.getLogger("aiflow_nb.scheduler")
 
 
-class Actions:
-    """Changes to the running executions and their runs (the base of :class:`.scheduler.Scheduler`)."""
+class Rows(Protocol):
+    """What the core reads and writes beyond its memory: the DuckDB store in the engine, memory in ``verify``."""
 
-    store: Store
-    clock: Callable[[], datetime]
+    def execution(self, execution_id: int) -> WorkflowExecution | None: ...
+    def spec(self, namespace: str, name: str, version: int) -> tuple[str, str] | None: ...
+    def latest_version(self, namespace: str, name: str) -> int: ...
+    def add_version(self, namespace: str, name: str, version: int, spec: str, digest: str, now: datetime) -> None: ...
+    def put_workflow(self, info: WorkflowInfo) -> None: ...
+    def delete_workflow(self, namespace: str, name: str) -> None: ...
+
+
+class Actions:
+    """Changes to the running executions and their runs (the base of :class:`.core.Core`)."""
+
+    store: Rows
+    #: The time of the input being applied (an event's create_time, a command's or a tick's ``now``).
+    now: datetime
+    #: How far the log has been read (the offset of the last event applied, or passed over).
+    checkpoint: int
     outbox: Outbox
     registry: Registry
     changes: Changes
@@ -136,7 +150,7 @@ class Actions:
             task=task,
             seq=(latest.seq + 1) if latest else 1,
             status=TaskStatus.QUEUED,
-            create_time=self.clock(),
+            create_time=self.now,
             event=event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
@@ -161,7 +175,7 @@ class Actions:
 
     def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
         check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
-        now = self.clock()
+        now = self.now
         te.status = status
         if status is TaskStatus.RUNNING:
             te.start_time = now
@@ -199,7 +213,7 @@ class Actions:
         check_workflow_transition(ex.status, status, f"execution {ex.id}")
         ex.status = status
         if status.finished:
-            ex.end_time = self.clock()
+            ex.end_time = self.now
         self.changes.executions[ex.id] = ex
         self.emit(execution_status_event(ex))
 
@@ -237,7 +251,7 @@ class Actions:
         """Start an execution for a trigger or tick, unless the workflow is at its limit."""
         limit = self.registry.limit(namespace, name)
         if limit is None or self.active_executions(namespace, name) < limit:
-            self.start_execution(namespace, name, event)
+            self.new_execution(namespace, name, event)
             return
         if self.registry.latest((namespace, name)).workflow.on_max_active == "skip":
             log.info("%s/%s runs %s executions (the limit): event %s skipped", namespace, name, limit, event.offset)
@@ -251,9 +265,9 @@ class Actions:
         limit = self.registry.limit(namespace, name)
         waiting = self._waiting(namespace, name)["events"]
         while waiting and (limit is None or self.active_executions(namespace, name) < limit):
-            self.start_execution(namespace, name, Event.from_dict(waiting.pop(0)))
+            self.new_execution(namespace, name, Event.from_dict(waiting.pop(0)))
 
-    def start_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
+    def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.registry.info(namespace, name)
         compiled = self.compiled((namespace, name, info.version))
         if not compiled.initial and not compiled.waits_on_events:
@@ -270,7 +284,7 @@ class Actions:
             workflow=name,
             version=info.version,
             status=WorkflowStatus.INIT,
-            start_time=self.clock(),
+            start_time=self.now,
             event=event_dict(event),
         )
         self.changes.executions[record.id] = record

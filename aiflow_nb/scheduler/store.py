@@ -130,6 +130,10 @@ class Changes:
     ticks: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     checkpoint: int | None = None
 
+    def carrying(self, checkpoint: int | None) -> Changes:
+        """A new, empty buffer that still has to write ``checkpoint``."""
+        return Changes(checkpoint=checkpoint)
+
     def only_checkpoint(self) -> bool:
         """True if the batch changed nothing but how far the log was read (and which launches were sent)."""
         return not (self.executions or self.tasks or self.states or self.launches or self.ticks)

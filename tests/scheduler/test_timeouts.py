@@ -17,17 +17,15 @@ def only_run(engine: Engine, execution_id: int) -> TaskExecution:
 
 
 def dispatch(engine: Engine, te: TaskExecution) -> None:
-    with engine.db.lock:
-        with engine.db.transaction():
-            engine.scheduler.mark_running(te.id, te.attempt)
-            engine._commit()
+    with engine.db.lock, engine.db.transaction():
+        engine.scheduler.mark_running(te.id, te.attempt)
+        engine._commit()
 
 
 def report(engine: Engine, te: TaskExecution, status: TaskStatus) -> None:
-    with engine.db.lock:
-        with engine.db.transaction():
-            engine.scheduler.finished(Outcome(te.id, te.attempt, status, None))
-            engine._commit()
+    with engine.db.lock, engine.db.transaction():
+        engine.scheduler.finished(Outcome(te.id, te.attempt, status, None))
+        engine._commit()
 
 
 def test_a_retry_after_a_timeout_that_then_succeeds_is_a_success(home: Path) -> None:
