@@ -8,15 +8,18 @@ caller's transaction, many rows at a time through Arrow: DuckDB takes about
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 
+from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import compact_dumps
+from aiflow_nb.events.log import _COLUMNS as _EVENT_COLUMNS
+from aiflow_nb.events.log import _rows_to_events as rows_to_events
 from aiflow_nb.storage import META_SCHEMA, Database, check_schema_version
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
@@ -322,6 +325,29 @@ class Store:
             [event_keys.EXECUTION_STATUS, event_keys.TASK_STATUS],
         ).fetchall()
         return [(int(o), k, ns, json.loads(v)) for o, k, ns, v in rows]
+
+    def recorded_inputs(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every ``aiflow.input`` event of the log, ``(offset, value)``, oldest first."""
+        rows = self.db.conn.execute(
+            'SELECT "offset", value FROM events WHERE key = ? ORDER BY "offset"', [event_keys.INPUT]
+        ).fetchall()
+        return [(int(o), json.loads(v)) for o, v in rows]
+
+    def rule_events(self, keys: Iterable[str], chunk: int = 100_000) -> Iterator[Event]:
+        """The events the rules may read, oldest first: scoped ones, ``aiflow.*`` ones and those with these keys."""
+        wanted = sorted(keys)
+        since = 0
+        while True:
+            rows = self.db.conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events "
+                "WHERE \"offset\" > ? AND (context IS NOT NULL OR starts_with(key, 'aiflow.') "
+                'OR key IN (SELECT unnest(?))) ORDER BY "offset" LIMIT ?',
+                [since, wanted, chunk],
+            ).fetchall()
+            yield from rows_to_events(rows)
+            if len(rows) < chunk:
+                return
+            since = int(rows[-1][0])
 
     def unseen_status_events(self, checkpoint: int, execution_ids: Iterable[int]) -> dict[int, int]:
         """How many task status events of each of these executions lie after the checkpoint."""
