@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -170,3 +171,26 @@ def test_every_input_is_in_the_log(home: Path) -> None:
     assert kinds[:2] == ["submit", "start_execution"]
     assert kinds.count("dispatch") == 3 and kinds.count("finished") == 3
     assert "clock" in kinds and kinds[-2:] == ["set_paused", "set_paused"]
+
+
+def test_each_execution_and_run_records_why_it_was_made(home: Path) -> None:
+    with Engine(home) as engine:
+        with Workflow("w") as wf:
+            BashTask("first", command="true")
+            BashTask("second", command="true").action_on_event_received(TaskAction.START, "go")
+        wf.trigger_on("start")
+        engine.submit(wf)
+        offset = engine.send_event("start")
+        ex = engine.executions()[-1].id
+        go = engine.send_event("go")
+        engine.wait_for(lambda: engine.execution(ex).status.finished)
+        by_hand = engine.start_execution("w")
+        engine.stop_execution(by_hand)
+    conn = duckdb.connect(str(database_path(home)), read_only=True)
+    executions = dict(conn.execute("SELECT id, cause FROM executions").fetchall())
+    runs = dict(conn.execute("SELECT task, cause FROM task_executions WHERE execution_id = ?", [ex]).fetchall())
+    conn.close()
+    assert json.loads(executions[ex]) == {"event": offset, "rule": "default/w:trigger#1"}
+    assert json.loads(executions[by_hand])["input"] == "start_execution"
+    assert json.loads(runs["first"]) == {"event": offset, "rule": "default/w:trigger#1"}
+    assert json.loads(runs["second"]) == {"event": go, "rule": "second#1"}

@@ -6,6 +6,7 @@ What each action does is looked up in :data:`.transitions.ACTIONS`.  No
 clock: every time comes from ``now``, the time of the input being applied.
 """
 
+import json
 import logging
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import (
     ExecutionState,
+    cause,
     event_dict,
     execution_status_event,
     failure_event,
@@ -53,6 +55,8 @@ class Actions:
     now: datetime
     #: How far the log has been read (the offset of the last event applied, or passed over).
     checkpoint: int
+    #: Why what the current input makes is made (see :func:`.state.cause`).
+    cause: str
     outbox: Outbox
     registry: Registry
     changes: Changes
@@ -126,7 +130,8 @@ class Actions:
             self._stop(latest)
         elif effect is Effect.RESTART:
             assert latest is not None
-            self._set_state(rules.restart_key(ex.record.id, task), {"pending": True, "event": event_dict(event)})
+            restart = {"pending": True, "event": event_dict(event), "cause": self.cause}
+            self._set_state(rules.restart_key(ex.record.id, task), restart)
             self._stop(latest)
 
     def _set_state(self, key: rules.StateKey, state: dict[str, Any]) -> None:
@@ -141,7 +146,9 @@ class Actions:
         self._set_state(key, {"pending": False})
         return state
 
-    def _new_task_execution(self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None) -> None:
+    def _new_task_execution(
+        self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None, why: str | None = None
+    ) -> None:
         latest = ex.latest.get(task)
         self.last_task_id += 1
         te = TaskExecution(
@@ -154,6 +161,7 @@ class Actions:
             event=event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
+        self.changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
         self.changes.tasks[te.id] = te
         self.changes.new_tasks.add(te.id)
@@ -193,7 +201,9 @@ class Actions:
                 restart = self._take_restart(ex.record.id, te.task)
                 if restart is not None:
                     self._emit_status(ex, te)
-                    self._new_task_execution(ex, te.task, restart.get("event"))
+                    before = restart.get("cause")
+                    why = cause(restart_of=te.id, cause=json.loads(before) if before else None)
+                    self._new_task_execution(ex, te.task, restart.get("event"), why)
                     return
         self._emit_status(ex, te)
 
@@ -265,7 +275,9 @@ class Actions:
         limit = self.registry.limit(namespace, name)
         waiting = self._waiting(namespace, name)["events"]
         while waiting and (limit is None or self.active_executions(namespace, name) < limit):
-            self.new_execution(namespace, name, Event.from_dict(waiting.pop(0)))
+            event = Event.from_dict(waiting.pop(0))
+            self.cause = cause(event=event.offset, queued=True)
+            self.new_execution(namespace, name, event)
 
     def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.registry.info(namespace, name)
@@ -289,6 +301,7 @@ class Actions:
         )
         self.changes.executions[record.id] = record
         self.changes.new_executions.add(record.id)
+        self.changes.causes[("execution", record.id)] = self.cause
         state = ExecutionState(record)
         self._set_execution_status(record, WorkflowStatus.RUNNING)
         self._track(state)

@@ -19,6 +19,7 @@ from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
 from aiflow_nb.scheduler.state import (
     ExecutionState,
+    cause,
     failure_event,
     status_value,
     workflow_event,
@@ -41,6 +42,7 @@ class Commands(Actions):
         it changes something, so the log does not fill with inputs that did nothing.
         """
         self.now = now
+        self.cause = cause(input=inputs.kind(inp), now=now.isoformat())
         if isinstance(inp, inputs.Dispatch):
             return self._mark_running(inp)
         if isinstance(inp, inputs.Finished):

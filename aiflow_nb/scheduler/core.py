@@ -25,7 +25,7 @@ from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
 from aiflow_nb.scheduler.outbox import Launch
 from aiflow_nb.scheduler.registry import Registry, VersionKey
-from aiflow_nb.scheduler.state import ExecutionState, tick_event
+from aiflow_nb.scheduler.state import ExecutionState, cause, tick_event
 from aiflow_nb.scheduler.store import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
 from aiflow_nb.workflow.records import TaskExecution
@@ -52,6 +52,7 @@ class Core(Commands):
         self.registry = registry
         #: Only an event without a create_time (not from the log) leaves it as it was.
         self.now = EPOCH
+        self.cause = cause()
         self.checkpoint = checkpoint
         self.last_execution_id, self.last_task_id = last_ids
         self.outbox.reset(pending)
@@ -70,6 +71,7 @@ class Core(Commands):
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
+        self.cause = cause(event=event.offset, rule="schedule")
         if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
         scoped = event.execution_id
@@ -94,7 +96,9 @@ class Core(Commands):
             if info is None or info.paused:
                 continue
             for trigger_id, condition in self.compiled(key).triggers_for(event):
-                if self._met(condition, event, key[0], 0, rules.trigger_rule_id(key[0], key[1], trigger_id)):
+                rule_id = rules.trigger_rule_id(key[0], key[1], trigger_id)
+                if self._met(condition, event, key[0], 0, rule_id):
+                    self.cause = cause(event=event.offset, rule=rule_id)
                     self.trigger_execution(key[0], key[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
@@ -111,6 +115,7 @@ class Core(Commands):
         for task, rule_id, rule in self.compiled((r.namespace, r.workflow, r.version)).rules_for(event):
             if self._met(rule.condition, event, r.namespace, r.id, rule_id):
                 log.debug("execution %s: %s %s on event %s", r.id, rule.action.value, task, event.offset)
+                self.cause = cause(event=event.offset, rule=rule_id)
                 self.apply(ex, task, rule.action, event)
                 if r.id not in self.running:
                     return

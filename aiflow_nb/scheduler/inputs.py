@@ -107,6 +107,10 @@ _KINDS: dict[type[Any], str] = {
 _TYPES = {kind: type_ for type_, kind in _KINDS.items()}
 
 
+def kind(inp: Input) -> str:
+    return _KINDS[type(inp)]
+
+
 def to_event(inp: Input, now: datetime, at: int) -> Event:
     """The ``aiflow.input`` event that records ``inp``, applied at ``now`` after reading the log to ``at``."""
     value: dict[str, Any] = {"kind": _KINDS[type(inp)], "now": now.isoformat(), "at": at}

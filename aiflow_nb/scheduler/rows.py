@@ -79,3 +79,15 @@ def compare_workflows(
         {f"{w.namespace}/{w.name}": w for w in stored},
         ("version", "paused", "create_time"),
     )
+
+
+def compare_causes(
+    implied: Mapping[tuple[str, int], str], stored: Mapping[tuple[str, int], str | None]
+) -> list[Difference]:
+    """Why each execution and run was made (rows missing on one side are told by the row comparisons)."""
+    found = []
+    for key in sorted(implied.keys() & stored.keys()):
+        if implied[key] != stored[key]:
+            row = f"{'execution' if key[0] == 'execution' else 'task execution'} {key[1]}"
+            found.append(Difference(row, "cause", stored[key], implied[key]))
+    return found

@@ -90,6 +90,7 @@ def check(store: Store) -> Report:
     runs = store.all_task_executions()
     differences.extend(rows.compare_executions(core.changes.executions, executions))
     differences.extend(rows.compare_runs(core.changes.tasks, runs))
+    differences.extend(rows.compare_causes(core.changes.causes, store.all_causes()))
     differences.extend(rows.compare_states(core.states, store.all_condition_states()))
     differences.extend(rows.compare_ticks(core.last_ticks, store.last_ticks()))
     differences.extend(rows.compare_workflows(again.rows.workflows, store.workflows()))
