@@ -182,9 +182,7 @@ class Engine:
             with self.db.transaction():
                 for outcome in outcomes:
                     self.scheduler.finished(outcome)
-                now = self.clock()
-                self.scheduler.stop_late(now)
-                self.scheduler.fire_timers(now, self._wall())
+                self.scheduler.tick(self.clock(), self._wall())
                 consumed = self.scheduler.consume(self.batch_size)
                 self._commit()
             self._outcomes = []
