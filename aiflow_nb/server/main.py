@@ -22,7 +22,7 @@ from aiflow_nb.engine import Engine, prepare_home
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
 from aiflow_nb.home import OWNER_ONLY_UMASK, default_home
-from aiflow_nb.server import info, redact
+from aiflow_nb.server import info, redact, room
 from aiflow_nb.server.app import make_app
 from aiflow_nb.server.connections import BODY_TIMEOUT, CappedHTTPServer, apply_descriptor_limit
 from aiflow_nb.server.options import add_engine_arguments, executor_options
@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = (args.home or default_home()).expanduser().resolve()
     os.umask(OWNER_ONLY_UMASK)  # all it (and the tasks it starts) writes in the home is the user's alone
+    problem = room.start_problem(home)
+    if problem is not None:
+        print(f"aiflow-nb: {problem}", file=sys.stderr)
+        return 1
     try:
         prepare_home(home)  # 0700: it holds the token, the events and the outputs
         configure_logging(home, to_stderr=not args.quiet)
