@@ -19,7 +19,7 @@ import tornado.netutil
 
 from aiflow_nb._version import __version__
 from aiflow_nb.engine import Engine, prepare_home
-from aiflow_nb.errors import AiflowError
+from aiflow_nb.errors import AiflowError, no_space
 from aiflow_nb.executors import process
 from aiflow_nb.home import OWNER_ONLY_UMASK, default_home
 from aiflow_nb.server import info, redact, room
@@ -40,10 +40,42 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """The service's log file; a record it has no room for is dropped and counted, without a traceback.
+
+    Once the disk has room again, one line says how many were lost.
+    """
+
+    dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if no_space(sys.exc_info()[1] or Exception()) is not None:
+            self.dropped += 1
+            return
+        super().handleError(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lost, self.dropped = self.dropped, 0
+        if lost:
+            note = logging.LogRecord(
+                "aiflow_nb.server",
+                logging.WARNING,
+                __file__,
+                0,
+                "%d log records were lost: the disk was full",
+                (lost,),
+                None,
+            )
+            super().emit(note)
+            if self.dropped:  # still no room: the note was lost too
+                self.dropped = lost
+        super().emit(record)
+
+
 def configure_logging(home: Path, to_stderr: bool) -> None:
     folder = home / "logs"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(folder / "server.log", maxBytes=10_000_000, backupCount=3)
+    handler = LogFile(folder / "server.log", maxBytes=10_000_000, backupCount=3)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(fmt)
     redact.install(handler)
