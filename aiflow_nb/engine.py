@@ -32,7 +32,15 @@ import duckdb
 
 from aiflow_nb import faults
 from aiflow_nb.clock import SteadyClock
-from aiflow_nb.errors import AiflowError, ForbiddenError, NotFoundError, SpecError, StorageError
+from aiflow_nb.errors import (
+    AiflowError,
+    ForbiddenError,
+    NotFoundError,
+    SpecError,
+    StorageError,
+    StorageFullError,
+    no_space,
+)
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
 from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
@@ -104,6 +112,8 @@ class Engine:
             self.db = Database(path)
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
+            if no_space(exc) is not None:
+                raise StorageFullError(f"disk full: cannot open the database {path} ({first})") from None
             if "lock" in first.lower():
                 raise StorageError(f"the aiflow-nb home {self.home} is in use by another process ({first})") from None
             if "read-only" in first.lower() or "permission denied" in first.lower():
@@ -234,7 +244,12 @@ class Engine:
         while self._ready:
             request = self._ready[0]
             faults.point("launch.before")
-            self.executors.launch(request)  # if it raises, the rest is launched at the next step
+            try:
+                self.executors.launch(request)  # if it raises, the rest is launched at the next step
+            except OSError as exc:
+                if no_space(exc) is None:
+                    raise
+                raise StorageFullError(f"disk full: cannot launch a task in {self.home} ({exc})") from None
             faults.point("launch.after")
             self._ready.pop(0)
             outbox.sent(request["task_execution_id"], request["attempt"])

@@ -32,6 +32,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiflow_nb.errors import no_space
 from aiflow_nb.executors.process import identity
 from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
 from aiflow_nb.home import OWNER_ONLY_UMASK, open_private
@@ -107,6 +108,54 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+#: Room set aside for ``result.json`` as a run starts, so a task that fills the disk can still be reported.
+RESULT_ROOM = 16 * 1024
+
+
+def reserve_result_room(run_dir: Path) -> None:
+    """Allocate the blocks ``result.json`` will take (best effort: a full disk leaves it to chance)."""
+    fd = open_private(run_dir / "result.json.tmp", os.O_WRONLY | os.O_CREAT)
+    try:
+        os.posix_fallocate(fd, 0, RESULT_ROOM)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_result(run_dir: Path, result: dict[str, str | None]) -> None:
+    """Write ``result.json`` atomically, over the room reserved for it (not truncated first: no new block)."""
+    data = json.dumps(result).encode()
+    tmp = run_dir / "result.json.tmp"
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    os.replace(tmp, run_dir / "result.json")
+
+
+def failure(exc: Exception, run_dir: Path) -> str:
+    """A failed run's error: a write that found no room says so first (with what could not be written)."""
+    why = no_space(exc)
+    if why is not None:
+        return f"disk full: could not write {getattr(exc, 'filename', None) or 'the task output'} ({why})"
+    text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    return f"disk full ({run_dir} has no room left): {text}" if disk_full(run_dir) else text
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (next to) no room left for a task's output."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < RESULT_ROOM
 
 
 def task_environment(request: dict[str, Any]) -> dict[str, str]:
@@ -421,6 +470,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
     run_dir = Path(argv[0])
     if not claim(run_dir):
         return ALREADY_CLAIMED
+    reserve_result_room(run_dir)
     request = json.loads((run_dir / "task.json").read_text())
     if stops_gently(request["task"]):
         # The executor signals only this process: the task's code sees stop_requested()
@@ -440,10 +490,10 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
             run_task(request, run_dir, kernel)
         except TaskFailed as exc:
             print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
-            result, code = {"status": "FAILED", "error": str(exc)}, 1
+            result, code = {"status": "FAILED", "error": failure(exc, run_dir)}, 1
         except Exception as exc:
             traceback.print_exc()
-            result, code = {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"}, 1
+            result, code = {"status": "FAILED", "error": failure(exc, run_dir)}, 1
         else:
             stopped = (run_dir / STOP_FILE).exists()
             result, code = {"status": "STOPPED" if stopped else "SUCCESS", "error": None}, 0
@@ -451,7 +501,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
         error = result["error"]
         if error is not None:
             result["error"] = redact_text(error, secrets)
-        write_json(run_dir / "result.json", result)
+        write_result(run_dir, result)
         return code
     finally:
         end_redaction()

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiflow_nb.engine import Engine
+from aiflow_nb.errors import StorageError
 from aiflow_nb.events.event import EncodedEvents
 
 log = logging.getLogger("aiflow_nb.server")
@@ -157,8 +158,10 @@ class GroupCommit:
             if committed:  # never append twice
                 log.exception("group commit: failed after the commit")
                 return
-            if len(group) == 1:
-                self._settle([(group[0][3], None, exc)])
+            if len(group) == 1 or isinstance(exc, StorageError):
+                # No request of it is to blame when the database cannot be written (a full disk):
+                # each would fail again on its own, so all get the error now.
+                self._settle([(future, None, exc) for *_, future in group])
                 return
         # Some request of the group is bad: find it by committing each alone.
         for batch, keys, batch_key, future in group:
