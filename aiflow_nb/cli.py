@@ -215,6 +215,9 @@ def task_cmd(args: argparse.Namespace, out: Output) -> int:
         out.tasks(getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task))
     elif args.action == "log":
         sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
+    elif args.action == "why":
+        links = client.why(_int(args.target, "task execution id"))
+        out.one({"links": [link.to_dict() for link in links]}, " <- ".join(link.text for link in links))
     elif args.action == "notebook":
         nb = client.task_notebook(_int(args.target, "task execution id"))
         text = json.dumps(nb, indent=1)
@@ -350,17 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
-    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook"))
+    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook", "why"))
     task.add_argument(
         "target",
         nargs="?",
         help="list: an execution id or a workflow name (its latest execution); start, stop, restart: an "
-        "execution id; log, notebook: a task execution id",
+        "execution id; log, notebook, why: a task execution id",
     )
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
     task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
-    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook"))
+    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook", "why"))
 
     ev = sub.add_parser("event", parents=[common], help="send, list and follow events")
     ev.add_argument("action", choices=("send", "list", "tail"))

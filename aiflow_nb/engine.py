@@ -39,12 +39,19 @@ from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home, tighten
-from aiflow_nb.scheduler import Scheduler, verify
+from aiflow_nb.scheduler import Scheduler, verify, why
 from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.graph import workflow_svg
-from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo, latest_statuses
+from aiflow_nb.workflow.records import (
+    Outcome,
+    TaskExecution,
+    WhyLink,
+    WorkflowExecution,
+    WorkflowInfo,
+    latest_statuses,
+)
 
 log = logging.getLogger("aiflow_nb.engine")
 #: How many rounds of its own status events a transaction applies before the loop takes over.
@@ -518,6 +525,16 @@ class Engine:
                     "not served"
                 )
             return file.read()
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        """Why this run was made: its chain of causes, the run first, the outside event or command last."""
+        with self.db.lock:
+            return why.task_chain(why.StoreLookup(self.scheduler.store), task_execution_id)
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        """Why this execution was made, as :meth:`why` for a run."""
+        with self.db.lock:
+            return why.execution_chain(why.StoreLookup(self.scheduler.store), execution_id)
 
     def verify(self) -> Report:
         """Replay the log from offset 0 and compare the state it implies with the stored one.

@@ -27,7 +27,7 @@ from aiflow_nb.client.bodies import Lines, json_body, ndjson_chunks
 from aiflow_nb.client.http import Http
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, encode
 from aiflow_nb.home import default_home
-from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow.records import TaskExecution, WhyLink, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import WorkflowStatus
 
 if TYPE_CHECKING:
@@ -182,6 +182,14 @@ class Client:
 
     def task_execution(self, task_execution_id: int) -> TaskExecution:
         return TaskExecution.from_dict(self.request("GET", f"/task-executions/{int(task_execution_id)}", retry=True))
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        data = self.request("GET", f"/task-executions/{int(task_execution_id)}/why", retry=True)
+        return [WhyLink.from_dict(d) for d in data["links"]]
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        data = self.request("GET", f"/executions/{int(execution_id)}/why", retry=True)
+        return [WhyLink.from_dict(d) for d in data["links"]]
 
     def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, "start")
