@@ -165,7 +165,21 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
         start, end = _time(args.start, "--start"), _time(args.end, "--end")
         count = client.backfill(args.target, start, end, ns)
         out.one({"ticks": count}, f"sent the ticks of {count} due time(s) of {ns}/{args.target}")
+    elif args.action == "replay":
+        found = [w for w in load_workflows(Path(args.target)) if args.name is None or w.name == args.name]
+        if len(found) != 1:
+            raise errors.SpecError(f"{args.target}: {len(found)} workflows match; name one with --name")
+        since, until = _bound(args.since, "--since"), _bound(args.until, "--until")
+        result = client.replay(found[0], since, until, args.outcomes, args.diff)
+        out.one(result.to_dict(), "\n".join(result.lines()))
     return 0
+
+
+def _bound(raw: str | None, what: str) -> int | datetime | None:
+    """A replay window's bound: an offset, or an ISO 8601 time."""
+    if raw is None:
+        return None
+    return int(raw) if raw.isdigit() else _time(raw, what)
 
 
 def _time(raw: str, what: str) -> datetime:
@@ -337,13 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(run=server_cmd)
 
     wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")
-    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument(
+        "action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
     wf.add_argument("target", nargs="?", help="FILE (.py, .json, .ipynb) for submit, else the workflow name")
     wf.add_argument("--namespace", default=None, help="default: 'default'")
     wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
     wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
     wf.add_argument("--end", help="backfill: last time")
-    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument("--name", help="replay: the workflow of FILE to replay (if it defines several)")
+    wf.add_argument("--since", help="replay: after this offset or ISO time")
+    wf.add_argument("--until", help="replay: up to this offset or ISO time")
+    wf.add_argument("--outcomes", default="recorded", help="replay: success, failed or recorded")
+    wf.add_argument("--diff", action="store_true", help="replay: compare with the submitted version")
+    wf.set_defaults(
+        run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
 
     ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
     ex.add_argument("action", choices=("start", "stop", "list", "show"))

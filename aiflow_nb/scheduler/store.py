@@ -352,6 +352,11 @@ class Store:
         rows = self.db.conn.execute(f'SELECT {_EVENT_COLUMNS} FROM events WHERE "offset" = ?', [offset]).fetchall()
         return next(iter(rows_to_events(rows)), None)
 
+    def offset_before(self, when: datetime) -> int:
+        """The last offset logged at or before ``when`` (0 if none was)."""
+        value = self._one('SELECT max("offset") FROM events WHERE create_time <= ?', [to_db_time(when)])
+        return int(value or 0)
+
     def all_condition_states(self) -> dict[tuple[int, str], dict[str, Any]]:
         rows = self.db.conn.execute("SELECT execution_id, rule, state FROM condition_state").fetchall()
         return {(e, r): json.loads(s) for e, r, s in rows}
