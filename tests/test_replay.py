@@ -116,3 +116,62 @@ def test_bad_input_names_the_problem_and_writes_nothing(engine: Engine) -> None:
     with pytest.raises(errors.SpecError, match="no workflow default/never_submitted was submitted"):
         engine.replay(other, diff=True)
     assert everything(engine) == before
+
+
+FLOW = """\
+from aiflow_nb import BashTask, Workflow
+
+with Workflow("trig") as wf:
+    BashTask("t", command="true")
+wf.trigger_on("{key}")
+"""
+
+
+def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import RunningService
+    from tests.server import wait
+
+    service = RunningService(home).start()
+    try:
+        client = service.client()
+        client.submit(triggered("new_data"))
+        client.send_event("new_data")
+        wait(lambda: [e for e in client.executions(workflow="trig") if e.status is WorkflowStatus.SUCCESS], 60)
+        flow = tmp_path / "flow.py"
+        flow.write_text(FLOW.format(key="other_data"))
+
+        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", str(flow), *argv, "--home", str(home)]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+        shown = cli("--diff", "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        data = json.loads(shown.stdout)
+        assert data["summary"] == {"executions": 0, "runs": {}, "unmatched_events": 0}
+        assert [(r["task"], r["seq"]) for r in data["diff"]["only_real"]] == [("t", 1)]
+        text = cli("--diff")
+        assert "only in reality: t #1" in text.stdout
+
+        for argv, words in (
+            (("--since", "5", "--until", "2"), "is after --until"),
+            (("--outcomes", "maybe"), "unknown outcome mode"),
+        ):
+            bad = cli(*argv)
+            assert bad.returncode != 0
+            assert len(bad.stderr.strip().splitlines()) == 1 and words in bad.stderr
+
+        url = f"{service.info.url}/api/v1/replay"
+        headers = {"Authorization": f"token {service.info.token}"}
+        answer = httpx.post(url, json={"spec": {"name": 1}}, headers=headers)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_spec"
+        answer = httpx.post(url, json={"spec": triggered("x").to_spec(), "since": 5, "until": 2}, headers=headers)
+        assert answer.status_code == 400 and "is after --until" in answer.json()["error"]["message"]
+        assert len(client.executions()) == 1
+    finally:
+        service.stop()
