@@ -165,7 +165,21 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
         start, end = _time(args.start, "--start"), _time(args.end, "--end")
         count = client.backfill(args.target, start, end, ns)
         out.one({"ticks": count}, f"sent the ticks of {count} due time(s) of {ns}/{args.target}")
+    elif args.action == "replay":
+        found = [w for w in load_workflows(Path(args.target)) if args.name is None or w.name == args.name]
+        if len(found) != 1:
+            raise errors.SpecError(f"{args.target}: {len(found)} workflows match; name one with --name")
+        since, until = _bound(args.since, "--since"), _bound(args.until, "--until")
+        result = client.replay(found[0], since, until, args.outcomes, args.diff)
+        out.one(result.to_dict(), "\n".join(result.lines()))
     return 0
+
+
+def _bound(raw: str | None, what: str) -> int | datetime | None:
+    """A replay window's bound: an offset, or an ISO 8601 time."""
+    if raw is None:
+        return None
+    return int(raw) if raw.isdigit() else _time(raw, what)
 
 
 def _time(raw: str, what: str) -> datetime:
@@ -215,6 +229,9 @@ def task_cmd(args: argparse.Namespace, out: Output) -> int:
         out.tasks(getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task))
     elif args.action == "log":
         sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
+    elif args.action == "why":
+        links = client.why(_int(args.target, "task execution id"))
+        out.one({"links": [link.to_dict() for link in links]}, " <- ".join(link.text for link in links))
     elif args.action == "notebook":
         nb = client.task_notebook(_int(args.target, "task execution id"))
         text = json.dumps(nb, indent=1)
@@ -334,13 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(run=server_cmd)
 
     wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")
-    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument(
+        "action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
     wf.add_argument("target", nargs="?", help="FILE (.py, .json, .ipynb) for submit, else the workflow name")
     wf.add_argument("--namespace", default=None, help="default: 'default'")
     wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
     wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
     wf.add_argument("--end", help="backfill: last time")
-    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument("--name", help="replay: the workflow of FILE to replay (if it defines several)")
+    wf.add_argument("--since", help="replay: after this offset or ISO time")
+    wf.add_argument("--until", help="replay: up to this offset or ISO time")
+    wf.add_argument("--outcomes", default="recorded", help="replay: success, failed or recorded")
+    wf.add_argument("--diff", action="store_true", help="replay: compare with the submitted version")
+    wf.set_defaults(
+        run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
 
     ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
     ex.add_argument("action", choices=("start", "stop", "list", "show"))
@@ -350,17 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
-    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook"))
+    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook", "why"))
     task.add_argument(
         "target",
         nargs="?",
         help="list: an execution id or a workflow name (its latest execution); start, stop, restart: an "
-        "execution id; log, notebook: a task execution id",
+        "execution id; log, notebook, why: a task execution id",
     )
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
     task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
-    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook"))
+    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook", "why"))
 
     ev = sub.add_parser("event", parents=[common], help="send, list and follow events")
     ev.add_argument("action", choices=("send", "list", "tail"))

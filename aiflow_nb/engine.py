@@ -42,17 +42,25 @@ from aiflow_nb.errors import (
     no_space,
 )
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
+from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home, tighten
-from aiflow_nb.scheduler import Scheduler, verify
+from aiflow_nb.scheduler import Scheduler, dryrun, inputs, rerun, verify, why
 from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.graph import workflow_svg
-from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo, latest_statuses
+from aiflow_nb.workflow.records import (
+    Outcome,
+    TaskExecution,
+    WhyLink,
+    WorkflowExecution,
+    WorkflowInfo,
+    latest_statuses,
+)
 
 log = logging.getLogger("aiflow_nb.engine")
 #: How many rounds of its own status events a transaction applies before the loop takes over.
@@ -533,6 +541,70 @@ class Engine:
                     "not served"
                 )
             return file.read()
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        """Why this run was made: its chain of causes, the run first, the outside event or command last."""
+        with self.db.lock:
+            return why.task_chain(why.StoreLookup(self.scheduler.store), task_execution_id)
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        """Why this execution was made, as :meth:`why` for a run."""
+        with self.db.lock:
+            return why.execution_chain(why.StoreLookup(self.scheduler.store), execution_id)
+
+    def replay(
+        self,
+        workflow: Workflow,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        outcomes: str = "recorded",
+        diff: bool = False,
+    ) -> dryrun.Replay:
+        """What ``workflow`` would have made over the logged events after ``since`` up to ``until``.
+
+        In memory: nothing is written, nothing is launched (docs/semantics.md, "replay").
+        ``diff``: compare with what the submitted version of the workflow did (it must exist).
+        """
+        dryrun.check_outcomes(outcomes)
+        with self.db.lock:
+            store = self.scheduler.store
+            latest = self.log.latest_offset()
+            start = self._offset_at(since, 0)
+            end = self._offset_at(until, latest)
+            dryrun.check_window(start, end, latest)
+            key = (workflow.namespace, workflow.name)
+            known = {(w.namespace, w.name) for w in store.workflows()}
+            if diff and key not in known:
+                raise SpecError(f"replay --diff: no workflow {key[0]}/{key[1]} was submitted")
+            spec = json.dumps(workflow.to_spec())
+            keys = rerun.wanted_keys({(*key, 1): (spec, workflow.digest())})
+            events = [e for e in store.rule_events(keys) if start < (e.offset or 0) <= end]
+            ids = {
+                int(e.value["execution_id"])
+                for e in events
+                if e.key == event_keys.EXECUTION_STATUS
+                and e.namespace == key[0]
+                and isinstance(e.value, dict)
+                and e.value.get("workflow") == key[1]
+                and e.value.get("status") == "RUNNING"
+            }
+            reality = dryrun.Reality(
+                [(ex, store.cause_of("execution", ex.id)) for i in sorted(ids) if (ex := store.execution(i))],
+                [(te, store.cause_of("task", te.id)) for te in store.task_executions_of(ids)],
+            )
+            recorded = [inputs.from_value(o, v) for o, v in store.recorded_inputs() if start < o <= end]
+        result = dryrun.DryRun(workflow, start, end, outcomes, reality).run(events, recorded)
+        if not diff:
+            result.diff = None
+        return result
+
+    def _offset_at(self, when: int | datetime | None, default: int) -> int:
+        """An offset as given, or the last offset logged before a time."""
+        if when is None:
+            return default
+        if isinstance(when, datetime):
+            return self.scheduler.store.offset_before(when)
+        return int(when)
 
     def verify(self) -> Report:
         """Replay the log from offset 0 and compare the state it implies with the stored one.

@@ -337,6 +337,26 @@ class Store:
         ).fetchall()
         return {(kind, int(id_)): cause for kind, id_, cause in rows}
 
+    def cause_of(self, kind: str, row_id: int) -> str | None:
+        """Why one execution (``kind`` "execution") or run ("task") was made."""
+        table = "executions" if kind == "execution" else "task_executions"
+        return self._one(f"SELECT {self._cause} FROM {table} WHERE id = ?", [row_id])  # type: ignore[no-any-return]
+
+    def run_id(self, execution_id: int, task: str, seq: int) -> int | None:
+        value = self._one(
+            "SELECT id FROM task_executions WHERE execution_id = ? AND task = ? AND seq = ?", [execution_id, task, seq]
+        )
+        return int(value) if value is not None else None
+
+    def event_at(self, offset: int) -> Event | None:
+        rows = self.db.conn.execute(f'SELECT {_EVENT_COLUMNS} FROM events WHERE "offset" = ?', [offset]).fetchall()
+        return next(iter(rows_to_events(rows)), None)
+
+    def offset_before(self, when: datetime) -> int:
+        """The last offset logged at or before ``when`` (0 if none was)."""
+        value = self._one('SELECT max("offset") FROM events WHERE create_time <= ?', [to_db_time(when)])
+        return int(value or 0)
+
     def all_condition_states(self) -> dict[tuple[int, str], dict[str, Any]]:
         rows = self.db.conn.execute("SELECT execution_id, rule, state FROM condition_state").fetchall()
         return {(e, r): json.loads(s) for e, r, s in rows}
