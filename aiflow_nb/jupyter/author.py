@@ -30,7 +30,9 @@ class _AuthorHandler(APIHandler):
         if not path.endswith(".ipynb"):
             raise draft.FieldError("notebook", f"{path!r} is not a notebook (.ipynb)")
         try:
-            model = await ensure_async(self.contents_manager.get(path, content=True, type="file", format="text"))
+            model = await ensure_async(
+                self.contents_manager.get(path, content=True, type="file", format="text")  # type: ignore[no-untyped-call]
+            )
         except web.HTTPError as exc:
             raise draft.FieldError("notebook", f"cannot read {path!r}: {exc.log_message or exc.reason}") from None
         return str(model["content"])
