@@ -100,7 +100,7 @@ export class AuthorDialog extends Widget {
     const note = this.node.querySelector<HTMLElement>(`[data-error="${CSS.escape(place)}"]`) ?? this._formError;
     note.textContent = message;
     note.hidden = false;
-    note.closest('.jp-AiflowAuthor-field')?.classList.add('jp-mod-error');
+    (note.closest('tr') ?? note.closest('.jp-AiflowAuthor-field'))?.classList.add('jp-mod-error');
   }
 
   private _clearErrors(): void {
@@ -109,6 +109,16 @@ export class AuthorDialog extends Widget {
       n.hidden = true;
     });
     this.node.querySelectorAll('.jp-mod-error').forEach(n => n.classList.remove('jp-mod-error'));
+  }
+
+  /** A field's error goes once the field is edited. */
+  private _clearError(field: string): void {
+    const note = this.node.querySelector<HTMLElement>(`[data-error="${CSS.escape(field)}"]`);
+    if (note) {
+      note.textContent = '';
+      note.hidden = true;
+      note.closest('.jp-mod-error')?.classList.remove('jp-mod-error');
+    }
   }
 
   private _busy(busy: boolean): void {
@@ -192,7 +202,10 @@ export class AuthorDialog extends Widget {
       name: field,
       placeholder,
       'aria-label': field,
-      oninput: (e: Event) => this._set(field, (e.target as HTMLInputElement).value as never)
+      oninput: (e: Event) => {
+        this._set(field, (e.target as HTMLInputElement).value as never);
+        this._clearError(field);
+      }
     });
     input.value = String(this.form[field] ?? '');
     if (type === 'number') {
@@ -266,8 +279,10 @@ export class AuthorDialog extends Widget {
         name: `param:${p.name}`,
         'aria-label': `parameter ${p.name}`,
         title: p.help || `default: ${p.default}`,
-        oninput: (e: Event) =>
-          (this.form = { ...this.form, values: { ...this.form.values, [p.name]: (e.target as HTMLInputElement).value } })
+        oninput: (e: Event) => {
+          this.form = { ...this.form, values: { ...this.form.values, [p.name]: (e.target as HTMLInputElement).value } };
+          this._clearError(`param:${p.name}`);
+        }
       });
       input.value = this.form.values[p.name] ?? p.default;
       const error = h('div', { class: 'jp-AiflowAuthor-error', 'data-error': `param:${p.name}`, role: 'alert' });
