@@ -176,10 +176,10 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
 
 
 def _bound(raw: str | None, what: str) -> int | datetime | None:
-    """A replay window's bound: an offset, or an ISO 8601 time."""
-    if raw is None:
-        return None
-    return int(raw) if raw.isdigit() else _time(raw, what)
+    """A replay window's bound: an offset, a time ago (24h, 30m, 7d) or an ISO 8601 time."""
+    from aiflow_nb.scheduler import dryrun  # only a replay needs it
+
+    return dryrun.parse_bound(raw, what, datetime.now(timezone.utc))
 
 
 def _time(raw: str, what: str) -> datetime:
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
     wf.add_argument("--end", help="backfill: last time")
     wf.add_argument("--name", help="replay: the workflow of FILE to replay (if it defines several)")
-    wf.add_argument("--since", help="replay: after this offset or ISO time")
+    wf.add_argument("--since", help="replay: after this offset, time ago (24h, 30m, 7d) or ISO time")
     wf.add_argument("--until", help="replay: up to this offset or ISO time")
     wf.add_argument("--outcomes", default="recorded", help="replay: success, failed or recorded")
     wf.add_argument("--diff", action="store_true", help="replay: compare with the submitted version")

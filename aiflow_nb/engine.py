@@ -578,7 +578,7 @@ class Engine:
                 raise SpecError(f"replay --diff: no workflow {key[0]}/{key[1]} was submitted")
             spec = json.dumps(workflow.to_spec())
             keys = rerun.wanted_keys({(*key, 1): (spec, workflow.digest())})
-            events = [e for e in store.rule_events(keys) if start < (e.offset or 0) <= end]
+            events = list(store.rule_events(keys, since=start, until=end))
             ids = {
                 int(e.value["execution_id"])
                 for e in events
@@ -592,8 +592,12 @@ class Engine:
                 [(ex, store.cause_of("execution", ex.id)) for i in sorted(ids) if (ex := store.execution(i))],
                 [(te, store.cause_of("task", te.id)) for te in store.task_executions_of(ids)],
             )
-            recorded = [inputs.from_value(o, v) for o, v in store.recorded_inputs() if start < o <= end]
-        result = dryrun.DryRun(workflow, start, end, outcomes, reality).run(events, recorded)
+            recorded = [inputs.from_value(o, v) for o, v in store.recorded_inputs(start, end)]
+            submits = [inputs.from_value(o, v) for o, v in store.recorded_inputs(kind="submit")]
+            last_ticks, submitted_at = dryrun.seed_ticks(
+                workflow, store.events_of_key(event_keys.SCHEDULE_TICK, start), submits, start
+            )
+        result = dryrun.DryRun(workflow, start, end, outcomes, reality, last_ticks, submitted_at).run(events, recorded)
         if not diff:
             result.diff = None
         return result

@@ -27,7 +27,7 @@ from aiflow_nb.workflow.cells import Key, Parser, split
 #: Seconds a read retries while the service does not answer (a restart takes a few).
 RETRY_FOR = 10.0
 
-COMMANDS = (*cells.DEFINING, "submit", "run", "stop", "send", "status", "graph", "events", "server")
+COMMANDS = (*cells.DEFINING, "submit", "run", "stop", "send", "status", "graph", "events", "server", "why", "replay")
 
 
 def _parsers() -> dict[str, Parser]:
@@ -47,8 +47,17 @@ def _parsers() -> dict[str, Parser]:
     events.add_argument("--key", default=None)
     events.add_argument("--namespace", default=None)
     server = Parser("%aiflow server")
+    why = Parser("%aiflow why")
+    why.add_argument("task_execution", type=int)
+    replay = Parser("%aiflow replay")
+    replay.add_argument("workflow")
+    replay.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    replay.add_argument("--since", default=None)
+    replay.add_argument("--until", default=None)
+    replay.add_argument("--outcomes", default="recorded")
+    replay.add_argument("--diff", action="store_true")
     return {"submit": submit, "run": run, "stop": stop, "status": status, "graph": graph, "events": events,
-            "server": server}  # fmt: skip
+            "server": server, "why": why, "replay": replay}  # fmt: skip
 
 
 _PARSERS = _parsers()
@@ -167,7 +176,9 @@ class AiflowMagics(Magics):
 
             %aiflow submit [WF] [--namespace NS]    %aiflow run WF [--namespace NS]    %aiflow stop EXECUTION
             %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF] (live)    %aiflow graph WF
-            %aiflow events [--key K] [--namespace NS]    %aiflow server
+            %aiflow events [--key K] [--namespace NS]    %aiflow server    %aiflow why TASK_EXECUTION
+            %aiflow replay WF [--since 24h|OFFSET|TIME] [--until ...] [--outcomes success|failed|recorded] [--diff]
+                  (the drafted WF over the logged window: nothing is written or launched)
         """
         try:
             self._dispatch(line, cell)
@@ -252,6 +263,26 @@ class AiflowMagics(Magics):
         from aiflow_nb.widgets import EventFeed
 
         self._show(("events", key or "", namespace or ""), EventFeed(self.client, key=key, namespace=namespace))
+
+    def _why(self, task_execution: int) -> None:
+        from aiflow_nb.scheduler.why import line
+
+        print(line(self.client.why(task_execution)))
+
+    def _replay(
+        self, workflow: str, namespace: str, since: str | None, until: str | None, outcomes: str, diff: bool
+    ) -> None:
+        from datetime import datetime, timezone
+
+        from IPython.display import HTML, display
+
+        from aiflow_nb.scheduler.dryrun import parse_bound
+        from aiflow_nb.widgets import replay_html
+
+        now = datetime.now(timezone.utc)
+        start, end = parse_bound(since, "--since", now), parse_bound(until, "--until", now)
+        result = self.client.replay(self.draft.build(workflow, namespace), start, end, outcomes, diff)
+        display(HTML(replay_html(result)))  # type: ignore[no-untyped-call]
 
     def _server(self) -> None:
         if self._client is not None:

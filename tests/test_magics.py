@@ -259,3 +259,37 @@ def test_send_reads_the_rest_of_the_line_as_the_value() -> None:
     assert magics.send_args("k hello world --namespace ops") == ("k", "hello world", "ops")
     assert magics.send_args("--namespace ops k 5") == ("k", 5, "ops")
     assert magics.send_args('k "two words"') == ("k", "two words", None)
+
+
+def test_why_and_replay_show_a_chain_and_a_timeline_and_refuse_bad_input(
+    ip: InteractiveShell, service: RunningService
+) -> None:
+    client = service.client()
+    with Workflow("trig") as wf:
+        BashTask("t", command="true")
+    client.submit(wf.trigger_on("new_data"))
+    client.send_event("new_data")
+    wait_execution(client, 1, "SUCCESS", timeout=120)
+    [te] = client.task_executions(1)
+    assert re.fullmatch(r"t #1 .* <- .*new_data.*\n", line(ip, f"why {te.id}"))
+
+    # The drafted version, triggered the same way: the same run, no difference; the clicked-through version
+    # (on another key) would have made none.
+    cell(ip, "task t --workflow trig", "print(1)")
+    ip.run_line_magic("aiflow", "workflow trig --trigger-on new_data")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "replay trig --since 1h --diff")
+    [shown] = [o.data["text/html"] for o in out.outputs]
+    assert "<svg" in shown and "<rect" in shown and ">t #1<" in shown
+    assert "no difference with what the submitted version did" in shown
+    ip.run_line_magic("aiflow", "workflow trig --trigger-on other_data")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "replay trig --since 0 --diff")
+    [shown] = [o.data["text/html"] for o in out.outputs]
+    assert "<rect" not in shown and "only in reality: t #1" in shown
+
+    assert "--since must be an offset, a time ago like 24h" in rejected(ip, "%aiflow replay trig --since yesterday")
+    assert "unknown outcome mode 'maybe'" in rejected(ip, "%aiflow replay trig --outcomes maybe")
+    assert "nope" in rejected(ip, "%aiflow replay nope")
+    assert "task execution 999 does not exist" in rejected(ip, "%aiflow why 999")
+    assert [e.id for e in client.executions()] == [1]  # nothing written, nothing started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,5 +174,132 @@ def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_pa
         answer = httpx.post(url, json={"spec": triggered("x").to_spec(), "since": 5, "until": 2}, headers=headers)
         assert answer.status_code == 400 and "is after --until" in answer.json()["error"]["message"]
         assert len(client.executions()) == 1
+    finally:
+        service.stop()
+
+
+# -- every other rule kind: the submitted version replayed over its own window changes nothing --------------
+
+NO_DIFFERENCE = {"only_replay": [], "only_real": [], "cause_differs": []}
+
+
+def replays_itself(engine: Engine, wf: Workflow, since: int | None = None) -> list[tuple[str, int, str]]:
+    """Replay the submitted ``wf`` with recorded outcomes: no difference; its runs (task, seq, status)."""
+    settle(engine)
+    result = engine.replay(wf, since=since, outcomes="recorded", diff=True)
+    assert result.diff == NO_DIFFERENCE, result.lines()
+    return [(i["task"], i["seq"], i["status"]) for i in result.items if i["kind"] == "run"]
+
+
+def on_condition(name: str, condition: object) -> Workflow:
+    """``t`` starts on ``condition``; ``idle`` waits for an event nobody sends, so the execution stays RUNNING."""
+    with Workflow(name) as wf:
+        BashTask("t", command="true").action_on_condition(TaskAction.START, condition)  # type: ignore[arg-type]
+        BashTask("idle", command="true").action_on_event_received(TaskAction.START, "never")
+    return wf
+
+
+def test_all_of_any_of_and_a_stateful_condition_replay_as_they_ran(engine: Engine) -> None:
+    from aiflow_nb import AllOf, AnyOf, EventCondition
+    from tests.scheduler.conds import EverySecond
+
+    for name, condition, sends, fired in (
+        ("all", AllOf([EventCondition("a"), EventCondition("b")]), ["a", "a", "b", "b", "a"], 2),
+        ("any", AnyOf([EventCondition("a"), EventCondition("b", sender="s")]), ["a", "b", "c", "a"], 2),
+        ("second", EverySecond("a"), ["a", "a", "a", "a", "a"], 2),
+    ):
+        wf = on_condition(name, condition)
+        engine.submit(wf)
+        ex_id = engine.start_execution(name)
+        for key in sends:
+            engine.send_event(key, sender="other")
+            settle(engine)  # each run ends before the next event: a START on a live run does nothing
+            engine.wait_for(lambda ex=ex_id: not [t for t in engine.task_executions(ex) if t.status.alive], 30, "t")
+        wait_run(engine, ex_id, "t", TaskStatus.SUCCESS, seq=fired)
+        assert replays_itself(engine, wf) == [("t", n, "SUCCESS") for n in range(1, fired + 1)]
+        engine.stop_execution(ex_id)
+        settle(engine)
+
+
+def test_restart_and_stop_rules_replay_as_they_ran(engine: Engine) -> None:
+    with Workflow("streams") as wf:
+        BashTask("s", command="sleep 60", streaming=True).action_on_event_received(TaskAction.RESTART, "drift")
+        BashTask("k", command="sleep 60").action_on_event_received(TaskAction.STOP, "halt")
+    engine.submit(wf)
+    ex_id = engine.start_execution("streams")
+    wait_run(engine, ex_id, "s", TaskStatus.RUNNING)
+    wait_run(engine, ex_id, "k", TaskStatus.RUNNING)
+    engine.send_event("drift")
+    wait_run(engine, ex_id, "s", TaskStatus.RUNNING, seq=2)
+    engine.send_event("halt")
+    wait_run(engine, ex_id, "k", TaskStatus.STOPPED)
+    engine.stop_execution(ex_id)
+    wait_execution(engine, ex_id, WorkflowStatus.STOPPED)
+    runs = replays_itself(engine, wf)
+    assert sorted(runs) == [("k", 1, "STOPPED"), ("s", 1, "STOPPED"), ("s", 2, "STOPPED")]
+
+
+def test_retries_replay_as_they_ran(engine: Engine) -> None:
+    with Workflow("retried") as wf:
+        BashTask("t", command="exit 3", max_retries=2)
+    engine.submit(wf)
+    ex_id = engine.start_execution("retried")
+    wait_execution(engine, ex_id, WorkflowStatus.FAILED)
+    assert replays_itself(engine, wf) == [("t", 1, "FAILED")]
+    result = engine.replay(wf, outcomes="recorded")
+    assert [i["attempt"] for i in result.items if i["kind"] == "run"] == [3]
+
+
+def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tests.scheduler.test_triggers import FakeClock
+
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    with Workflow("sched") as wf:
+        BashTask("t", command="true")
+    wf.schedule(interval=timedelta(minutes=1))
+    with Engine(home, stop_grace=2.0, clock=clock) as engine:
+        engine.submit(wf)
+        middle = None
+        for minute in range(1, 5):
+            clock.advance(timedelta(minutes=1))
+            settle(engine)
+            wait_execution(engine, minute, WorkflowStatus.SUCCESS)
+            if minute == 2:
+                middle = engine.log.latest_offset()
+        assert replays_itself(engine, wf) == [("t", 1, "SUCCESS")] * 4
+        assert replays_itself(engine, wf, since=middle) == [("t", 1, "SUCCESS")] * 2
+
+
+SEND = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
+
+
+def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(home: Path) -> None:
+    from tests.conftest import RunningService
+    from tests.server import wait
+
+    with Workflow("inside") as wf:
+        BashTask("stream", command=f'{sys.executable} -c "{SEND}"')
+        BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
+    service = RunningService(home).start()
+    try:
+        client = service.client()
+        client.submit(wf)
+        ex_id = client.start_execution("inside")
+        wait(lambda: client.execution(ex_id).status is WorkflowStatus.SUCCESS, 60)
+        result = client.replay(wf, outcomes="recorded", diff=True)
+        assert result.diff == NO_DIFFERENCE, result.lines()
+        assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
+            ("stream", "SUCCESS"), ("train", "SUCCESS"),
+        ]  # fmt: skip
+        assert result.summary()["unmatched_events"] == 0
+        # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
+        with Workflow("inside") as other:
+            BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
+            BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
+        changed = client.replay(other, outcomes="recorded", diff=True)
+        assert changed.summary()["runs"] == {"train": 1}
+        assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
     finally:
         service.stop()

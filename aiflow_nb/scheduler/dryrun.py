@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiflow_nb.errors import AiflowError, SpecError
@@ -135,6 +136,32 @@ class Replay:
         return shown
 
 
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_bound(raw: str | None, what: str, now: datetime) -> int | datetime | None:
+    """A replay window's bound as typed: an offset (``1234``), a time ago (``30m``, ``24h``, ``7d``) or an ISO time.
+
+    A time without a zone is UTC.  Raises SpecError naming ``what`` on anything else.
+    """
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return int(raw)
+    relative = _RELATIVE.match(raw)
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SpecError(
+            f"{what} must be an offset, a time ago like 24h, 30m or 7d, or an ISO 8601 time, got {raw!r}"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def check_window(since: int, until: int, latest: int) -> None:
     if since < 0 or until < 0:
         raise SpecError("replay: offsets are not negative")
@@ -147,6 +174,27 @@ def check_window(since: int, until: int, latest: int) -> None:
 def check_outcomes(outcomes: str) -> None:
     if outcomes not in OUTCOMES:
         raise SpecError(f"replay: unknown outcome mode {outcomes!r} (expected one of {', '.join(OUTCOMES)})")
+
+
+def seed_ticks(
+    workflow: Workflow, ticks: Iterable[Event], submits: Iterable[inputs.Recorded], since: int
+) -> tuple[dict[tuple[str, str, str], datetime], datetime | None]:
+    """The schedule state at ``since``: the last live tick of each of the workflow's schedules, and its submit time.
+
+    ``ticks``: the log's schedule ticks up to ``since``; ``submits``: the recorded submissions (any offset).
+    The submit time is the last submission of the workflow at or before ``since``, else its first one after.
+    """
+    key = (workflow.namespace, workflow.name)
+    last: dict[tuple[str, str, str], datetime] = {}
+    for event in ticks:
+        value = event.value if isinstance(event.value, dict) else {}
+        if (event.namespace, value.get("workflow")) != key or value.get("backfill") or (event.offset or 0) > since:
+            continue
+        last[(*key, value.get("task") or "")] = datetime.fromisoformat(value["scheduled_time"])
+    mine = [r for r in submits if isinstance(r.input, inputs.Submit) and (r.input.namespace, r.input.name) == key]
+    before = [r.now for r in mine if r.offset <= since]
+    after = [r.now for r in mine if r.offset > since]
+    return last, (before[-1] if before else after[0] if after else None)
 
 
 def describe_cause(why: str | dict[str, Any] | None, event: Mapping[int, Event]) -> str:
@@ -187,8 +235,11 @@ class DryRun:
         outcomes: str,
         reality: Reality,
         last_ticks: dict[tuple[str, str, str], datetime] | None = None,
+        submitted_at: datetime | None = None,
     ) -> None:
         check_outcomes(outcomes)
+        #: When the submitted version was submitted (schedules count from it), else the window's first time.
+        self.submitted_at = submitted_at
         self.workflow = workflow
         self.key = (workflow.namespace, workflow.name)
         self.since, self.until, self.outcomes = since, until, outcomes
@@ -239,6 +290,7 @@ class DryRun:
         if self._submitted or now is None:
             return
         self._submitted = True
+        now = self.submitted_at or now
         wf = self.workflow
         self._step(self.core.take, inputs.Submit(wf.namespace, wf.name, wf.digest(), wf), now)
 

@@ -376,28 +376,44 @@ class Store:
         ).fetchall()
         return [(int(o), k, ns, json.loads(v)) for o, k, ns, v in rows]
 
-    def recorded_inputs(self) -> list[tuple[int, dict[str, Any]]]:
-        """Every ``aiflow.input`` event of the log, ``(offset, value)``, oldest first."""
+    def recorded_inputs(
+        self, since: int = 0, until: int | None = None, kind: str | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The ``aiflow.input`` events with ``since < offset <= until`` (of one kind), as ``(offset, value)``."""
         rows = self.db.conn.execute(
-            'SELECT "offset", value FROM events WHERE key = ? ORDER BY "offset"', [event_keys.INPUT]
+            'SELECT "offset", value FROM events WHERE key = ? AND "offset" > ? AND "offset" <= ? '
+            "AND (? IS NULL OR json_extract_string(value, '$.kind') = ?) ORDER BY \"offset\"",
+            [event_keys.INPUT, since, until if until is not None else 2**62, kind, kind],
         ).fetchall()
         return [(int(o), json.loads(v)) for o, v in rows]
 
-    def rule_events(self, keys: Iterable[str], chunk: int = 100_000) -> Iterator[Event]:
-        """The events the rules may read, oldest first: scoped ones, ``aiflow.*`` ones and those with these keys."""
+    def rule_events(
+        self, keys: Iterable[str], chunk: int = 100_000, since: int = 0, until: int | None = None
+    ) -> Iterator[Event]:
+        """The events the rules may read, oldest first: scoped ones, ``aiflow.*`` ones and those with these keys.
+
+        Only those with ``since < offset <= until`` (to the log's end without ``until``).
+        """
         wanted = sorted(keys)
-        since = 0
+        end = until if until is not None else 2**62
         while True:
             rows = self.db.conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events "
-                "WHERE \"offset\" > ? AND (context IS NOT NULL OR starts_with(key, 'aiflow.') "
+                'WHERE "offset" > ? AND "offset" <= ? AND (context IS NOT NULL OR starts_with(key, \'aiflow.\') '
                 'OR key IN (SELECT unnest(?))) ORDER BY "offset" LIMIT ?',
-                [since, wanted, chunk],
+                [since, end, wanted, chunk],
             ).fetchall()
             yield from rows_to_events(rows)
             if len(rows) < chunk:
                 return
             since = int(rows[-1][0])
+
+    def events_of_key(self, key: str, until: int) -> list[Event]:
+        """The events with this key up to ``until``, oldest first."""
+        rows = self.db.conn.execute(
+            f'SELECT {_EVENT_COLUMNS} FROM events WHERE key = ? AND "offset" <= ? ORDER BY "offset"', [key, until]
+        ).fetchall()
+        return list(rows_to_events(rows))
 
     def unseen_status_events(self, checkpoint: int, execution_ids: Iterable[int]) -> dict[int, int]:
         """How many task status events of each of these executions lie after the checkpoint."""
