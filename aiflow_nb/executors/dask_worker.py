@@ -39,9 +39,9 @@ from aiflow_nb.home import make_private_folder
 STOP_POLL = 0.5
 
 
-def task_key(task_execution_id: int, attempt: int) -> str:
-    """The Dask key of a run: one future per (task execution, attempt), ever."""
-    return f"aiflow-nb-{task_execution_id}-{attempt}"
+def task_key(home: str, task_execution_id: int, attempt: int) -> str:
+    """The Dask key of a run: one future per (home, task execution, attempt), ever."""
+    return f"aiflow-nb-{home}-{task_execution_id}-{attempt}"
 
 
 class RunState:
@@ -122,15 +122,18 @@ class Hidden:
         return "Hidden('[redacted]')"
 
 
-def run(request: dict[str, Any], service: dict[str, Any] | None) -> str:
+def run(request: dict[str, Any], service: dict[str, Any] | None, home: str) -> str:
     """Run ``request`` once on this worker; ``service`` holds the URL and token tasks send events with.
+
+    ``home`` is the id of the service's home (:func:`aiflow_nb.home.home_id`): the run's marks
+    and folder carry it, so the runs of two homes sharing the cluster never meet.
 
     The result (:func:`encode_result`) is set as the run's ``result`` mark, which the service
     reads; it is also returned, but the service never asks Dask for the future's value.
     """
     from distributed import get_worker
 
-    state = RunState(task_key(request["task_execution_id"], request["attempt"]))
+    state = RunState(task_key(home, request["task_execution_id"], request["attempt"]))
     done = state.get("result")
     if done is not None:
         return str(done)  # ran already; this is the service asking again after a restart
@@ -145,7 +148,9 @@ def run(request: dict[str, Any], service: dict[str, Any] | None) -> str:
         return lost
     worker = get_worker()
     state.put("claim", worker.address)
-    folder = run_dir(Path(worker.local_directory) / "aiflow-nb", request["task_execution_id"], request["attempt"])
+    folder = run_dir(
+        Path(worker.local_directory) / "aiflow-nb" / home, request["task_execution_id"], request["attempt"]
+    )
     make_private_folder(folder)
     try:
         outcome = encode_result(_run_in(folder, request, service, state))
