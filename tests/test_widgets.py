@@ -79,7 +79,7 @@ def test_the_view_follows_a_run_to_success_and_opens_its_notebook(
     wait(lambda: rows(view) == [("greet", "SUCCESS", "1"), ("after", "SUCCESS", "1")], 120, "both tasks SUCCESS")
     wait(lambda: labels(view) and labels(view)[0].startswith(f"#{ex}  SUCCESS"), 30, "the execution SUCCESS")
     assert view.selected == ex
-    assert view.graph.value.count(STATUS_COLORS["SUCCESS"]) == 2
+    wait(lambda: view.graph.value.count(STATUS_COLORS["SUCCESS"]) == 2, 30, "both nodes drawn SUCCESS")
     assert view.stop_execution_button.disabled
 
     # "open" writes the executed notebook next to the kernel, links it and shows the log.
