@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml tests/operators/example_pkg/pyproject.toml $(LABEXT_SOU
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb import errors
+from aiflow_nb._version import __version__
 from aiflow_nb.client import Client
 from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
 from aiflow_nb.startup import skip_slow_optional_imports
-from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, text_fields, text_table, workflow_row
+from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, task_row, text_fields, text_table, workflow_row
+from aiflow_nb.workflow.records import TaskExecution
 
 
 class Output:
@@ -30,6 +32,11 @@ class Output:
 
     def rows(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         print(json.dumps(list(rows), default=str, indent=2) if self.json else text_table(rows, columns))
+
+    def tasks(self, runs: Sequence[TaskExecution]) -> None:
+        """Task executions: JSON keeps the duration in seconds, the table shows it as people read it."""
+        now = datetime.now(timezone.utc)
+        self.rows([t.to_dict() if self.json else task_row(t, now) for t in runs], TASK_COLUMNS)
 
     def one(self, data: dict[str, Any], text: str | None = None) -> None:
         if self.json:
@@ -158,7 +165,21 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
         start, end = _time(args.start, "--start"), _time(args.end, "--end")
         count = client.backfill(args.target, start, end, ns)
         out.one({"ticks": count}, f"sent the ticks of {count} due time(s) of {ns}/{args.target}")
+    elif args.action == "replay":
+        found = [w for w in load_workflows(Path(args.target)) if args.name is None or w.name == args.name]
+        if len(found) != 1:
+            raise errors.SpecError(f"{args.target}: {len(found)} workflows match; name one with --name")
+        since, until = _bound(args.since, "--since"), _bound(args.until, "--until")
+        result = client.replay(found[0], since, until, args.outcomes, args.diff)
+        out.one(result.to_dict(), "\n".join(result.lines()))
     return 0
+
+
+def _bound(raw: str | None, what: str) -> int | datetime | None:
+    """A replay window's bound: an offset, a time ago (24h, 30m, 7d) or an ISO 8601 time."""
+    from aiflow_nb.scheduler import dryrun  # only a replay needs it
+
+    return dryrun.parse_bound(raw, what, datetime.now(timezone.utc))
 
 
 def _time(raw: str, what: str) -> datetime:
@@ -190,23 +211,27 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
         out.rows([e.to_dict() for e in found], EXECUTION_COLUMNS)
     elif args.action == "show":
         shown = client.execution(_int(args.target, "execution id"))
-        tasks = [t.to_dict() for t in client.task_executions(shown.id)]
+        runs = client.task_executions(shown.id)
+        now = datetime.now(timezone.utc)
         text = text_fields({k: v for k, v in shown.to_dict().items() if k != "event"})
-        out.one({**shown.to_dict(), "task_executions": tasks}, text + "\n\n" + text_table(tasks, TASK_COLUMNS))
+        table = text_table([task_row(t, now) for t in runs], TASK_COLUMNS)
+        out.one({**shown.to_dict(), "task_executions": [t.to_dict() for t in runs]}, text + "\n\n" + table)
     return 0
 
 
 def task_cmd(args: argparse.Namespace, out: Output) -> int:
     client = Client(home=args.home)
     if args.action == "list":
-        out.rows([t.to_dict() for t in client.task_executions(_int(args.target, "execution id"))], TASK_COLUMNS)
+        out.tasks(client.task_executions(_execution_of(client, args.target, args.namespace or "default")))
     elif args.action in ("start", "stop", "restart"):
         if args.task is None:
             raise errors.AiflowError(f"task {args.action} needs EXECUTION and TASK")
-        runs = getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task)
-        out.rows([t.to_dict() for t in runs], TASK_COLUMNS)
+        out.tasks(getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task))
     elif args.action == "log":
         sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
+    elif args.action == "why":
+        links = client.why(_int(args.target, "task execution id"))
+        out.one({"links": [link.to_dict() for link in links]}, " <- ".join(link.text for link in links))
     elif args.action == "notebook":
         nb = client.task_notebook(_int(args.target, "task execution id"))
         text = json.dumps(nb, indent=1)
@@ -277,6 +302,16 @@ def _span(offsets: Sequence[int]) -> str:
     return f"{first}-{last}" if last - first + 1 == len(offsets) else f"{first} to {last}"
 
 
+def _execution_of(client: Client, target: str, namespace: str) -> int:
+    """An execution id as given, or the latest execution of the workflow so named."""
+    if target.isdigit():
+        return int(target)
+    latest = client.workflow_info(target, namespace).latest_execution  # a NotFoundError names it
+    if latest is None:
+        raise errors.NotFoundError(f"workflow {namespace}/{target} has no execution yet")
+    return latest.id
+
+
 def _int(raw: str, what: str) -> int:
     try:
         return int(raw)
@@ -304,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiflow-nb", description="Event-driven workflows for Jupyter.", parents=[options(suppress=False)]
     )
+    parser.add_argument("--version", action="version", version=f"aiflow-nb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     server = sub.add_parser("server", parents=[common], help="start, stop or check the service")
@@ -315,13 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(run=server_cmd)
 
     wf = sub.add_parser("workflow", parents=[common], help="submit and manage workflows")
-    wf.add_argument("action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument(
+        "action", choices=("submit", "list", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
     wf.add_argument("target", nargs="?", help="FILE (.py, .json, .ipynb) for submit, else the workflow name")
     wf.add_argument("--namespace", default=None, help="default: 'default'")
     wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
     wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
     wf.add_argument("--end", help="backfill: last time")
-    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill"))
+    wf.add_argument("--name", help="replay: the workflow of FILE to replay (if it defines several)")
+    wf.add_argument("--since", help="replay: after this offset, time ago (24h, 30m, 7d) or ISO time")
+    wf.add_argument("--until", help="replay: up to this offset or ISO time")
+    wf.add_argument("--outcomes", default="recorded", help="replay: success, failed or recorded")
+    wf.add_argument("--diff", action="store_true", help="replay: compare with the submitted version")
+    wf.set_defaults(
+        run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
+    )
 
     ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
     ex.add_argument("action", choices=("start", "stop", "list", "show"))
@@ -331,11 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
-    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook"))
-    task.add_argument("target", nargs="?", help="execution id (list, start, stop, restart) or task execution id")
+    task.add_argument("action", choices=("list", "start", "stop", "restart", "log", "notebook", "why"))
+    task.add_argument(
+        "target",
+        nargs="?",
+        help="list: an execution id or a workflow name (its latest execution); start, stop, restart: an "
+        "execution id; log, notebook, why: a task execution id",
+    )
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
+    task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
-    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook"))
+    task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook", "why"))
 
     ev = sub.add_parser("event", parents=[common], help="send, list and follow events")
     ev.add_argument("action", choices=("send", "list", "tail"))

@@ -31,19 +31,36 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 
 from aiflow_nb import faults
-from aiflow_nb.errors import AiflowError, ForbiddenError, NotFoundError, SpecError, StorageError
+from aiflow_nb.clock import SteadyClock
+from aiflow_nb.errors import (
+    AiflowError,
+    ForbiddenError,
+    NotFoundError,
+    SpecError,
+    StorageError,
+    StorageFullError,
+    no_space,
+)
 from aiflow_nb.events import DEFAULT_NAMESPACE, Event, EventLog
+from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import EncodedEvents
 from aiflow_nb.events.log import BatchKey
 from aiflow_nb.executors.base import Executor, LaunchRequest, known_executors, run_dir
 from aiflow_nb.executors.router import ExecutorRouter
 from aiflow_nb.home import database_path, default_home, tighten
-from aiflow_nb.scheduler import Scheduler, verify
+from aiflow_nb.scheduler import Scheduler, dryrun, inputs, rerun, verify, why
 from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.workflow.graph import workflow_svg
-from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo, latest_statuses
+from aiflow_nb.workflow.records import (
+    Outcome,
+    TaskExecution,
+    WhyLink,
+    WorkflowExecution,
+    WorkflowInfo,
+    latest_statuses,
+)
 
 log = logging.getLogger("aiflow_nb.engine")
 #: How many rounds of its own status events a transaction applies before the loop takes over.
@@ -93,7 +110,7 @@ class Engine:
         stop_grace: float = 10.0,
         heartbeat_timeout: float = 60.0,
         poll_interval: float = 0.05,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         prepare_home(self.home)
@@ -103,6 +120,8 @@ class Engine:
             self.db = Database(path)
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
+            if no_space(exc) is not None:
+                raise StorageFullError(f"disk full: cannot open the database {path} ({first})") from None
             if "lock" in first.lower():
                 raise StorageError(f"the aiflow-nb home {self.home} is in use by another process ({first})") from None
             if "read-only" in first.lower() or "permission denied" in first.lower():
@@ -110,7 +129,10 @@ class Engine:
             raise damaged(path, first) from None
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)  # the events; DuckDB creates it after the umask
+        # Elapsed time for timeouts, retries and intervals; the wall clock for cron (aiflow_nb.clock).
+        clock = clock or SteadyClock()
         self.clock = clock
+        self._wall: Callable[[], datetime] = clock.wall if isinstance(clock, SteadyClock) else clock
         self.max_parallel = max_parallel
         self.batch_size = batch_size
         self.stop_grace = stop_grace
@@ -178,9 +200,7 @@ class Engine:
             with self.db.transaction():
                 for outcome in outcomes:
                     self.scheduler.finished(outcome)
-                now = self.clock()
-                self.scheduler.stop_late(now)
-                self.scheduler.fire_timers(now)
+                self.scheduler.tick(self.clock(), self._wall())
                 consumed = self.scheduler.consume(self.batch_size)
                 self._commit()
             self._outcomes = []
@@ -232,7 +252,12 @@ class Engine:
         while self._ready:
             request = self._ready[0]
             faults.point("launch.before")
-            self.executors.launch(request)  # if it raises, the rest is launched at the next step
+            try:
+                self.executors.launch(request)  # if it raises, the rest is launched at the next step
+            except OSError as exc:
+                if no_space(exc) is None:
+                    raise
+                raise StorageFullError(f"disk full: cannot launch a task in {self.home} ({exc})") from None
             faults.point("launch.after")
             self._ready.pop(0)
             outbox.sent(request["task_execution_id"], request["attempt"])
@@ -516,6 +541,74 @@ class Engine:
                     "not served"
                 )
             return file.read()
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        """Why this run was made: its chain of causes, the run first, the outside event or command last."""
+        with self.db.lock:
+            return why.task_chain(why.StoreLookup(self.scheduler.store), task_execution_id)
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        """Why this execution was made, as :meth:`why` for a run."""
+        with self.db.lock:
+            return why.execution_chain(why.StoreLookup(self.scheduler.store), execution_id)
+
+    def replay(
+        self,
+        workflow: Workflow,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        outcomes: str = "recorded",
+        diff: bool = False,
+    ) -> dryrun.Replay:
+        """What ``workflow`` would have made over the logged events after ``since`` up to ``until``.
+
+        In memory: nothing is written, nothing is launched (docs/semantics.md, "replay").
+        ``diff``: compare with what the submitted version of the workflow did (it must exist).
+        """
+        dryrun.check_outcomes(outcomes)
+        with self.db.lock:
+            store = self.scheduler.store
+            latest = self.log.latest_offset()
+            start = self._offset_at(since, 0)
+            end = self._offset_at(until, latest)
+            dryrun.check_window(start, end, latest)
+            key = (workflow.namespace, workflow.name)
+            known = {(w.namespace, w.name) for w in store.workflows()}
+            if diff and key not in known:
+                raise SpecError(f"replay --diff: no workflow {key[0]}/{key[1]} was submitted")
+            spec = json.dumps(workflow.to_spec())
+            keys = rerun.wanted_keys({(*key, 1): (spec, workflow.digest())})
+            events = list(store.rule_events(keys, since=start, until=end))
+            ids = {
+                int(e.value["execution_id"])
+                for e in events
+                if e.key == event_keys.EXECUTION_STATUS
+                and e.namespace == key[0]
+                and isinstance(e.value, dict)
+                and e.value.get("workflow") == key[1]
+                and e.value.get("status") == "RUNNING"
+            }
+            reality = dryrun.Reality(
+                [(ex, store.cause_of("execution", ex.id)) for i in sorted(ids) if (ex := store.execution(i))],
+                [(te, store.cause_of("task", te.id)) for te in store.task_executions_of(ids)],
+            )
+            recorded = [inputs.from_value(o, v) for o, v in store.recorded_inputs(start, end)]
+            submits = [inputs.from_value(o, v) for o, v in store.recorded_inputs(kind="submit")]
+            last_ticks, submitted_at = dryrun.seed_ticks(
+                workflow, store.events_of_key(event_keys.SCHEDULE_TICK, start), submits, start
+            )
+        result = dryrun.DryRun(workflow, start, end, outcomes, reality, last_ticks, submitted_at).run(events, recorded)
+        if not diff:
+            result.diff = None
+        return result
+
+    def _offset_at(self, when: int | datetime | None, default: int) -> int:
+        """An offset as given, or the last offset logged before a time."""
+        if when is None:
+            return default
+        if isinstance(when, datetime):
+            return self.scheduler.store.offset_before(when)
+        return int(when)
 
     def verify(self) -> Report:
         """Replay the log from offset 0 and compare the state it implies with the stored one.

@@ -7,6 +7,9 @@ line.  The ``code`` attribute is a stable, machine-readable name.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class AiflowError(Exception):
     """Base class of every error aiflow-nb raises on purpose."""
@@ -120,6 +123,27 @@ class StorageError(AiflowError):
     """The home's database cannot be used: damaged, in use, or not writable."""
 
     code = "storage_error"
+
+
+class StorageFullError(StorageError):
+    """The home's file system has no room left (or the user's quota is used up): nothing was written."""
+
+    code = "storage_full"
+
+
+#: The ``errno`` values of a write that failed for want of room.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def no_space(exc: BaseException) -> str | None:
+    """Why ``exc`` is a write that found no room (``"No space left on device"``), or None if it is not.
+
+    An ``OSError`` says so by its errno; DuckDB only in its message, which holds the C library's text.
+    """
+    if isinstance(exc, OSError):
+        return (exc.strerror or os.strerror(exc.errno)) if exc.errno in NO_SPACE_ERRNOS else None
+    text = str(exc)
+    return next((os.strerror(n) for n in sorted(NO_SPACE_ERRNOS) if os.strerror(n) in text), None)
 
 
 class ServiceUnavailableError(AiflowError, ConnectionError):

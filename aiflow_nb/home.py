@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -96,3 +97,27 @@ def _owner_only(path: Path) -> bool:
         log.warning("cannot make %s owner-only: %s", path, exc.strerror or exc)
         return False
     return True
+
+
+#: The file holding a home's id (see :func:`home_id`).
+HOME_ID = "home-id"
+
+
+def home_id(home: Path) -> str:
+    """A random id of the home, made on first use and kept (mode 0600).
+
+    What the home puts where other homes may put the same names (a Dask
+    cluster two services share) carries it, so their run 1 never meet.
+    """
+    path = home / HOME_ID
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        found = path.read_text().strip()
+        if found:
+            return found
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a crash: make a new one
+    made = secrets.token_hex(8)
+    with os.fdopen(fd, "w") as file:
+        file.write(made)
+    return made

@@ -21,14 +21,13 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client, send_event, task_scope
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.home import default_home
-from aiflow_nb.tables import WORKFLOW_COLUMNS, text_table, workflow_row
 from aiflow_nb.workflow import cells
 from aiflow_nb.workflow.cells import Key, Parser, split
 
 #: Seconds a read retries while the service does not answer (a restart takes a few).
 RETRY_FOR = 10.0
 
-COMMANDS = (*cells.DEFINING, "submit", "run", "stop", "send", "status", "graph", "events", "server")
+COMMANDS = (*cells.DEFINING, "submit", "run", "stop", "send", "status", "graph", "events", "server", "why", "replay")
 
 
 def _parsers() -> dict[str, Parser]:
@@ -48,8 +47,17 @@ def _parsers() -> dict[str, Parser]:
     events.add_argument("--key", default=None)
     events.add_argument("--namespace", default=None)
     server = Parser("%aiflow server")
+    why = Parser("%aiflow why")
+    why.add_argument("task_execution", type=int)
+    replay = Parser("%aiflow replay")
+    replay.add_argument("workflow")
+    replay.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    replay.add_argument("--since", default=None)
+    replay.add_argument("--until", default=None)
+    replay.add_argument("--outcomes", default="recorded")
+    replay.add_argument("--diff", action="store_true")
     return {"submit": submit, "run": run, "stop": stop, "status": status, "graph": graph, "events": events,
-            "server": server}  # fmt: skip
+            "server": server, "why": why, "replay": replay}  # fmt: skip
 
 
 _PARSERS = _parsers()
@@ -167,8 +175,10 @@ class AiflowMagics(Magics):
         Talking to the service::
 
             %aiflow submit [WF] [--namespace NS]    %aiflow run WF [--namespace NS]    %aiflow stop EXECUTION
-            %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF]    %aiflow graph WF
-            %aiflow events [--key K] [--namespace NS]    %aiflow server
+            %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF] (live)    %aiflow graph WF
+            %aiflow events [--key K] [--namespace NS]    %aiflow server    %aiflow why TASK_EXECUTION
+            %aiflow replay WF [--since 24h|OFFSET|TIME] [--until ...] [--outcomes success|failed|recorded] [--diff]
+                  (the drafted WF over the logged window: nothing is written or launched)
         """
         try:
             self._dispatch(line, cell)
@@ -233,11 +243,12 @@ class AiflowMagics(Magics):
         print(f"sent {key!r} at offset {offset}")
 
     def _status(self, workflow: str | None, namespace: str) -> None:
+        from aiflow_nb.widgets import WorkflowList, WorkflowView
+
         if workflow is None:
-            print(text_table([workflow_row(w) for w in self.client.workflows()], WORKFLOW_COLUMNS))
+            self._show(("status",), WorkflowList(self.client))
             return
         self.client.workflow_info(workflow, namespace)  # a NotFoundError names it
-        from aiflow_nb.widgets import WorkflowView
 
         self._show(("status", namespace, workflow), WorkflowView(self.client, workflow, namespace=namespace))
 
@@ -252,6 +263,26 @@ class AiflowMagics(Magics):
         from aiflow_nb.widgets import EventFeed
 
         self._show(("events", key or "", namespace or ""), EventFeed(self.client, key=key, namespace=namespace))
+
+    def _why(self, task_execution: int) -> None:
+        from aiflow_nb.scheduler.why import line
+
+        print(line(self.client.why(task_execution)))
+
+    def _replay(
+        self, workflow: str, namespace: str, since: str | None, until: str | None, outcomes: str, diff: bool
+    ) -> None:
+        from datetime import datetime, timezone
+
+        from IPython.display import HTML, display
+
+        from aiflow_nb.scheduler.dryrun import parse_bound
+        from aiflow_nb.widgets import replay_html
+
+        now = datetime.now(timezone.utc)
+        start, end = parse_bound(since, "--since", now), parse_bound(until, "--until", now)
+        result = self.client.replay(self.draft.build(workflow, namespace), start, end, outcomes, diff)
+        display(HTML(replay_html(result)))  # type: ignore[no-untyped-call]
 
     def _server(self) -> None:
         if self._client is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from aiflow_nb.errors import StorageError
+from aiflow_nb.errors import StorageError, StorageFullError, no_space
 
 log = logging.getLogger("aiflow_nb.storage")
 
@@ -45,6 +45,19 @@ def check_schema_version(conn: Connection, path: str) -> None:
             f"the database {path} has schema version {found}, newer than this aiflow-nb reads ({SCHEMA_VERSION}): "
             "upgrade aiflow-nb"
         )
+
+
+def storage_failure(path: str, exc: BaseException) -> StorageError:
+    """The error of a commit that could not be written: :class:`StorageFullError` when there was no room."""
+    why = no_space(exc)
+    if why is not None:
+        return StorageFullError(
+            f"disk full: could not write the database {path} ({why}); nothing of this change was stored"
+        )
+    return StorageError(
+        f"could not write the database {path} ({str(exc).splitlines()[0]}); "
+        "nothing of this change was stored: is the disk full?"
+    )
 
 
 class WaitedLock:
@@ -202,10 +215,7 @@ class Database:
                     try:
                         self.conn.raw.execute("COMMIT")
                     except duckdb.Error as exc:  # the disk is full (or gone): rolled back, say so plainly
-                        raise StorageError(
-                            f"could not write the database {self.path} ({str(exc).splitlines()[0]}); "
-                            "nothing of this change was stored: is the disk full?"
-                        ) from None
+                        raise storage_failure(self.path, exc) from None
             except BaseException:
                 if self.conn.begin_pending:
                     self.conn.begin_pending = False  # the hooks' reads run outside any transaction

@@ -1,12 +1,16 @@
-"""Plain-text tables of the CLI and of ``%aiflow status`` (one look for both)."""
+"""Text of the faces: the plain-text tables of the CLI and ``%aiflow``, and durations as people read them.
+
+The widgets show durations with :func:`duration_text` too, so a run reads the same everywhere.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from aiflow_nb.workflow.records import WorkflowInfo
+from aiflow_nb.workflow.records import TaskExecution, WorkflowInfo
 
 WORKFLOW_COLUMNS = ("namespace", "name", "version", "paused", "latest")
 
@@ -55,3 +59,34 @@ def workflow_row(info: WorkflowInfo) -> dict[str, Any]:
     """A workflow as its JSON shows it, plus a short "latest" execution column."""
     latest = info.latest_execution
     return {**info.to_dict(), "latest": f"#{latest.id} {latest.status.value}" if latest else None}
+
+
+def human_duration(seconds: float) -> str:
+    """``33 ms``, ``1.2 s``, ``3 min 4 s``, ``2 h 5 min``: the two largest units that matter."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{int(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{int(seconds * 10) / 10:.1f} s"  # truncated, so a count never shows 60.0 s
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+#: Follows the duration of something still running (it counts on).
+RUNNING_MARK = "\u2026"
+
+
+def duration_text(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """How long a run took, or has been running as of ``now`` (marked with an ellipsis); "" if not started."""
+    if start is None:
+        return ""
+    if end is None:
+        return human_duration((now - start).total_seconds()) + RUNNING_MARK
+    return human_duration((end - start).total_seconds())
+
+
+def task_row(te: TaskExecution, now: datetime) -> dict[str, Any]:
+    """A task execution as its JSON shows it, with the duration as people read it."""
+    return {**te.to_dict(), "duration": duration_text(te.start_time, te.end_time, now)}

@@ -1,12 +1,16 @@
-"""Live notebook widgets: a workflow's runs (:class:`WorkflowView`) and the event log (:class:`EventFeed`).
+"""Live notebook widgets: a workflow's runs (:class:`WorkflowView`), every workflow
+(:class:`WorkflowList`) and the event log (:class:`EventFeed`).
 
 Both talk to the service only through a :class:`~aiflow_nb.client.Client`.
 A background daemon thread follows the event log (``Client.stream``) and marks
 the widget dirty when an event matters; a second one redraws it at most
 every ``throttle`` seconds, so the kernel is never blocked and a burst of
-events costs one redraw.  ``close()`` (or the end of the kernel) stops both.
+events costs one redraw.  While something shown is running, the painter also
+ticks every :data:`TICK` seconds to count its duration on (no service read).
+``close()`` (or the end of the kernel) stops both threads.
 
 >>> WorkflowView(Client(), "hourly")          # doctest: +SKIP
+>>> WorkflowList(Client())                     # doctest: +SKIP
 >>> EventFeed(Client(), key="hour_complete")  # doctest: +SKIP
 """
 
@@ -34,16 +38,23 @@ from aiflow_nb.client import Client
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
+from aiflow_nb.tables import WORKFLOW_COLUMNS, duration_text, workflow_row
 from aiflow_nb.workflow.graph import STATUS_COLORS
-from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 
 log = logging.getLogger("aiflow_nb.widgets")
 
 #: Where "open" writes executed notebooks, below the kernel's working folder.  Not a hidden
 #: folder: Jupyter refuses to open files in hidden folders unless allow_hidden is set.
 RUNS_DIR = "aiflow_runs"
-#: Columns of the task table; each row also has stop, restart and open buttons.
-TASK_COLUMNS = ("task", "status", "seq", "start", "duration")
+#: Columns of the task table; each row also has stop, restart and open buttons (before the error).
+TASK_COLUMNS = ("task", "status", "seq", "start", "duration", "error")
+#: Seconds between two counts of a running duration.
+TICK = 1.0
+#: An error longer than this is cut on its row (the whole text is its tooltip).
+ERROR_SHOWN = 300
+#: Layout of a widget that fits its output area (a narrow split view too): never wider than it.
+FIT = {"max_width": "100%"}
 #: How long close() waits for the threads (the stream notices a stop within about a second).
 JOIN_TIMEOUT = 5.0
 #: Pause before following again after the stream failed.
@@ -74,25 +85,36 @@ def _when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None:
-        return ""
-    running = end is None
-    seconds = ((end or datetime.now(timezone.utc)) - start).total_seconds()
-    if seconds < 60:
-        text = f"{seconds:.1f} s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    else:
-        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-    # A running duration is as of the last redraw, not a clock.
-    return text + "…" if running else text
+    return duration_text(start, end, _now())
 
 
 def _status(status: str, error: str | None = None) -> str:
     color = STATUS_COLORS.get(status, "#ffffff")
     title = f' title="{html.escape(error)}"' if error else ""
     return f'<span style="background:{color};padding:0 4px;border-radius:3px"{title}>{html.escape(status)}</span>'
+
+
+def _error(text: str | None) -> str:
+    if not text:
+        return ""
+    shown = text if len(text) <= ERROR_SHOWN else text[:ERROR_SHOWN] + "…"
+    return (
+        f'<span style="color:#b00020;white-space:pre-wrap;overflow-wrap:anywhere" title="{html.escape(text)}">'
+        f"{html.escape(shown)}</span>"
+    )
+
+
+def _fit_svg(svg: str) -> str:
+    """The SVG from its ``<svg`` tag on, scaled down to the width it gets (never up, never clipped)."""
+    if "<svg" not in svg:
+        return svg
+    svg = svg[svg.find("<svg") :]
+    return '<svg style="max-width:100%;height:auto"' + svg[len("<svg") :]
 
 
 def _message(text: str, error: bool = False) -> str:
@@ -133,6 +155,13 @@ class _LiveWidget(widgets.VBox):  # type: ignore[misc]
 
     def _draw(self) -> None:
         raise NotImplementedError
+
+    def _counting(self) -> bool:
+        """Whether something shown is running (so its duration counts on)."""
+        return False
+
+    def _count(self) -> None:
+        """Count the running durations on from what was last read (no request)."""
 
     #: Whether a redraw reads the service (so one that works shows the service is back).
     _draw_reads_service = True
@@ -223,14 +252,24 @@ class _LiveWidget(widgets.VBox):  # type: ignore[misc]
                     self._show_error(f"not following the service: {exc}")
                 self._closing.wait(RETRY_DELAY)
 
+    def tick(self) -> None:
+        """Count the running durations on (the painter calls this every TICK seconds while any runs)."""
+        if self._closing.is_set():
+            return
+        with self._lock:
+            self._count()
+
     def _paint(self) -> None:
         while True:
-            self._dirty.wait()
+            dirty = self._dirty.wait(TICK if self._counting() else None)
             if self._closing.is_set():
                 return
-            self._dirty.clear()
             try:
-                self.refresh()
+                if dirty:
+                    self._dirty.clear()
+                    self.refresh()
+                else:
+                    self.tick()
             except Exception as exc:
                 log.warning("%s: redraw failed: %s", type(self).__name__, exc, exc_info=True)
                 self._show_error(f"redraw failed: {exc}")
@@ -255,7 +294,9 @@ class TaskRow:
         return {name: _text(cell.value) for name, cell in self.cells.items()}
 
     def parts(self) -> list[Any]:
-        return [*self.cells.values(), self.stop, self.restart, self.open]
+        """The grid's cells of the row: the columns, the buttons, then the error (it may be long)."""
+        columns = [cell for name, cell in self.cells.items() if name != "error"]
+        return [*columns, self.stop, self.restart, self.open, self.cells["error"]]
 
 
 def _text(value: str) -> str:
@@ -280,29 +321,44 @@ class WorkflowView(_LiveWidget):
         throttle: float = 0.25,
         runs_dir: str | Path = RUNS_DIR,
     ) -> None:
-        super().__init__(client, throttle)
+        super().__init__(client, throttle, layout=FIT)
         self.name = name
         self.namespace = namespace
         self.limit = limit
         self.runs_dir = Path(runs_dir)
         self.title = widgets.HTML(f"<b>{html.escape(namespace)}/{html.escape(name)}</b>")
-        self.graph = widgets.HTML()
-        self.executions = widgets.Select(options=[], rows=5, description="executions", layout={"width": "100%"})
+        self.graph = widgets.HTML(layout={**FIT, "overflow": "auto"})
+        # As many rows as executions (up to ``rows``); "auto" width stays inside the output area.
+        self.executions = widgets.Select(options=[], rows=1, description="executions", layout={**FIT, "width": "auto"})
+        self.max_rows = 5
         self.stop_execution_button = widgets.Button(description="stop execution", icon="stop", disabled=True)
         self.refresh_button = widgets.Button(description="refresh", icon="refresh")
-        self.tasks = widgets.GridBox(layout={"grid_template_columns": "repeat(8, max-content)", "grid_gap": "2px 12px"})
-        self.details = widgets.HTML()
+        self.tasks = widgets.GridBox(
+            layout={
+                **FIT,
+                "grid_template_columns": "repeat(8, max-content) minmax(12em, 1fr)",
+                "grid_gap": "2px 12px",
+                "overflow": "auto",
+            }
+        )
+        self.details = widgets.HTML(layout=FIT)
         self.task_rows: list[TaskRow] = []
-        self._header = [widgets.HTML(f"<b>{c}</b>") for c in TASK_COLUMNS] + [widgets.HTML() for _ in range(3)]
+        heads = {c: widgets.HTML(f"<b>{c}</b>") for c in TASK_COLUMNS}
+        self._header = [w for c, w in heads.items() if c != "error"] + [widgets.HTML() for _ in range(3)]
+        self._header.append(heads["error"])
         self._selected: int | None = None  # None: follow the newest execution
         self._newest: int | None = None
+        self._executions: list[WorkflowExecution] = []
         self._shown: tuple[Any, ...] | None = None
         self._updating: int | None = None  # the thread that sets the selection itself
         self.executions.observe(self._on_select, names="value")
         self.stop_execution_button.on_click(lambda _: self._act(self._stop_execution))
         self.refresh_button.on_click(lambda _: self.refresh())
         self.children = [
-            widgets.HBox([self.title, self.refresh_button, self.stop_execution_button]),
+            widgets.HBox(
+                [self.title, self.refresh_button, self.stop_execution_button],
+                layout={**FIT, "flex_flow": "row wrap", "align_items": "center"},
+            ),
             self.message,
             self.graph,
             self.executions,
@@ -336,18 +392,31 @@ class WorkflowView(_LiveWidget):
         current = next((e for e in executions if e.id == selected), None)
         self._show_executions(executions, selected)
         self._show_tasks(current, runs)
-        self.graph.value = svg[svg.find("<svg") :] if "<svg" in svg else svg
+        self.graph.value = _fit_svg(svg)
+
+    def _counting(self) -> bool:
+        rows_run = any(r.run.start_time is not None and r.run.end_time is None for r in self.task_rows)
+        return rows_run or any(not e.status.finished for e in self._executions)
+
+    def _count(self) -> None:
+        for row in self.task_rows:
+            if row.run.start_time is not None and row.run.end_time is None:
+                row.cells["duration"].value = _duration(row.run.start_time, None)
+        if any(not e.status.finished for e in self._executions):
+            self._show_executions(self._executions, self.selected)
 
     def _show_executions(self, executions: list[WorkflowExecution], selected: int | None) -> None:
         options = [
             (f"#{e.id}  {e.status.value}  {_when(e.start_time)}  {_duration(e.start_time, e.end_time)}", e.id)
             for e in reversed(executions)
         ]
+        self._executions = executions
         self._newest = executions[-1].id if executions else None
         self._updating = threading.get_ident()
         try:
             if list(self.executions.options) != options:
                 self.executions.options = options
+                self.executions.rows = max(1, min(len(options), self.max_rows))
             if self.executions.value != selected:
                 self.executions.value = selected
         finally:
@@ -380,7 +449,8 @@ class WorkflowView(_LiveWidget):
             "status": widgets.HTML(_status(te.status.value, te.error)),
             "seq": widgets.HTML(str(te.seq)),
             "start": widgets.HTML(_when(te.start_time)),
-            "duration": widgets.HTML(_duration(te.start_time, te.end_time) if te.start_time else ""),
+            "duration": widgets.HTML(_duration(te.start_time, te.end_time)),
+            "error": widgets.HTML(_error(te.error)),
         }
         small = {"width": "auto"}
         stop = widgets.Button(description="stop", layout=small, disabled=not (latest and active and te.status.alive))
@@ -453,8 +523,9 @@ class WorkflowView(_LiveWidget):
 class EventFeed(_LiveWidget):
     """The newest events, live, newest first; the filter shows events whose key contains its text.
 
-    ``namespace`` keeps only that namespace's events.  It keeps the last ``history`` events
-    and shows at most ``limit`` of them.
+    The user's events are shown; the service's own (``aiflow.*`` status events) only when
+    :attr:`service_events` is ticked (or ``service_events=True``).  ``namespace`` keeps only
+    that namespace's events.  It keeps the last ``history`` events and shows at most ``limit``.
     """
 
     _draw_reads_service = False  # it redraws what it keeps
@@ -468,19 +539,30 @@ class EventFeed(_LiveWidget):
         limit: int = 50,
         history: int = 1000,
         throttle: float = 0.25,
+        service_events: bool = False,
     ) -> None:
-        super().__init__(client, throttle)
+        super().__init__(client, throttle, layout=FIT)
         self.namespace = namespace
         self.limit = limit
         self.history = history
-        self.filter = widgets.Text(value=key or "", placeholder="any key", description="key contains")
+        whole = {"description_width": "initial"}  # the label in full, not "key contai..."
+        self.filter = widgets.Text(value=key or "", placeholder="any key", description="key contains", style=whole)
+        self.service_events = widgets.Checkbox(
+            value=service_events, description=f"{event_keys.RESERVED_PREFIX}* events", indent=False, style=whole
+        )
+        self.service_events.layout.width = "auto"
         self.count = widgets.HTML()
-        self.table = widgets.HTML()
+        self.table = widgets.HTML(layout={**FIT, "overflow": "auto"})
         self.shown: list[Event] = []
         self._events: deque[Event] = deque(maxlen=history)
         self._since: int | None = None
         self.filter.observe(lambda _: self.refresh(), names="value")
-        self.children = [widgets.HBox([self.filter, self.count]), self.message, self.table]
+        self.service_events.observe(lambda _: self.refresh(), names="value")
+        bar = widgets.HBox(
+            [self.filter, self.service_events, self.count],
+            layout={**FIT, "flex_flow": "row wrap", "align_items": "center", "grid_gap": "0 12px"},
+        )
+        self.children = [bar, self.message, self.table]
         try:
             self._since = self._load()
         except AiflowError as exc:
@@ -512,25 +594,147 @@ class EventFeed(_LiveWidget):
         text = self.filter.value.strip().lower()
         with self._lock:
             events = list(self._events)
-        matching = [e for e in reversed(events) if text in e.key.lower()]
+        own = self.service_events.value
+        matching = [
+            e
+            for e in reversed(events)
+            if text in e.key.lower() and (own or not e.key.startswith(event_keys.RESERVED_PREFIX))
+        ]
         self.shown = matching[: self.limit]
         self.count.value = f"{len(self.shown)} of {len(matching)} matching, {len(events)} kept"
         self.table.value = _event_table(self.shown)
 
 
+#: Cells of a table: apart from each other; one line each but the last column's (a value wraps).
+_CELL = "padding:1px 12px 1px 0;text-align:left;vertical-align:top;white-space:nowrap"
+_LAST_CELL = "padding:1px 0;text-align:left;vertical-align:top;overflow-wrap:anywhere"
+
+
+def _html_table(columns: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A table of HTML cells (already escaped)."""
+    columns = list(columns)
+
+    def line(tag: str, cells: list[str]) -> str:
+        styles = [_CELL] * (len(cells) - 1) + [_LAST_CELL]
+        return (
+            "<tr>" + "".join(f'<{tag} style="{st}">{c}</{tag}>' for st, c in zip(styles, cells, strict=True)) + "</tr>"
+        )
+
+    body = "".join(line("td", list(r)) for r in rows)
+    return (
+        '<table style="font-family:monospace;font-size:12px;border-collapse:collapse"><thead>'
+        + line("th", columns)
+        + "</thead><tbody>"
+        + body
+        + "</tbody></table>"
+    )
+
+
 def _event_table(events: Iterable[Event]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in ("offset", "time", "namespace", "key", "sender", "value"))
     rows = []
     for e in events:
         value = e.value if isinstance(e.value, str) else json.dumps(e.value, default=str)
         if len(value) > 200:
             value = value[:200] + "…"
         cells = (str(e.offset), _when(e.create_time), e.namespace, e.key, e.sender or "", value)
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return (
-        '<table style="font-family:monospace;font-size:12px"><thead><tr>'
-        + head
-        + "</tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
+        rows.append([html.escape(c) for c in cells])
+    return _html_table(("offset", "time", "namespace", "key", "sender", "value"), rows)
+
+
+# -- WorkflowList -------------------------------------------------------------------------------
+
+
+class WorkflowList(_LiveWidget):
+    """Every submitted workflow, live: its version, whether it is paused, its latest execution.
+
+    It redraws when an execution changes status or a workflow is submitted, paused,
+    resumed or deleted.
+    """
+
+    _KEYS = frozenset(
+        {
+            event_keys.EXECUTION_STATUS,
+            event_keys.WORKFLOW_SUBMITTED,
+            event_keys.WORKFLOW_PAUSED,
+            event_keys.WORKFLOW_RESUMED,
+            event_keys.WORKFLOW_DELETED,
+        }
     )
+
+    def __init__(self, client: Client, *, throttle: float = 0.25) -> None:
+        super().__init__(client, throttle, layout=FIT)
+        self.table = widgets.HTML(layout={**FIT, "overflow": "auto"})
+        self.shown: list[WorkflowInfo] = []
+        self.children = [self.message, self.table]
+        self.refresh()
+        self._start("workflows")
+
+    def rows(self) -> list[dict[str, str]]:
+        """What each row shows, as text, by column."""
+        return [
+            {c: "" if r.get(c) is None else str(r[c]) for c in WORKFLOW_COLUMNS} for r in map(workflow_row, self.shown)
+        ]
+
+    def _wants(self, event: Event) -> bool:
+        return event.key in self._KEYS
+
+    def _draw(self) -> None:
+        self.shown = self.client.workflows()
+        rows = []
+        for info, row in zip(self.shown, self.rows(), strict=True):
+            cells = {c: html.escape(v) for c, v in row.items()}
+            latest = info.latest_execution
+            if latest is not None:
+                cells["latest"] = f"#{latest.id} {_status(latest.status.value)}"
+            rows.append([cells[c] for c in WORKFLOW_COLUMNS])
+        self.table.value = _html_table(WORKFLOW_COLUMNS, rows) if rows else _message("no workflow is submitted yet")
+
+
+def replay_html(result: Any) -> str:
+    """A replay (:class:`aiflow_nb.scheduler.dryrun.Replay`) as HTML: a table of the would-be runs and a timeline.
+
+    The timeline has a row per task and a bar per run, placed by the offset of the event that caused it over
+    the window (a run made by a command sits just after the item before it); no plotting library.
+    """
+    since, until = result.since, result.until
+    span = max(until - since, 1)
+    runs = [i for i in result.items if i["kind"] == "run"]
+    tasks = sorted({i["task"] for i in runs})
+    width, row, label = 600, 18, 120
+    bars, place = [], 0.0
+    for item in result.items:
+        if item.get("offset"):
+            place = min(max((item["offset"] - since) / span, 0.0), 1.0)
+        if item["kind"] != "run":
+            continue
+        x = label + place * (width - label - 6)
+        y = tasks.index(item["task"]) * row
+        color = STATUS_COLORS.get(item["status"], "#999")
+        title = html.escape(f"{item['task']} #{item['seq']} {item['status']}: {item['cause']}")
+        bars.append(
+            f'<rect x="{x:.1f}" y="{y + 3}" width="6" height="{row - 6}" fill="{color}"><title>{title}</title></rect>'
+        )
+    names = "".join(
+        f'<text x="0" y="{n * row + row - 5}" font-size="12">{html.escape(task)}</text>' for n, task in enumerate(tasks)
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{max(len(tasks), 1) * row + 14}">'
+        f'{names}{"".join(bars)}<text x="{label}" y="{max(len(tasks), 1) * row + 12}" font-size="10">'
+        f'offset {since}</text><text x="{width - 60}" y="{max(len(tasks), 1) * row + 12}" font-size="10">'
+        f"offset {until}</text></svg>"
+    )
+    head = "".join(f"<th>{h}</th>" for h in ("kind", "id", "task", "status", "cause", "event"))
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                i["kind"], i["id"], f"{i['task']} #{i['seq']}" if i["kind"] == "run" else "", i["status"],
+                i["cause"], f"{i['offset']} {i['key']}" if i.get("offset") else "",
+            )
+        )
+        + "</tr>"
+        for i in result.items
+    )  # fmt: skip
+    lines = "".join(f"<div>{html.escape(text)}</div>" for text in result.lines()[len(result.items) :])
+    return f"<div class='aiflow-replay'>{svg}<table><tr>{head}</tr>{body}</table>{lines}</div>"

@@ -84,9 +84,7 @@ def _drain(engine: Any) -> tuple[int, int]:
             with engine.db.transaction():
                 for outcome in outcomes:
                     scheduler.finished(outcome)
-                now = engine.clock()
-                scheduler.stop_late(now)
-                scheduler.fire_timers(now)
+                scheduler.tick(engine.clock())
                 consumed = scheduler.consume(engine.batch_size)
                 scheduler.commit()
         if not consumed:

@@ -63,8 +63,9 @@ def fill(home: Path, events: int, runs: int) -> None:
             BashTask("t", command="true")
         wf.trigger_on("runs.go")
         engine.submit(wf)
-        # Each run logs 6: its event, execution RUNNING, task QUEUED, RUNNING and SUCCESS, execution SUCCESS.
-        history = events - runs * 6
+        # Each run logs 7: its event, execution RUNNING, task QUEUED, its outcome (an input), RUNNING and SUCCESS,
+        # execution SUCCESS.
+        history = events - runs * 7
         for first in range(0, history, CHUNK):
             n = min(CHUNK, history - first)
             engine.log.append_many([Event("bench.history", {"i": i}, sender="bench") for i in range(first, first + n)])

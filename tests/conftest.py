@@ -168,7 +168,7 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         n_workers=2,
         threads_per_worker=2,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # no fixed port: 8787 may be taken by another cluster on the machine
         local_directory=str(folder / "work"),
         env={"HOME": str(folder / "home")},
     )

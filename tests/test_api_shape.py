@@ -136,7 +136,9 @@ def test_events_and_their_filters(api: AiflowApi) -> None:
     one = api.send_event("shape.a", {"n": 1})
     two = api.send_event("shape.b", [1, 2], namespace="team", sender="tester")
     keyed = api.send_event("shape.a", "keyed", idempotency_key="k-1")
-    assert api.send_event("shape.a", "again", idempotency_key="k-1") == keyed  # not appended twice
+    assert api.send_event("shape.a", "keyed", idempotency_key="k-1") == keyed  # a retry: not appended twice
+    with pytest.raises(errors.IdempotencyKeyReusedError, match="k-1"):
+        api.send_event("shape.a", "another", idempotency_key="k-1")  # the key of another event
     many = api.send_events([Event("shape.c", i) for i in range(3)])
     assert many == [keyed + 1, keyed + 2, keyed + 3]
     assert api.send_events([]) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -124,6 +125,17 @@ def test_workflow_execution_and_task_commands(service: RunningService, home: Pat
     assert sorted((t["task"], t["status"]) for t in tasks) == [("first", "SUCCESS"), ("nb", "SUCCESS")]
     task_table = cli(home, "task", "list", str(ex)).stdout
     assert header(task_table) == ["ID", "TASK", "SEQ", "ATTEMPT", "STATUS", "START_TIME", "DURATION", "ERROR"]
+    # DURATION as people read it (the JSON keeps seconds).
+    at = task_table.splitlines()[0].index("DURATION")
+    durations = [line[at:].split("  ")[0] for line in task_table.splitlines()[1:]]
+    assert all(re.fullmatch(r"\d+ ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min", d) for d in durations), durations
+    assert all(isinstance(t["duration"], float) for t in tasks)
+    # A workflow's name lists the task runs of its latest execution, as the usage says.
+    assert cli_json(home, "task", "list", "clidemo") == tasks
+    assert cli_json(home, "task", "list", "fromjson", "--namespace", "team") == cli_json(
+        home, "task", "list", str(other_ex)
+    )
+    assert cli(home, "task", "list", "clidemo").stdout.splitlines()[0] == task_table.splitlines()[0]
     assert [(t["task"], t["seq"]) for t in cli_json(home, "task", "start", str(ex), "waiter")] == [("waiter", 1)]
     wait_task(client, ex, "waiter", "RUNNING")
     cli_json(home, "task", "stop", str(ex), "waiter")
@@ -228,6 +240,7 @@ def test_user_mistakes_exit_non_zero_with_one_line(service: RunningService, home
     assert "999" in mistake(home, "execution", "stop", "999")
     assert "must be a number" in mistake(home, "execution", "show", "latest")
     assert "999" in mistake(home, "task", "list", "999")
+    assert "workflow default/hourly" in mistake(home, "task", "list", "hourly")
     assert "999" in mistake(home, "task", "log", "999")
     assert str(missing) in mistake(home, "workflow", "submit", str(missing))
     assert "kaboom in the workflow file" in mistake(home, "workflow", "submit", str(raises))
@@ -244,6 +257,19 @@ def test_user_mistakes_exit_non_zero_with_one_line(service: RunningService, home
     # argparse misuse: exit 2 with usage.
     assert "invalid choice" in mistake(home, "execution", "frobnicate", code=2)
     assert "needs a name or id" in mistake(home, "workflow", "show", code=2)
+
+
+def test_version(home: Path) -> None:
+    from aiflow_nb import __version__
+
+    assert cli(home, "--version").stdout == f"aiflow-nb {__version__}\n"
+
+
+def test_task_list_of_a_workflow_without_executions(service: RunningService, home: Path) -> None:
+    with Workflow("idle") as wf:
+        BashTask("t", command="true")
+    service.client().submit(wf)
+    assert mistake(home, "task", "list", "idle") == "aiflow-nb: workflow default/idle has no execution yet"
 
 
 def client_state_is_empty(service: RunningService) -> bool:

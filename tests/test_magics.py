@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from aiflow_nb import magics
+from aiflow_nb import BashTask, Workflow, magics
 from aiflow_nb.client import Client
 from aiflow_nb.server import control, info
 from tests.conftest import RunningService
@@ -110,9 +110,13 @@ def test_submit_run_send_and_the_spec_the_service_stores(ip: InteractiveShell, s
     assert "hi 7" in client.task_log(te["a"].id)
     assert str(Path.cwd()) in client.task_log(te["b"].id)  # a cell task runs in the kernel's cwd
 
-    table = line(ip, "status")
-    assert table.splitlines()[0].split() == ["NAMESPACE", "NAME", "VERSION", "PAUSED", "LATEST"]
-    assert table.splitlines()[1].split() == ["default", "flow", "1", "False", f"#{execution}", "SUCCESS"]
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "status")
+    assert all("application/vnd.jupyter.widget-view+json" in o.data for o in out.outputs)
+    listed = magics._loaded[id(ip)]._widgets[("status",)]
+    assert listed.rows() == [
+        {"namespace": "default", "name": "flow", "version": "1", "paused": "False", "latest": f"#{execution} SUCCESS"}
+    ]
     with capture_output() as out:
         ip.run_line_magic("aiflow", "graph flow")
     [svg] = [o.data["image/svg+xml"] for o in out.outputs]
@@ -148,6 +152,25 @@ def test_stop_an_execution_and_live_widgets(ip: InteractiveShell, service: Runni
     wait(lambda: not feed.running, what="the replaced feed to stop")
     magics.unload_ipython_extension(ip)  # and unloading stops the rest
     wait(lambda: not view.running, what="the status view to stop")
+
+
+def test_status_without_a_name_is_live(ip: InteractiveShell, service: RunningService) -> None:
+    client = service.client()
+    with Workflow("fails") as wf:
+        BashTask("boom", command="exit 3").action_on_event_received("START", "go")
+    client.submit(wf)
+    execution = client.start_execution("fails")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "status")
+    assert all("application/vnd.jupyter.widget-view+json" in o.data for o in out.outputs)
+    listed = magics._loaded[id(ip)]._widgets[("status",)]
+    assert [r["latest"] for r in listed.rows()] == [f"#{execution} RUNNING"]
+    client.send_event("go")
+    wait_execution(client, execution, "FAILED", timeout=60)
+    wait(lambda: [r["latest"] for r in listed.rows()] == [f"#{execution} FAILED"], what="the list to show FAILED")
+    with capture_output():
+        ip.run_line_magic("aiflow", "status")  # re-run: the list it replaces stops
+    wait(lambda: not listed.running, what="the replaced list to stop")
 
 
 BAD = [
@@ -236,3 +259,37 @@ def test_send_reads_the_rest_of_the_line_as_the_value() -> None:
     assert magics.send_args("k hello world --namespace ops") == ("k", "hello world", "ops")
     assert magics.send_args("--namespace ops k 5") == ("k", 5, "ops")
     assert magics.send_args('k "two words"') == ("k", "two words", None)
+
+
+def test_why_and_replay_show_a_chain_and_a_timeline_and_refuse_bad_input(
+    ip: InteractiveShell, service: RunningService
+) -> None:
+    client = service.client()
+    with Workflow("trig") as wf:
+        BashTask("t", command="true")
+    client.submit(wf.trigger_on("new_data"))
+    client.send_event("new_data")
+    wait_execution(client, 1, "SUCCESS", timeout=120)
+    [te] = client.task_executions(1)
+    assert re.fullmatch(r"t #1 .* <- .*new_data.*\n", line(ip, f"why {te.id}"))
+
+    # The drafted version, triggered the same way: the same run, no difference; the clicked-through version
+    # (on another key) would have made none.
+    cell(ip, "task t --workflow trig", "print(1)")
+    ip.run_line_magic("aiflow", "workflow trig --trigger-on new_data")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "replay trig --since 1h --diff")
+    [shown] = [o.data["text/html"] for o in out.outputs]
+    assert "<svg" in shown and "<rect" in shown and ">t #1<" in shown
+    assert "no difference with what the submitted version did" in shown
+    ip.run_line_magic("aiflow", "workflow trig --trigger-on other_data")
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "replay trig --since 0 --diff")
+    [shown] = [o.data["text/html"] for o in out.outputs]
+    assert "<rect" not in shown and "only in reality: t #1" in shown
+
+    assert "--since must be an offset, a time ago like 24h" in rejected(ip, "%aiflow replay trig --since yesterday")
+    assert "unknown outcome mode 'maybe'" in rejected(ip, "%aiflow replay trig --outcomes maybe")
+    assert "nope" in rejected(ip, "%aiflow replay nope")
+    assert "task execution 999 does not exist" in rejected(ip, "%aiflow why 999")
+    assert [e.id for e in client.executions()] == [1]  # nothing written, nothing started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aiflow_nb import BashTask, Engine, Workflow
+from aiflow_nb import AllOf, BashTask, Engine, EventCondition, TaskAction, Workflow
+from aiflow_nb.events import keys as event_keys
 from aiflow_nb.home import database_path
 from tests.conftest import RunningService
 
@@ -131,3 +133,64 @@ def test_with_the_service_running_verify_asks_it_over_rest(service: RunningServi
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("consistent: ")
     assert service.alive
+
+
+def test_the_replay_through_the_rules_reports_a_changed_time_and_condition_state(home: Path) -> None:
+    with Engine(home) as engine:
+        with Workflow("w") as wf:
+            BashTask("ok", command="true").action_on_condition(
+                TaskAction.START, AllOf([EventCondition("a"), EventCondition("b")])
+            )
+        engine.submit(wf)
+        ex = engine.start_execution("w")
+        engine.send_event("a")
+        engine.wait_for(lambda: engine.verify().consistent)
+    conn = duckdb.connect(str(database_path(home)))
+    conn.execute("UPDATE executions SET start_time = TIMESTAMP '2001-01-01 00:00:00'")
+    conn.execute("UPDATE condition_state SET state = '{}'")
+    conn.close()
+    result = cli_verify(home)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith(f"execution {ex} start_time: stored 2001-01-01T00:00:00+00:00, the log implies ")
+        for line in lines
+    )
+    assert any(
+        line.startswith(f"condition state ({ex}, 'ok#1') state: stored {{}}, the log implies ") for line in lines
+    )
+
+
+def test_every_input_is_in_the_log(home: Path) -> None:
+    finished_home(home)
+    with Engine(home) as engine:
+        engine.pause("w")
+        engine.resume("w")
+        kinds = [e.value["kind"] for e in engine.events(key=event_keys.INPUT)]
+    # The submission, the start, each run's dispatch and outcome, the retry the clock made due, pause and resume.
+    assert kinds[:2] == ["submit", "start_execution"]
+    assert kinds.count("dispatch") == 3 and kinds.count("finished") == 3
+    assert "clock" in kinds and kinds[-2:] == ["set_paused", "set_paused"]
+
+
+def test_each_execution_and_run_records_why_it_was_made(home: Path) -> None:
+    with Engine(home) as engine:
+        with Workflow("w") as wf:
+            BashTask("first", command="true")
+            BashTask("second", command="true").action_on_event_received(TaskAction.START, "go")
+        wf.trigger_on("start")
+        engine.submit(wf)
+        offset = engine.send_event("start")
+        ex = engine.executions()[-1].id
+        go = engine.send_event("go")
+        engine.wait_for(lambda: engine.execution(ex).status.finished)
+        by_hand = engine.start_execution("w")
+        engine.stop_execution(by_hand)
+    conn = duckdb.connect(str(database_path(home)), read_only=True)
+    executions = dict(conn.execute("SELECT id, cause FROM executions").fetchall())
+    runs = dict(conn.execute("SELECT task, cause FROM task_executions WHERE execution_id = ?", [ex]).fetchall())
+    conn.close()
+    assert json.loads(executions[ex]) == {"event": offset, "rule": "default/w:trigger#1"}
+    assert json.loads(executions[by_hand])["input"] == "start_execution"
+    assert json.loads(runs["first"]) == {"event": offset, "rule": "default/w:trigger#1"}
+    assert json.loads(runs["second"]) == {"event": go, "rule": "second#1"}

@@ -15,16 +15,16 @@ from jupyter_client.manager import KernelManager
 from aiflow_nb import BashTask, NotebookTask, Workflow
 from aiflow_nb.client import Client
 from aiflow_nb.notebooks import code_notebook
-from aiflow_nb.widgets import RUNS_DIR, EventFeed, TaskRow, WorkflowView
+from aiflow_nb.widgets import RUNS_DIR, EventFeed, TaskRow, WorkflowList, WorkflowView
 from aiflow_nb.workflow.graph import STATUS_COLORS
 from tests.conftest import RunningService
 from tests.server import wait, wait_execution, wait_for_file, wait_task
 
 
 @pytest.fixture
-def views() -> Iterator[list[WorkflowView | EventFeed]]:
+def views() -> Iterator[list[WorkflowView | EventFeed | WorkflowList]]:
     """Widgets a test makes; closed when it ends, even when it fails."""
-    made: list[WorkflowView | EventFeed] = []
+    made: list[WorkflowView | EventFeed | WorkflowList] = []
     yield made
     for widget in made:
         widget.close()
@@ -46,13 +46,22 @@ def labels(view: WorkflowView) -> list[str]:
 def table(feed: EventFeed) -> list[list[str]]:
     """The cells of each row of the event table, as shown."""
     return [
-        [html.unescape(re.sub(r"<[^>]*>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", tr)]
+        [html.unescape(re.sub(r"<[^>]*>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
         for tr in re.findall(r"<tr>(.*?)</tr>", feed.table.value.split("<tbody>")[1])
     ]
 
 
+def cell_styles(feed: EventFeed) -> list[str]:
+    """The style of each cell of the event table's first row."""
+    first = re.findall(r"<tr>(.*?)</tr>", feed.table.value.split("<tbody>")[1])[0]
+    return re.findall(r'<td style="([^"]*)">', first)
+
+
 def test_the_view_follows_a_run_to_success_and_opens_its_notebook(
-    service: RunningService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, views: list[WorkflowView | EventFeed]
+    service: RunningService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    views: list[WorkflowView | EventFeed | WorkflowList],
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the kernel's folder: "open" writes below it
     client = service.client()
@@ -70,7 +79,7 @@ def test_the_view_follows_a_run_to_success_and_opens_its_notebook(
     wait(lambda: rows(view) == [("greet", "SUCCESS", "1"), ("after", "SUCCESS", "1")], 120, "both tasks SUCCESS")
     wait(lambda: labels(view) and labels(view)[0].startswith(f"#{ex}  SUCCESS"), 30, "the execution SUCCESS")
     assert view.selected == ex
-    assert view.graph.value.count(STATUS_COLORS["SUCCESS"]) == 2
+    wait(lambda: view.graph.value.count(STATUS_COLORS["SUCCESS"]) == 2, 30, "both nodes drawn SUCCESS")
     assert view.stop_execution_button.disabled
 
     # "open" writes the executed notebook next to the kernel, links it and shows the log.
@@ -104,7 +113,7 @@ def test_the_view_follows_a_run_to_success_and_opens_its_notebook(
 
 
 def test_the_buttons_stop_and_restart_a_task_and_stop_the_execution(
-    service: RunningService, tmp_path: Path, views: list[WorkflowView | EventFeed]
+    service: RunningService, tmp_path: Path, views: list[WorkflowView | EventFeed | WorkflowList]
 ) -> None:
     client = service.client()
     with Workflow("waiting") as wf:
@@ -154,7 +163,7 @@ def test_the_buttons_stop_and_restart_a_task_and_stop_the_execution(
 
 
 def test_the_event_feed_shows_new_events_and_filters_by_key(
-    service: RunningService, views: list[WorkflowView | EventFeed]
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
 ) -> None:
     client = service.client()
     client.send_event("alpha", {"n": 1})
@@ -226,7 +235,9 @@ print(sorted(t.name for t in threading.enumerate() if t.name.startswith("aiflow-
     assert json.loads(report.read_text()) == []
 
 
-def test_a_client_without_service_is_a_message(tmp_path: Path, views: list[WorkflowView | EventFeed]) -> None:
+def test_a_client_without_service_is_a_message(
+    tmp_path: Path, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
     # A service that went away: the widgets say so instead of raising, and keep trying.
     client = Client("http://127.0.0.1:9", "token", home=tmp_path, retry_for=0.5, timeout=2)
     feed = EventFeed(client)
@@ -238,7 +249,7 @@ def test_a_client_without_service_is_a_message(tmp_path: Path, views: list[Workf
 
 
 def test_the_feed_follows_the_service_across_a_restart(
-    service: RunningService, views: list[WorkflowView | EventFeed]
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
 ) -> None:
     client = Client(home=service.home)  # finds the service (and its successor) from server.json
     feed = EventFeed(client)
@@ -251,3 +262,116 @@ def test_the_feed_follows_the_service_across_a_restart(
     wait(lambda: [e.key for e in feed.shown] == ["after", "before"], 60, "the event sent to the new service")
     assert feed.running
     client.close()
+
+
+def test_a_running_duration_counts_on_and_a_failed_row_shows_its_error(
+    service: RunningService, tmp_path: Path, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
+    client = service.client()
+    with Workflow("counting") as wf:
+        BashTask("sleeper", command=wait_for_file(tmp_path / "never"))
+        BashTask("boom", command="echo about to fail; exit 3")
+    client.submit(wf)
+    ex = client.start_execution("counting")
+    view = WorkflowView(client, "counting")
+    views.append(view)
+    wait(lambda: {("sleeper", "RUNNING", "1"), ("boom", "FAILED", "1")} <= set(rows(view)), 60, "one runs, one failed")
+
+    # The failed run's recorded error is on its row; the running one has none.
+    recorded = wait_task(client, ex, "boom", "FAILED").error
+    assert recorded
+    assert row(view, "boom").values()["error"] == recorded
+    assert row(view, "sleeper").values()["error"] == ""
+
+    # No event comes while the sleeper runs, yet its duration (and its execution's) counts on.
+    sleeper = row(view, "sleeper")
+    first = sleeper.values()["duration"]
+    assert first.endswith("…")
+    wait(lambda: sleeper.values()["duration"] not in ("", first), 30, "the running duration to count on")
+    assert sleeper.values()["duration"].endswith("…")
+    label = labels(view)[0]
+    wait(lambda: labels(view)[0] != label, 30, "the execution's duration to count on")
+    assert labels(view)[0].startswith(f"#{ex}  RUNNING")
+    assert not row(view, "boom").values()["duration"].endswith("…")  # an ended run's is fixed
+
+    client.stop_execution(ex)
+    wait(lambda: ("sleeper", "STOPPED", "1") in rows(view), 30, "the sleeper STOPPED in the view")
+    stopped = row(view, "sleeper").values()["duration"]
+    assert stopped and not stopped.endswith("…")
+
+
+def test_the_view_fits_its_output_area(
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
+    client = service.client()
+    with Workflow("fitting") as wf:
+        BashTask("one", command="true")
+    client.submit(wf)
+    view = WorkflowView(client, "fitting")
+    views.append(view)
+    # Never wider than the output area (a narrow split view): the parts wrap, scale or scroll.
+    header = view.children[0]
+    assert view.layout.max_width == "100%"
+    assert header.layout.flex_flow == "row wrap"
+    assert view.executions.layout.width == "auto" and view.executions.layout.max_width == "100%"
+    assert view.graph.layout.overflow == "auto" and view.tasks.layout.overflow == "auto"
+    assert view.graph.value.startswith('<svg style="max-width:100%;height:auto"')
+    # The executions list is as long as the executions, up to five rows.
+    assert view.executions.rows == 1
+    for _ in range(2):
+        ex = client.start_execution("fitting")
+        wait_execution(client, ex, "SUCCESS", timeout=60)
+    wait(lambda: len(labels(view)) == 2, 30, "two executions listed")
+    assert view.executions.rows == 2
+
+
+def test_the_event_feed_shows_user_events_unless_asked_for_the_services(
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
+    client = service.client()
+    with Workflow("noisy") as wf:
+        BashTask("one", command="true")
+    client.submit(wf)
+    wait_execution(client, client.start_execution("noisy"), "SUCCESS", timeout=60)
+    client.send_event("mine", 1)
+    feed = EventFeed(client)
+    views.append(feed)
+    assert [e.key for e in feed.shown] == ["mine"]
+    assert "aiflow." not in feed.table.value
+    assert feed.service_events.description == "aiflow.* events" and not feed.service_events.value
+
+    feed.service_events.value = True
+    keys = [e.key for e in feed.shown]
+    assert keys[0] == "mine" and "aiflow.workflow.submitted" in keys and "aiflow.execution.status" in keys
+    submitted = next(r for r in table(feed) if r[3] == "aiflow.workflow.submitted")
+    assert submitted[4] == "noisy"  # the sender, in a cell of its own
+    # Labels are whole, times and keys stay on one line and apart from the next column.
+    assert feed.filter.style.description_width == "initial"
+    assert feed.service_events.style.description_width == "initial"
+    styles = cell_styles(feed)
+    assert all("white-space:nowrap" in st and "padding" in st for st in styles[:5])
+
+    client.send_event("later", 2)
+    wait(lambda: feed.shown and feed.shown[0].key == "later", 30, "the next event")
+    feed.service_events.value = False
+    assert [e.key for e in feed.shown] == ["later", "mine"]
+
+
+def test_the_workflow_list_is_live(
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
+    client = service.client()
+    listed = WorkflowList(client)
+    views.append(listed)
+    assert listed.rows() == [] and "no workflow" in listed.table.value
+    with Workflow("waits") as wf:
+        BashTask("boom", command="exit 3").action_on_event_received("START", "go")
+    client.submit(wf)
+    wait(lambda: [r["name"] for r in listed.rows()] == ["waits"], 30, "the submitted workflow")
+    ex = client.start_execution("waits")
+    wait(lambda: listed.rows()[0]["latest"] == f"#{ex} RUNNING", 30, "the execution RUNNING")
+    client.send_event("go")
+    wait_execution(client, ex, "FAILED", timeout=60)
+    wait(lambda: listed.rows()[0]["latest"] == f"#{ex} FAILED", 30, "the execution FAILED in the list")
+    client.pause("waits")
+    wait(lambda: listed.rows()[0]["paused"] == "True", 30, "paused in the list")

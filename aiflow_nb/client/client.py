@@ -27,11 +27,12 @@ from aiflow_nb.client.bodies import Lines, json_body, ndjson_chunks
 from aiflow_nb.client.http import Http
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event, encode
 from aiflow_nb.home import default_home
-from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow.records import TaskExecution, WhyLink, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import WorkflowStatus
 
 if TYPE_CHECKING:
     # Imported when used: it brings nbformat, which a task's send_event does not need.
+    from aiflow_nb.scheduler.dryrun import Replay
     from aiflow_nb.workflow.workflow import Workflow
 
 
@@ -182,6 +183,36 @@ class Client:
 
     def task_execution(self, task_execution_id: int) -> TaskExecution:
         return TaskExecution.from_dict(self.request("GET", f"/task-executions/{int(task_execution_id)}", retry=True))
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        data = self.request("GET", f"/task-executions/{int(task_execution_id)}/why", retry=True)
+        return [WhyLink.from_dict(d) for d in data["links"]]
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        data = self.request("GET", f"/executions/{int(execution_id)}/why", retry=True)
+        return [WhyLink.from_dict(d) for d in data["links"]]
+
+    def replay(
+        self,
+        workflow: Workflow,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        outcomes: str = "recorded",
+        diff: bool = False,
+    ) -> Replay:
+        from aiflow_nb.scheduler.dryrun import Replay
+
+        def shown(value: int | datetime | None) -> int | str | None:
+            return value.isoformat() if isinstance(value, datetime) else value
+
+        body = {
+            "spec": workflow.to_spec(),
+            "since": shown(since),
+            "until": shown(until),
+            "outcomes": outcomes,
+            "diff": diff,
+        }
+        return Replay.from_dict(self.request("POST", "/replay", body))
 
     def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, "start")

@@ -22,6 +22,13 @@ Every status change is an event, so the log is the whole history:
   unchanged resubmit sends nothing).  Namespace: the workflow's; sender: its
   name; value ``{"workflow", "version"}``.  Views of the workflow list
   (the JupyterLab panel) refresh on them.
+- ``aiflow.input`` -- an input the scheduler took besides the log's events,
+  recorded so that the state is a fold of the log: a command (submit,
+  pause, resume, delete, start or stop an execution, a task action), a
+  run handed to its executor, a run's outcome, or the clock (timeouts,
+  retries and schedules due).  Sender ``aiflow.scheduler``; value
+  ``{"kind", "now", "at", ...}``: ``now`` the time it was decided at,
+  ``at`` the offset the scheduler had read to, then the input's fields.
 """
 
 TASK_STATUS = "aiflow.task.status"
@@ -34,5 +41,6 @@ WORKFLOW_SUBMITTED = "aiflow.workflow.submitted"
 WORKFLOW_PAUSED = "aiflow.workflow.paused"
 WORKFLOW_RESUMED = "aiflow.workflow.resumed"
 WORKFLOW_DELETED = "aiflow.workflow.deleted"
+INPUT = "aiflow.input"
 
 RESERVED_PREFIX = "aiflow."

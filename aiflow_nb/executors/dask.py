@@ -33,6 +33,7 @@ from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors import dask_worker
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.runner import write_json
+from aiflow_nb.home import home_id
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -101,6 +102,8 @@ class DaskExecutor(Executor):
         #: Stops of those, sent once they are submitted again: te id -> grace.
         self._stop_later: dict[int, float] = {}
         self._service: dict[str, Any] | None = None
+        #: Names this home's runs apart from other homes' on a shared cluster.
+        self.home_id = home_id(self.home)
         log.info("connected to the Dask scheduler at %s", address)
 
     def serve_at(self, url: str, token: str) -> None:
@@ -180,7 +183,12 @@ class DaskExecutor(Executor):
     def _submit(self, request: LaunchRequest) -> None:
         te_id, attempt = request["task_execution_id"], request["attempt"]
         future = self.client.submit(
-            dask_worker.run, request, self._service, key=dask_worker.task_key(te_id, attempt), pure=False
+            dask_worker.run,
+            request,
+            self._service,
+            self.home_id,
+            key=dask_worker.task_key(self.home_id, te_id, attempt),
+            pure=False,
         )
         self._distributed.fire_and_forget(future)
         self.runs[te_id] = _Run(te_id, attempt, future)
@@ -192,7 +200,7 @@ class DaskExecutor(Executor):
         self.wake()
 
     def _state(self, te_id: int, attempt: int) -> dask_worker.RunState:
-        return dask_worker.RunState(dask_worker.task_key(te_id, attempt), client=self.client)
+        return dask_worker.RunState(dask_worker.task_key(self.home_id, te_id, attempt), client=self.client)
 
     def _result_of(self, te_id: int, attempt: int) -> dict[str, Any]:
         """The run's result from its ``result`` mark, checked field by field."""

@@ -32,16 +32,16 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import STOP_FILE, silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.executors.runner import STOP_FILE, Silence, start_runner, stops_gently, task_environment, write_json
 from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
 STOP_POLL = 0.5
 
 
-def task_key(task_execution_id: int, attempt: int) -> str:
-    """The Dask key of a run: one future per (task execution, attempt), ever."""
-    return f"aiflow-nb-{task_execution_id}-{attempt}"
+def task_key(home: str, task_execution_id: int, attempt: int) -> str:
+    """The Dask key of a run: one future per (home, task execution, attempt), ever."""
+    return f"aiflow-nb-{home}-{task_execution_id}-{attempt}"
 
 
 class RunState:
@@ -122,15 +122,18 @@ class Hidden:
         return "Hidden('[redacted]')"
 
 
-def run(request: dict[str, Any], service: dict[str, Any] | None) -> str:
+def run(request: dict[str, Any], service: dict[str, Any] | None, home: str) -> str:
     """Run ``request`` once on this worker; ``service`` holds the URL and token tasks send events with.
+
+    ``home`` is the id of the service's home (:func:`aiflow_nb.home.home_id`): the run's marks
+    and folder carry it, so the runs of two homes sharing the cluster never meet.
 
     The result (:func:`encode_result`) is set as the run's ``result`` mark, which the service
     reads; it is also returned, but the service never asks Dask for the future's value.
     """
     from distributed import get_worker
 
-    state = RunState(task_key(request["task_execution_id"], request["attempt"]))
+    state = RunState(task_key(home, request["task_execution_id"], request["attempt"]))
     done = state.get("result")
     if done is not None:
         return str(done)  # ran already; this is the service asking again after a restart
@@ -145,7 +148,9 @@ def run(request: dict[str, Any], service: dict[str, Any] | None) -> str:
         return lost
     worker = get_worker()
     state.put("claim", worker.address)
-    folder = run_dir(Path(worker.local_directory) / "aiflow-nb", request["task_execution_id"], request["attempt"])
+    folder = run_dir(
+        Path(worker.local_directory) / "aiflow-nb" / home, request["task_execution_id"], request["attempt"]
+    )
     make_private_folder(folder)
     try:
         outcome = encode_result(_run_in(folder, request, service, state))
@@ -172,7 +177,7 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, Any] | Non
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
     stop_deadline, lost = watch.deadline, watch.lost
     if stop_deadline is not None:
-        process.signal(popen.pid, signal.SIGKILL)  # what outlived the runner (a bash command, a kernel)
+        process.kill_tree(popen.pid)  # what outlived the runner (a bash command, a kernel)
     log = (folder / "log.txt").read_text(errors="replace")
     notebook_path = folder / "output.ipynb"
     notebook = notebook_path.read_text() if notebook_path.exists() else None
@@ -203,10 +208,11 @@ class _Watch:
 
     def _watch(self) -> None:
         pid, timeout = self.popen.pid, self.request.get("heartbeat_timeout")
+        silence = Silence(self.folder)
         while self.popen.returncode is None:
             if self.deadline is not None:
                 if time.monotonic() > self.deadline:
-                    process.signal(pid, signal.SIGKILL)
+                    process.kill_tree(pid)  # its group, and a kernel's (a session of its own)
                 time.sleep(0.1)
                 continue
             grace = self.state.wait("stop", STOP_POLL)
@@ -217,7 +223,7 @@ class _Watch:
                 self.deadline = time.monotonic() + float(grace)
                 process.signal(pid, signal.SIGTERM, group=not stops_gently(self.request["task"]))
                 continue
-            silent = silence(self.folder)
+            silent = silence()
             if timeout and self.lost is None and silent is not None and silent > float(timeout):
                 self.lost = f"no heartbeat for {silent:.0f} s (timeout {float(timeout):g} s): the task process hung"
-                process.signal(pid, signal.SIGKILL)
+                process.kill_tree(pid)

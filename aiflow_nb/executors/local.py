@@ -20,10 +20,10 @@ from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.runner import (
     ENDED_FIFO,
     STOP_FILE,
+    Silence,
     can_reattach,
     claim,
     kill_job,
-    silence,
     start_runner,
     stops_gently,
     task_environment,
@@ -55,6 +55,8 @@ class _Run:
     gentle_stop: bool = False
     #: Why the run was killed for want of a heartbeat.
     lost: str | None = None
+    #: How long its heartbeat has not changed (made at the first look).
+    silence: Silence | None = None
 
 
 def _group_alive(pgid: int) -> bool:
@@ -184,7 +186,7 @@ class LocalExecutor(Executor):
         for run in list(self.runs.values()):
             if run.stop_deadline is not None and now > run.stop_deadline and not run.killed:
                 run.killed = True
-                self._signal(run, signal.SIGKILL)
+                self._kill(run)
                 kill_job(run.dir)  # an operator's job in a session of its own goes with its runner
             if self._running(run, now) and not self._lost_heartbeat(run):
                 continue
@@ -262,13 +264,20 @@ class LocalExecutor(Executor):
         """Kill a run that stopped beating (frozen, or hung holding the GIL); True if so."""
         if run.heartbeat_timeout is None or run.stop_deadline is not None or run.pid is None:
             return False
-        silent = silence(run.dir)
+        if run.silence is None:
+            run.silence = Silence(run.dir)
+        silent = run.silence()
         if silent is None or silent <= run.heartbeat_timeout:
             return False
         run.lost = f"no heartbeat for {silent:.0f} s (timeout {run.heartbeat_timeout:g} s): the task process hung"
         log.warning("task execution %s: %s; killing it", run.task_execution_id, run.lost)
-        self._signal(run, signal.SIGKILL)
+        self._kill(run)
         return True
+
+    def _kill(self, run: _Run) -> None:
+        """SIGKILL the run's process group and those of its descendants (a kernel leads its own)."""
+        if run.pid is not None:
+            process.kill_tree(run.pid)
 
     def _signal(self, run: _Run, signum: int, group: bool = True) -> None:
         if run.pid is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from signal import SIGKILL
 
 
 def start_time(pid: int) -> str | None:
@@ -46,3 +47,51 @@ def signal(pid: int, signum: int, group: bool = True) -> None:
             os.kill(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _parents_and_groups() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every process on this machine (zombies included)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended while we looked
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def tree_groups(pid: int) -> set[int]:
+    """The process groups of ``pid`` and of every process descending from it.
+
+    A task's processes are in its runner's group, except those that lead a
+    session of their own while still descending from it: a Jupyter kernel
+    (jupyter_client starts each in a new session), a ``setsid`` command.
+    """
+    table = _parents_and_groups()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    groups, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        if current in table:
+            groups.add(table[current][1])
+        todo.extend(children.get(current, ()))
+    return groups
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``'s process group and the groups of its descendants (:func:`tree_groups`).
+
+    The groups are read before any is killed: a kernel's children, reparented
+    once it dies, would no longer be found below ``pid``.
+    """
+    own = os.getpgrp()
+    for group in tree_groups(pid) | {pid}:
+        if group > 1 and group != own:
+            signal(group, SIGKILL)

@@ -32,6 +32,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiflow_nb.errors import no_space
 from aiflow_nb.executors import process
 from aiflow_nb.executors.process import identity
 from aiflow_nb.executors.redaction import redact_output, redact_text, task_secrets
@@ -112,6 +113,54 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+#: Room set aside for ``result.json`` as a run starts, so a task that fills the disk can still be reported.
+RESULT_ROOM = 16 * 1024
+
+
+def reserve_result_room(run_dir: Path) -> None:
+    """Allocate the blocks ``result.json`` will take (best effort: a full disk leaves it to chance)."""
+    fd = open_private(run_dir / "result.json.tmp", os.O_WRONLY | os.O_CREAT)
+    try:
+        os.posix_fallocate(fd, 0, RESULT_ROOM)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_result(run_dir: Path, result: dict[str, str | None]) -> None:
+    """Write ``result.json`` atomically, over the room reserved for it (not truncated first: no new block)."""
+    data = json.dumps(result).encode()
+    tmp = run_dir / "result.json.tmp"
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    os.replace(tmp, run_dir / "result.json")
+
+
+def failure(exc: Exception, run_dir: Path) -> str:
+    """A failed run's error: a write that found no room says so first (with what could not be written)."""
+    why = no_space(exc)
+    if why is not None:
+        return f"disk full: could not write {getattr(exc, 'filename', None) or 'the task output'} ({why})"
+    text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    return f"disk full ({run_dir} has no room left): {text}" if disk_full(run_dir) else text
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (next to) no room left for a task's output."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < RESULT_ROOM
 
 
 def task_environment(request: dict[str, Any]) -> dict[str, str]:
@@ -440,14 +489,31 @@ def _beat(path: Path, interval: float, done: threading.Event) -> None:
             return
 
 
-def silence(run_dir: Path) -> float | None:
-    """Seconds since the run's last heartbeat (before the first, since its claim); None if neither exists."""
-    for name in (HEARTBEAT_FILE, "claim"):
-        try:
-            return time.time() - (run_dir / name).stat().st_mtime
-        except OSError:
-            continue
-    return None
+class Silence:
+    """Seconds since the run's heartbeat last changed (before the first, since its claim), as elapsed time.
+
+    The file's time is the wall clock's, which can step; so it is only
+    compared with itself: the silence is the monotonic time since it was last
+    seen to change, and a clock step is not taken for a hung task. ``None``
+    while neither file exists.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._mark: tuple[str, int] | None = None
+        self._since = time.monotonic()
+
+    def __call__(self) -> float | None:
+        for name in (HEARTBEAT_FILE, "claim"):
+            try:
+                mark = (name, (self.run_dir / name).stat().st_mtime_ns)
+            except OSError:
+                continue
+            now = time.monotonic()
+            if mark != self._mark:
+                self._mark, self._since = mark, now
+            return now - self._since
+        return None
 
 
 def start_heartbeat(run_dir: Path, interval: float) -> threading.Event:
@@ -486,6 +552,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
         take_over(run_dir)
     elif not claim(run_dir):
         return ALREADY_CLAIMED
+    reserve_result_room(run_dir)
     request = json.loads((run_dir / "task.json").read_text())
     cls = _operator(request["task"]["kind"])
     if cls is not None and not cls.in_process:
@@ -509,10 +576,10 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
             run_task(request, run_dir, kernel, reattach)
         except JobFailed as exc:
             print(f"aiflow-nb: task failed: {exc}", file=sys.stderr)
-            result, code = {"status": "FAILED", "error": str(exc)}, 1
+            result, code = {"status": "FAILED", "error": failure(exc, run_dir)}, 1
         except Exception as exc:
             traceback.print_exc()
-            result, code = {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"}, 1
+            result, code = {"status": "FAILED", "error": failure(exc, run_dir)}, 1
         else:
             stopped = (run_dir / STOP_FILE).exists()
             result, code = {"status": "STOPPED" if stopped else "SUCCESS", "error": None}, 0
@@ -520,7 +587,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
         error = result["error"]
         if error is not None:
             result["error"] = redact_text(error, secrets)
-        write_json(run_dir / "result.json", result)
+        write_result(run_dir, result)
         return code
     finally:
         end_redaction()

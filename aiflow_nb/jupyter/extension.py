@@ -6,7 +6,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from aiflow_nb.jupyter import proxy, service, stream
+from aiflow_nb.jupyter import author, proxy, service, stream
 
 PREFIX = "aiflow"
 
@@ -18,6 +18,8 @@ def load(serverapp: Any) -> None:
         ".*$",
         [
             (url_path_join(base, "service"), service.ServiceHandler),
+            (url_path_join(base, "author/notebook"), author.NotebookHandler),
+            (url_path_join(base, "author/submit"), author.SubmitHandler),
             (url_path_join(base, "api/v1/stream"), stream.StreamProxyHandler),
             (url_path_join(base, "api/v1/(.*)"), proxy.ProxyHandler),
             # Anything else under /aiflow is outside the service's API: refuse it.

@@ -2,13 +2,14 @@
 
 Every change goes to ``changes`` (written with the batch) and its status
 event to ``events`` (appended with it); launches and stops to the outbox.
-What each action does is looked up in :data:`.transitions.ACTIONS`.
+What each action does is looked up in :data:`.transitions.ACTIONS`.  No
+clock: every time comes from ``now``, the time of the input being applied.
 """
 
+import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiflow_nb.errors import LimitReachedError, NotFoundError, SpecError
 from aiflow_nb.events import Event
@@ -19,12 +20,13 @@ from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import (
     ExecutionState,
+    cause,
     event_dict,
     execution_status_event,
     failure_event,
     task_status_event,
 )
-from aiflow_nb.scheduler.store import Changes, Store
+from aiflow_nb.scheduler.store import Changes
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
@@ -34,11 +36,27 @@ from aiflow_nb.workflow.tasks import Task
 log = logging.getLogger("aiflow_nb.scheduler")
 
 
-class Actions:
-    """Changes to the running executions and their runs (the base of :class:`.scheduler.Scheduler`)."""
+class Rows(Protocol):
+    """What the core reads and writes beyond its memory: the DuckDB store in the engine, memory in ``verify``."""
 
-    store: Store
-    clock: Callable[[], datetime]
+    def execution(self, execution_id: int) -> WorkflowExecution | None: ...
+    def spec(self, namespace: str, name: str, version: int) -> tuple[str, str] | None: ...
+    def latest_version(self, namespace: str, name: str) -> int: ...
+    def add_version(self, namespace: str, name: str, version: int, spec: str, digest: str, now: datetime) -> None: ...
+    def put_workflow(self, info: WorkflowInfo) -> None: ...
+    def delete_workflow(self, namespace: str, name: str) -> None: ...
+
+
+class Actions:
+    """Changes to the running executions and their runs (the base of :class:`.core.Core`)."""
+
+    store: Rows
+    #: The time of the input being applied (an event's create_time, a command's or a tick's ``now``).
+    now: datetime
+    #: How far the log has been read (the offset of the last event applied, or passed over).
+    checkpoint: int
+    #: Why what the current input makes is made (see :func:`.state.cause`).
+    cause: str
     outbox: Outbox
     registry: Registry
     changes: Changes
@@ -112,7 +130,8 @@ class Actions:
             self._stop(latest)
         elif effect is Effect.RESTART:
             assert latest is not None
-            self._set_state(rules.restart_key(ex.record.id, task), {"pending": True, "event": event_dict(event)})
+            restart = {"pending": True, "event": event_dict(event), "cause": self.cause}
+            self._set_state(rules.restart_key(ex.record.id, task), restart)
             self._stop(latest)
 
     def _set_state(self, key: rules.StateKey, state: dict[str, Any]) -> None:
@@ -127,7 +146,9 @@ class Actions:
         self._set_state(key, {"pending": False})
         return state
 
-    def _new_task_execution(self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None) -> None:
+    def _new_task_execution(
+        self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None, why: str | None = None
+    ) -> None:
         latest = ex.latest.get(task)
         self.last_task_id += 1
         te = TaskExecution(
@@ -136,10 +157,11 @@ class Actions:
             task=task,
             seq=(latest.seq + 1) if latest else 1,
             status=TaskStatus.QUEUED,
-            create_time=self.clock(),
+            create_time=self.now,
             event=event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
+        self.changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
         self.changes.tasks[te.id] = te
         self.changes.new_tasks.add(te.id)
@@ -161,7 +183,7 @@ class Actions:
 
     def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
         check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
-        now = self.clock()
+        now = self.now
         te.status = status
         if status is TaskStatus.RUNNING:
             te.start_time = now
@@ -179,7 +201,9 @@ class Actions:
                 restart = self._take_restart(ex.record.id, te.task)
                 if restart is not None:
                     self._emit_status(ex, te)
-                    self._new_task_execution(ex, te.task, restart.get("event"))
+                    before = restart.get("cause")
+                    why = cause(restart_of=te.id, cause=json.loads(before) if before else None)
+                    self._new_task_execution(ex, te.task, restart.get("event"), why)
                     return
         self._emit_status(ex, te)
 
@@ -199,7 +223,7 @@ class Actions:
         check_workflow_transition(ex.status, status, f"execution {ex.id}")
         ex.status = status
         if status.finished:
-            ex.end_time = self.clock()
+            ex.end_time = self.now
         self.changes.executions[ex.id] = ex
         self.emit(execution_status_event(ex))
 
@@ -237,7 +261,7 @@ class Actions:
         """Start an execution for a trigger or tick, unless the workflow is at its limit."""
         limit = self.registry.limit(namespace, name)
         if limit is None or self.active_executions(namespace, name) < limit:
-            self.start_execution(namespace, name, event)
+            self.new_execution(namespace, name, event)
             return
         if self.registry.latest((namespace, name)).workflow.on_max_active == "skip":
             log.info("%s/%s runs %s executions (the limit): event %s skipped", namespace, name, limit, event.offset)
@@ -251,9 +275,11 @@ class Actions:
         limit = self.registry.limit(namespace, name)
         waiting = self._waiting(namespace, name)["events"]
         while waiting and (limit is None or self.active_executions(namespace, name) < limit):
-            self.start_execution(namespace, name, Event.from_dict(waiting.pop(0)))
+            event = Event.from_dict(waiting.pop(0))
+            self.cause = cause(event=event.offset, queued=True)
+            self.new_execution(namespace, name, event)
 
-    def start_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
+    def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.registry.info(namespace, name)
         compiled = self.compiled((namespace, name, info.version))
         if not compiled.initial and not compiled.waits_on_events:
@@ -270,11 +296,12 @@ class Actions:
             workflow=name,
             version=info.version,
             status=WorkflowStatus.INIT,
-            start_time=self.clock(),
+            start_time=self.now,
             event=event_dict(event),
         )
         self.changes.executions[record.id] = record
         self.changes.new_executions.add(record.id)
+        self.changes.causes[("execution", record.id)] = self.cause
         state = ExecutionState(record)
         self._set_execution_status(record, WorkflowStatus.RUNNING)
         self._track(state)

@@ -1,4 +1,9 @@
-"""Commands: submit, pause, resume and delete workflows; start and stop executions and tasks; the executor's reports."""
+"""Inputs besides the log's events: commands (submit, pause, resume and delete workflows; start and stop
+executions and tasks), the executor's dispatches and reports, and timeouts.
+
+:meth:`Commands.take` is the one way in: it records the input in the log
+(see :mod:`.inputs`) and applies it at the ``now`` given.
+"""
 
 import json
 import logging
@@ -9,30 +14,73 @@ from typing import Any
 from aiflow_nb import faults
 from aiflow_nb.errors import IllegalTransitionError, NotFoundError
 from aiflow_nb.events import keys as event_keys
-from aiflow_nb.scheduler import timers
+from aiflow_nb.scheduler import inputs, timers
 from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
 from aiflow_nb.scheduler.state import (
     ExecutionState,
+    cause,
     failure_event,
     status_value,
     workflow_event,
 )
 from aiflow_nb.scheduler.transitions import outcome_change
-from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
-from aiflow_nb.workflow.records import Outcome, WorkflowInfo
+from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
+from aiflow_nb.workflow.records import WorkflowInfo
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
 
 class Commands(Actions):
-    """What users and the executor ask of the scheduler (the base of :class:`.scheduler.Scheduler`)."""
+    """What users and the executor ask of the scheduler (the base of :class:`.core.Core`)."""
+
+    def take(self, inp: inputs.Input, now: datetime) -> Any:
+        """Apply one input decided at ``now``; what it returns is the command's answer.
+
+        A command is recorded before it is applied (one that fails is rolled
+        back with its record); a dispatch, an outcome or the clock only when
+        it changes something, so the log does not fill with inputs that did nothing.
+        """
+        self.now = now
+        self.cause = cause(input=inputs.kind(inp), now=now.isoformat())
+        if isinstance(inp, inputs.Dispatch):
+            return self._mark_running(inp)
+        if isinstance(inp, inputs.Finished):
+            return self._finished(inp)
+        if isinstance(inp, inputs.Clock):
+            return self._clock(datetime.fromisoformat(inp.wall) if inp.wall else None)
+        self._record_input(inp)
+        if isinstance(inp, inputs.Submit):
+            return self._submit(inp)
+        if isinstance(inp, inputs.SetPaused):
+            return self._set_paused(inp.namespace, inp.name, inp.paused)
+        if isinstance(inp, inputs.Delete):
+            return self._delete(inp.namespace, inp.name)
+        if isinstance(inp, inputs.StartExecution):
+            return self.new_execution(inp.namespace, inp.name)
+        if isinstance(inp, inputs.StopExecution):
+            return self._stop_execution(inp.execution_id)
+        return self._task_action(inp.execution_id, inp.task, inp.action)
+
+    def _record_input(self, inp: inputs.Input, position: int | None = None) -> None:
+        event = inputs.to_event(inp, self.now, self.checkpoint)
+        if position is None:
+            self.emit(event)
+        else:
+            self.events.insert(position, (event, None))
+
+    def _clock(self, wall: datetime | None = None) -> None:
+        """Implemented with the schedules (:class:`.core.Core`)."""
+        raise NotImplementedError
 
     # -- commands ----------------------------------------------------------------
 
-    def submit(self, workflow: Workflow) -> int:
+    def _submit(self, inp: inputs.Submit) -> int:
+        workflow = inp.workflow
+        if workflow is None:
+            raise NotFoundError(f"workflow {inp.namespace}/{inp.name}: no stored version has digest {inp.digest}")
         spec = workflow.to_spec()
-        digest = workflow.digest()
+        digest = inp.digest
         key = (workflow.namespace, workflow.name)
         registry = self.registry
         info = registry.workflows.get(key)
@@ -41,14 +89,14 @@ class Commands(Actions):
             stored = self.store.spec(*key, latest)
             if stored is not None and stored[1] == digest:
                 if info is None:  # deleted, now submitted again
-                    info = WorkflowInfo(key[0], key[1], latest, False, self.clock())
+                    info = WorkflowInfo(key[0], key[1], latest, False, self.now)
                     self.store.put_workflow(info)
                     registry.activate(self.compiled((*key, latest)), latest=True)
                     registry.put(info)
                     self.emit(workflow_event(event_keys.WORKFLOW_SUBMITTED, *key, latest))
                 return latest
         version = latest + 1
-        now = self.clock()
+        now = self.now
         self.store.add_version(key[0], key[1], version, json.dumps(spec), digest, now)
         faults.point("submit.half")
         if info is not None:
@@ -66,7 +114,7 @@ class Commands(Actions):
     def workflow_info(self, namespace: str, name: str) -> WorkflowInfo:
         return self.registry.info(namespace, name)
 
-    def set_paused(self, namespace: str, name: str, paused: bool) -> None:
+    def _set_paused(self, namespace: str, name: str, paused: bool) -> None:
         before = self.registry.info(namespace, name)
         if before.paused == paused:
             return
@@ -76,12 +124,12 @@ class Commands(Actions):
         change = event_keys.WORKFLOW_PAUSED if paused else event_keys.WORKFLOW_RESUMED
         self.emit(workflow_event(change, namespace, name, info.version))
 
-    def delete(self, namespace: str, name: str) -> None:
+    def _delete(self, namespace: str, name: str) -> None:
         info = self.registry.info(namespace, name)
         for ex_id in [
             i for i, ex in self.running.items() if (ex.record.namespace, ex.record.workflow) == (namespace, name)
         ]:
-            self.stop_execution(ex_id)
+            self._stop_execution(ex_id)
         self.store.delete_workflow(namespace, name)
         self.registry.remove((namespace, name))
         self.emit(workflow_event(event_keys.WORKFLOW_DELETED, namespace, name, info.version))
@@ -95,7 +143,7 @@ class Commands(Actions):
             raise IllegalTransitionError(f"execution {execution_id} is {found.status.value}, not RUNNING")
         return ex
 
-    def stop_execution(self, execution_id: int) -> None:
+    def _stop_execution(self, execution_id: int) -> None:
         ex = self.running_execution(execution_id)
         for te in list(ex.latest.values()):
             if te.status.alive:
@@ -103,7 +151,7 @@ class Commands(Actions):
                 self._stop(te)
         self._finish(ex, WorkflowStatus.STOPPED)
 
-    def task_action(self, execution_id: int, task: str, action: TaskAction) -> None:
+    def _task_action(self, execution_id: int, task: str, action: TaskAction) -> None:
         ex = self.running_execution(execution_id)
         r = ex.record
         if task not in self.compiled((r.namespace, r.workflow, r.version)).workflow.tasks:
@@ -135,13 +183,14 @@ class Commands(Actions):
             "event": te.event,
         }
 
-    def mark_running(self, te_id: int, attempt: int) -> None:
+    def _mark_running(self, inp: inputs.Dispatch) -> None:
         """It is about to be launched (right after this transaction commits)."""
-        te = self.alive.get(te_id)
-        if te is not None and te.status is TaskStatus.QUEUED and te.attempt == attempt:
+        te = self.alive.get(inp.task_execution_id)
+        if te is not None and te.status is TaskStatus.QUEUED and te.attempt == inp.attempt:
+            self._record_input(inp)
             self._set_status(te, TaskStatus.RUNNING)
 
-    def finished(self, outcome: Outcome) -> None:
+    def _finished(self, outcome: inputs.Finished) -> None:
         """Record how a run ended (once: a repeated report changes nothing)."""
         te = self.alive.get(outcome.task_execution_id)
         if te is None or te.attempt != outcome.attempt:
@@ -158,6 +207,7 @@ class Commands(Actions):
         )
         if change is None:
             return
+        self._record_input(outcome)
         if te.status is TaskStatus.QUEUED:  # it ran before we marked it RUNNING
             self._set_status(te, TaskStatus.RUNNING)
         if change.timed_out:
@@ -165,10 +215,10 @@ class Commands(Actions):
             self.emit(failure_event(event_keys.TASK_TIMEOUT, record, status_value(record, te, "TIMEOUT", change.error)))
         if change.status is TaskStatus.RETRYING:
             assert task is not None
-            te.retry_at = timers.retry_time(self.clock(), task.retry_delay)
+            te.retry_at = timers.retry_time(self.now, task.retry_delay)
         self._set_status(te, change.status, change.error)
 
-    def stop_late(self, now: datetime) -> None:
+    def _stop_late(self, now: datetime) -> None:
         """Stop every run past its timeout; it will end FAILED (or retry)."""
         late = []
         for te in self.timed.values():

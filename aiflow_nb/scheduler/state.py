@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,20 @@ class ExecutionState:
     #: Status events emitted for it and not yet consumed: it may only end
     #: once its rules have seen every one of them.
     unseen: int = 0
+
+
+_cause_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def cause(**fields: Any) -> str:
+    """Why an execution or run was made, as the compact JSON stored in its ``cause`` column.
+
+    ``{"event": offset, "rule": rule id}`` for a rule, trigger or schedule tick on an event of the
+    log; ``{"input": kind, "now": time}`` for a command; ``{"event": offset, "queued": true}`` for
+    a trigger that waited for ``max_active_executions``; ``{"restart_of": run id, "cause": ...}``
+    for the run a RESTART starts once the run before it has stopped.
+    """
+    return _cause_json(fields)
 
 
 def event_dict(event: Event | None) -> dict[str, Any] | None:

@@ -8,15 +8,18 @@ caller's transaction, many rows at a time through Arrow: DuckDB takes about
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 
+from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import compact_dumps
+from aiflow_nb.events.log import _COLUMNS as _EVENT_COLUMNS
+from aiflow_nb.events.log import _rows_to_events as rows_to_events
 from aiflow_nb.storage import META_SCHEMA, Database, check_schema_version
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import TaskStatus, WorkflowStatus
@@ -33,13 +36,13 @@ CREATE TABLE IF NOT EXISTS workflows (
 CREATE TABLE IF NOT EXISTS executions (
     id BIGINT NOT NULL, namespace VARCHAR NOT NULL, workflow VARCHAR NOT NULL,
     version INTEGER NOT NULL, status VARCHAR NOT NULL, start_time TIMESTAMP NOT NULL,
-    end_time TIMESTAMP, event VARCHAR
+    end_time TIMESTAMP, event VARCHAR, cause VARCHAR
 );
 CREATE TABLE IF NOT EXISTS task_executions (
     id BIGINT NOT NULL, execution_id BIGINT NOT NULL, task VARCHAR NOT NULL,
     seq INTEGER NOT NULL, status VARCHAR NOT NULL, attempt INTEGER NOT NULL,
     create_time TIMESTAMP, start_time TIMESTAMP, end_time TIMESTAMP, error VARCHAR,
-    event VARCHAR, retry_at TIMESTAMP
+    event VARCHAR, retry_at TIMESTAMP, stop_reason VARCHAR, cause VARCHAR
 );
 CREATE TABLE IF NOT EXISTS condition_state (
     execution_id BIGINT NOT NULL, rule VARCHAR NOT NULL, state VARCHAR NOT NULL
@@ -53,11 +56,17 @@ CREATE TABLE IF NOT EXISTS schedule_state (
 );
 CREATE TABLE IF NOT EXISTS checkpoint (consumer VARCHAR NOT NULL, "offset" BIGINT NOT NULL);
 """
+#: Columns added since the tables were first made (nullable: older code still reads and writes the rows).
+ADDED_COLUMNS = """
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS cause VARCHAR;
+ALTER TABLE task_executions ADD COLUMN IF NOT EXISTS stop_reason VARCHAR;
+ALTER TABLE task_executions ADD COLUMN IF NOT EXISTS cause VARCHAR;
+"""
 
 EXECUTION_COLUMNS = ("id", "namespace", "workflow", "version", "status", "start_time", "end_time", "event")
 TASK_COLUMNS = (
     "id", "execution_id", "task", "seq", "status", "attempt",
-    "create_time", "start_time", "end_time", "error", "event", "retry_at",
+    "create_time", "start_time", "end_time", "error", "event", "retry_at", "stop_reason",
 )  # fmt: skip
 _EX = ", ".join(EXECUTION_COLUMNS)
 _TE = ", ".join(TASK_COLUMNS)
@@ -93,7 +102,7 @@ def task_row(t: TaskExecution) -> tuple[Any, ...]:
     return (
         t.id, t.execution_id, t.task, t.seq, t.status.value, t.attempt,
         to_db_time(t.create_time), to_db_time(t.start_time), to_db_time(t.end_time),
-        t.error, _json(t.event), to_db_time(t.retry_at),
+        t.error, _json(t.event), to_db_time(t.retry_at), t.stop_reason,
     )  # fmt: skip
 
 
@@ -107,12 +116,12 @@ def execution_from_row(row: Sequence[Any]) -> WorkflowExecution:
 
 
 def task_from_row(row: Sequence[Any]) -> TaskExecution:
-    id_, ex, task, seq, status, attempt, created, start, end, error, event, retry_at = row
+    id_, ex, task, seq, status, attempt, created, start, end, error, event, retry_at, stop_reason = row
     return TaskExecution(
         id=id_, execution_id=ex, task=task, seq=seq, status=TaskStatus(status), attempt=attempt,
         create_time=from_db_time(created), start_time=from_db_time(start),
         end_time=from_db_time(end), error=error, event=json.loads(event) if event else None,
-        retry_at=from_db_time(retry_at),
+        retry_at=from_db_time(retry_at), stop_reason=stop_reason,
     )  # fmt: skip
 
 
@@ -128,7 +137,13 @@ class Changes:
     launches: list[tuple[int, int]] = field(default_factory=list)
     launched: list[tuple[int, int]] = field(default_factory=list)
     ticks: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    #: ("execution" or "task", id) -> why it was made, for the new rows.
+    causes: dict[tuple[str, int], str] = field(default_factory=dict)
     checkpoint: int | None = None
+
+    def carrying(self, checkpoint: int | None) -> Changes:
+        """A new, empty buffer that still has to write ``checkpoint``."""
+        return Changes(checkpoint=checkpoint)
 
     def only_checkpoint(self) -> bool:
         """True if the batch changed nothing but how far the log was read (and which launches were sent)."""
@@ -148,10 +163,24 @@ class Store:
         """Create the tables, or on a read-only database only check they are of a schema it reads."""
         self.db = db
         check_schema_version(db.conn, db.path)
+        self._te = _TE
+        self._cause = "cause"
         if db.read_only:
+            # A home last written before the added columns is read as it is (they read as NULL).
+            found = {
+                (t, c)
+                for t, c in db.conn.execute(
+                    "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+                ).fetchall()
+            }
+            if ("task_executions", "stop_reason") not in found:
+                self._te = _TE.replace("stop_reason", "NULL AS stop_reason")
+            if ("task_executions", "cause") not in found:
+                self._cause = "NULL"
             return
         with db.transaction() as conn:
             conn.execute(SCHEMA)
+            conn.execute(ADDED_COLUMNS)
             conn.execute(META_SCHEMA)
 
     # -- helpers -----------------------------------------------------------
@@ -274,7 +303,7 @@ class Store:
 
     def _tasks(self, where: str, params: Sequence[Any]) -> list[TaskExecution]:
         rows = self.db.conn.execute(
-            f"SELECT {_TE} FROM task_executions WHERE {where} ORDER BY id", list(params)
+            f"SELECT {self._te} FROM task_executions WHERE {where} ORDER BY id", list(params)
         ).fetchall()
         return [task_from_row(r) for r in rows]
 
@@ -300,6 +329,34 @@ class Store:
     def all_task_executions(self) -> list[TaskExecution]:
         return self._tasks("TRUE", [])
 
+    def all_causes(self) -> dict[tuple[str, int], str | None]:
+        """Why each execution and run was made: ("execution" or "task", id) -> its cause."""
+        rows = self.db.conn.execute(
+            f"SELECT 'execution', id, {self._cause} FROM executions "
+            f"UNION ALL SELECT 'task', id, {self._cause} FROM task_executions"
+        ).fetchall()
+        return {(kind, int(id_)): cause for kind, id_, cause in rows}
+
+    def cause_of(self, kind: str, row_id: int) -> str | None:
+        """Why one execution (``kind`` "execution") or run ("task") was made."""
+        table = "executions" if kind == "execution" else "task_executions"
+        return self._one(f"SELECT {self._cause} FROM {table} WHERE id = ?", [row_id])  # type: ignore[no-any-return]
+
+    def run_id(self, execution_id: int, task: str, seq: int) -> int | None:
+        value = self._one(
+            "SELECT id FROM task_executions WHERE execution_id = ? AND task = ? AND seq = ?", [execution_id, task, seq]
+        )
+        return int(value) if value is not None else None
+
+    def event_at(self, offset: int) -> Event | None:
+        rows = self.db.conn.execute(f'SELECT {_EVENT_COLUMNS} FROM events WHERE "offset" = ?', [offset]).fetchall()
+        return next(iter(rows_to_events(rows)), None)
+
+    def offset_before(self, when: datetime) -> int:
+        """The last offset logged at or before ``when`` (0 if none was)."""
+        value = self._one('SELECT max("offset") FROM events WHERE create_time <= ?', [to_db_time(when)])
+        return int(value or 0)
+
     def all_condition_states(self) -> dict[tuple[int, str], dict[str, Any]]:
         rows = self.db.conn.execute("SELECT execution_id, rule, state FROM condition_state").fetchall()
         return {(e, r): json.loads(s) for e, r, s in rows}
@@ -318,6 +375,45 @@ class Store:
             [event_keys.EXECUTION_STATUS, event_keys.TASK_STATUS],
         ).fetchall()
         return [(int(o), k, ns, json.loads(v)) for o, k, ns, v in rows]
+
+    def recorded_inputs(
+        self, since: int = 0, until: int | None = None, kind: str | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The ``aiflow.input`` events with ``since < offset <= until`` (of one kind), as ``(offset, value)``."""
+        rows = self.db.conn.execute(
+            'SELECT "offset", value FROM events WHERE key = ? AND "offset" > ? AND "offset" <= ? '
+            "AND (? IS NULL OR json_extract_string(value, '$.kind') = ?) ORDER BY \"offset\"",
+            [event_keys.INPUT, since, until if until is not None else 2**62, kind, kind],
+        ).fetchall()
+        return [(int(o), json.loads(v)) for o, v in rows]
+
+    def rule_events(
+        self, keys: Iterable[str], chunk: int = 100_000, since: int = 0, until: int | None = None
+    ) -> Iterator[Event]:
+        """The events the rules may read, oldest first: scoped ones, ``aiflow.*`` ones and those with these keys.
+
+        Only those with ``since < offset <= until`` (to the log's end without ``until``).
+        """
+        wanted = sorted(keys)
+        end = until if until is not None else 2**62
+        while True:
+            rows = self.db.conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events "
+                'WHERE "offset" > ? AND "offset" <= ? AND (context IS NOT NULL OR starts_with(key, \'aiflow.\') '
+                'OR key IN (SELECT unnest(?))) ORDER BY "offset" LIMIT ?',
+                [since, end, wanted, chunk],
+            ).fetchall()
+            yield from rows_to_events(rows)
+            if len(rows) < chunk:
+                return
+            since = int(rows[-1][0])
+
+    def events_of_key(self, key: str, until: int) -> list[Event]:
+        """The events with this key up to ``until``, oldest first."""
+        rows = self.db.conn.execute(
+            f'SELECT {_EVENT_COLUMNS} FROM events WHERE key = ? AND "offset" <= ? ORDER BY "offset"', [key, until]
+        ).fetchall()
+        return list(rows_to_events(rows))
 
     def unseen_status_events(self, checkpoint: int, execution_ids: Iterable[int]) -> dict[int, int]:
         """How many task status events of each of these executions lie after the checkpoint."""
@@ -372,13 +468,18 @@ class Store:
 
     def flush(self, changes: Changes) -> None:
         conn = self.db.conn
-        ex_new = [execution_row(e) for i, e in changes.executions.items() if i in changes.new_executions]
+        causes = changes.causes
+        ex_new = [
+            (*execution_row(e), causes.get(("execution", i)))
+            for i, e in changes.executions.items()
+            if i in changes.new_executions
+        ]
         ex_old = [execution_row(e) for i, e in changes.executions.items() if i not in changes.new_executions]
-        self._insert("executions", EXECUTION_COLUMNS, ex_new)
+        self._insert("executions", (*EXECUTION_COLUMNS, "cause"), ex_new)
         self._update("executions", EXECUTION_COLUMNS, ex_old)
-        te_new = [task_row(t) for i, t in changes.tasks.items() if i in changes.new_tasks]
+        te_new = [(*task_row(t), causes.get(("task", i))) for i, t in changes.tasks.items() if i in changes.new_tasks]
         te_old = [task_row(t) for i, t in changes.tasks.items() if i not in changes.new_tasks]
-        self._insert("task_executions", TASK_COLUMNS, te_new)
+        self._insert("task_executions", (*TASK_COLUMNS, "cause"), te_new)
         self._update("task_executions", TASK_COLUMNS, te_old)
         if changes.states:
             rows = [(e, r, json.dumps(s, separators=(",", ":"))) for (e, r), s in changes.states.items()]

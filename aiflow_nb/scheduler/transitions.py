@@ -92,9 +92,10 @@ def outcome_change(
     """
     if current not in (TaskStatus.RUNNING, TaskStatus.STOPPING, TaskStatus.QUEUED):
         return None
-    if current is TaskStatus.STOPPING and stop_reason != "timeout":
-        return OutcomeChange(TaskStatus.STOPPED, error)
     timed_out = stop_reason == "timeout" and max_retries is not None
+    if current is TaskStatus.STOPPING and not timed_out:
+        # Asked to stop (or timed out in a version that was lost): whatever it reports, it stopped.
+        return OutcomeChange(TaskStatus.STOPPED, error)
     if timed_out:
         reported, error = TaskStatus.FAILED, f"timed out after {timeout or 0:g} s"
     if reported is TaskStatus.SUCCESS:

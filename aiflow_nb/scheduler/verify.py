@@ -1,5 +1,12 @@
 """``verify``: replay the log from offset 0 and compare the implied state with the stored one.
 
+The log is replayed twice over: its status events through the transition
+tables (:mod:`.replay`: the log's own breaks, such as a seq that skips),
+and every event and recorded input through the decision core itself
+(:mod:`.rerun`: rules, conditions and timers included); the rows, condition
+state and schedule ticks the core ends with are compared field by field
+with the stored ones.
+
 :func:`check` reads through a :class:`Store` (the engine's own connection,
 under its lock); :func:`check_home` opens a home's database read-only, for
 a home whose service is not running, and writes nothing.
@@ -16,7 +23,7 @@ import duckdb
 
 from aiflow_nb.errors import AiflowError, StorageError
 from aiflow_nb.home import database_path
-from aiflow_nb.scheduler import replay
+from aiflow_nb.scheduler import inputs, replay, rerun, rows
 from aiflow_nb.scheduler.replay import Difference
 from aiflow_nb.scheduler.store import Store
 from aiflow_nb.storage import Database
@@ -65,11 +72,28 @@ class Report:
 
 
 def check(store: Store) -> Report:
-    """Fold the log's status events and compare with the stored rows (the caller holds the database's lock)."""
+    """Replay the log and compare with the stored rows (the caller holds the database's lock)."""
     implied = replay.fold(store.status_events())
+    differences = list(implied.broken)
+    recorded = []
+    for offset, value in store.recorded_inputs():
+        try:
+            recorded.append(inputs.from_value(offset, value))
+        except (KeyError, TypeError, ValueError) as exc:
+            differences.append(Difference(f"event {offset}", "input", str(value), f"an input ({exc!r})"))
+    specs = store.all_specs()
+    again = rerun.Rerun(specs, recorded)
+    again.feed(store.rule_events(rerun.wanted_keys(specs)))
+    core = again.finish()
+    differences.extend(again.differences)
     executions = store.all_executions()
     runs = store.all_task_executions()
-    differences = replay.compare(implied, executions, runs, store.all_condition_states())
+    differences.extend(rows.compare_executions(core.changes.executions, executions))
+    differences.extend(rows.compare_runs(core.changes.tasks, runs))
+    differences.extend(rows.compare_causes(core.changes.causes, store.all_causes()))
+    differences.extend(rows.compare_states(core.states, store.all_condition_states()))
+    differences.extend(rows.compare_ticks(core.last_ticks, store.last_ticks()))
+    differences.extend(rows.compare_workflows(again.rows.workflows, store.workflows()))
     return Report(store.event_count(), len(executions), len(runs), differences)
 
 

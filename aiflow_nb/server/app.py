@@ -11,7 +11,7 @@ from typing import Any
 import tornado.web
 
 from aiflow_nb.server import redact
-from aiflow_nb.server.handlers import base, events, executions, stream, verify, workflows
+from aiflow_nb.server.handlers import base, events, executions, replay, stream, verify, why, workflows
 from aiflow_nb.server.service import Service
 
 PREFIX = "/api/v1"
@@ -50,7 +50,10 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler], str]] = [
         executions.TaskNotebookHandler,
         "/task-executions/{task_execution_id}/notebook",
     ),
+    (f"/task-executions/{_ID}/why", why.TaskWhyHandler, "/task-executions/{task_execution_id}/why"),
+    (f"/executions/{_ID}/why", why.ExecutionWhyHandler, "/executions/{execution_id}/why"),
     ("/verify", verify.VerifyHandler, "/verify"),
+    ("/replay", replay.ReplayHandler, "/replay"),
 ]
 
 

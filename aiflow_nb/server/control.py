@@ -16,7 +16,7 @@ import httpx
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.executors import process
 from aiflow_nb.home import make_private_folder, open_private
-from aiflow_nb.server import info
+from aiflow_nb.server import info, room
 from aiflow_nb.server.info import ServerInfo
 
 
@@ -49,6 +49,9 @@ def start(
     running = status(home)
     if running is not None:
         return running, False
+    problem = room.start_problem(home)  # checked here too: the service could not even write why it stopped
+    if problem is not None:
+        raise problem
     make_private_folder(home / "logs")  # before the service (umask 077) runs: made here, by the caller
     out = os.fdopen(open_private(home / "logs" / "server.out"), "ab")  # handed to the child
     with out:

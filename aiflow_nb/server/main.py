@@ -19,10 +19,10 @@ import tornado.netutil
 
 from aiflow_nb._version import __version__
 from aiflow_nb.engine import Engine, prepare_home
-from aiflow_nb.errors import AiflowError
+from aiflow_nb.errors import AiflowError, no_space
 from aiflow_nb.executors import process
 from aiflow_nb.home import OWNER_ONLY_UMASK, default_home
-from aiflow_nb.server import info, redact
+from aiflow_nb.server import info, redact, room
 from aiflow_nb.server.app import make_app
 from aiflow_nb.server.connections import BODY_TIMEOUT, CappedHTTPServer, apply_descriptor_limit
 from aiflow_nb.server.options import add_engine_arguments, executor_options
@@ -40,10 +40,42 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """The service's log file; a record it has no room for is dropped and counted, without a traceback.
+
+    Once the disk has room again, one line says how many were lost.
+    """
+
+    dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if no_space(sys.exc_info()[1] or Exception()) is not None:
+            self.dropped += 1
+            return
+        super().handleError(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lost, self.dropped = self.dropped, 0
+        if lost:
+            note = logging.LogRecord(
+                "aiflow_nb.server",
+                logging.WARNING,
+                __file__,
+                0,
+                "%d log records were lost: the disk was full",
+                (lost,),
+                None,
+            )
+            super().emit(note)
+            if self.dropped:  # still no room: the note was lost too
+                self.dropped = lost
+        super().emit(record)
+
+
 def configure_logging(home: Path, to_stderr: bool) -> None:
     folder = home / "logs"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(folder / "server.log", maxBytes=10_000_000, backupCount=3)
+    handler = LogFile(folder / "server.log", maxBytes=10_000_000, backupCount=3)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(fmt)
     redact.install(handler)
@@ -83,7 +115,7 @@ async def serve(
     engine.executors.serve_at(url, task_token)  # before the loop starts: it (re)submits remote runs
     engine.start()
     # What start-up made (modules, the engine's caches) lives as long as the process: out of the
-    # collector's sight, a full collection no longer walks it (it cost up to 100 ms amid a batch).
+    # collector's sight, so a full collection no longer walks it amid a batch.
     gc.collect()
     gc.freeze()
     info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
@@ -134,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = (args.home or default_home()).expanduser().resolve()
     os.umask(OWNER_ONLY_UMASK)  # all it (and the tasks it starts) writes in the home is the user's alone
+    problem = room.start_problem(home)
+    if problem is not None:
+        print(f"aiflow-nb: {problem}", file=sys.stderr)
+        return 1
     try:
         prepare_home(home)  # 0700: it holds the token, the events and the outputs
         configure_logging(home, to_stderr=not args.quiet)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiflow_nb.engine import Engine
+from aiflow_nb.errors import StorageError
 from aiflow_nb.events.event import EncodedEvents
 
 log = logging.getLogger("aiflow_nb.server")
@@ -29,7 +30,7 @@ Answer = tuple["asyncio.Future[list[int]]", list[int] | None, Exception | None]
 
 #: While requests still arrive, a group waits for more until none came for this long (seconds) ...
 GATHER_QUIET = 0.0003
-#: ... or this long in all (the IOLoop reads 50 requests in ~13 ms).
+#: ... or this long in all (long enough for the IOLoop to read a burst of concurrent requests).
 GATHER_MAX = 0.015
 #: Smaller than the largest recent group, it waits out longer gaps (seconds) ...
 GATHER_PEAK_QUIET = 0.003
@@ -44,14 +45,13 @@ class GroupCommit:
     thread commits group after group while requests are pending.  When the
     last group held more than one request (clients send concurrently), the
     next one is gathered while requests keep arriving (see ``GATHER_QUIET``):
-    a commit costs ~3 ms however many requests it holds, and one that runs
-    while the IOLoop is busy parsing waits for the GIL (measured with 50
-    clients: groups of 25 committing in 8 - 10 ms each, against groups of
-    50 in 5 - 6 ms).  Below the largest recent group it also waits out a
-    longer gap (``GATHER_PEAK_QUIET``): without that, 50 clients now and
-    then split into two cohorts, each committed while the IOLoop served
-    the other, and stayed split (joined again: up to 15 % more requests a
-    second, measured; 20 senders at random times were answered no later).
+    a commit costs about the same however many requests it holds, and one
+    that runs while the IOLoop is busy parsing waits for the GIL, so fewer,
+    larger groups serve more requests.  Below the largest recent group it
+    also waits out a longer gap (``GATHER_PEAK_QUIET``): without that, many
+    clients now and then split into two cohorts, each committed while the
+    IOLoop served the other, and stayed split (``bench_http.py`` shows the
+    difference).
     A single client's request is committed at once.  A group is taken only
     once the database lock is held: the requests that arrive while the
     scheduler holds it join it.  If a group fails, each of its requests is
@@ -158,8 +158,10 @@ class GroupCommit:
             if committed:  # never append twice
                 log.exception("group commit: failed after the commit")
                 return
-            if len(group) == 1:
-                self._settle([(group[0][3], None, exc)])
+            if len(group) == 1 or isinstance(exc, StorageError):
+                # No request of it is to blame when the database cannot be written (a full disk):
+                # each would fail again on its own, so all get the error now.
+                self._settle([(future, None, exc) for *_, future in group])
                 return
         # Some request of the group is bad: find it by committing each alone.
         for batch, keys, batch_key, future in group:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
 
 if TYPE_CHECKING:
-    from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
+    from aiflow_nb.scheduler.dryrun import Replay
+    from aiflow_nb.workflow.records import TaskExecution, WhyLink, WorkflowExecution, WorkflowInfo
     from aiflow_nb.workflow.status import WorkflowStatus
     from aiflow_nb.workflow.workflow import Workflow
 
@@ -107,6 +108,25 @@ class AiflowApi(Protocol):
 
     def task_notebook(self, task_execution_id: int) -> dict[str, Any]:
         """The executed notebook of a notebook task's latest attempt (nbformat JSON)."""
+        ...
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        """Why the run was made: the chain of causes, the run first, the outside event or command last."""
+        ...
+
+    def why_execution(self, execution_id: int) -> list[WhyLink]:
+        """Why the execution was made, as :meth:`why`."""
+        ...
+
+    def replay(
+        self,
+        workflow: Workflow,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        outcomes: str = "recorded",
+        diff: bool = False,
+    ) -> Replay:
+        """What ``workflow`` would have made over the logged window; nothing written or launched."""
         ...
 
     # -- events ----------------------------------------------------------------------

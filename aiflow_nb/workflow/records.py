@@ -186,3 +186,34 @@ def latest_runs(task_executions: Iterable[TaskExecution]) -> dict[str, TaskExecu
 def latest_statuses(task_executions: Iterable[TaskExecution]) -> dict[str, TaskStatus]:
     """The status of each task's latest run (what the graph colors)."""
     return {task: te.status for task, te in latest_runs(task_executions).items()}
+
+
+@dataclass(frozen=True)
+class WhyLink:
+    """One link of the chain of causes of a run or an execution (see ``why``), newest first.
+
+    ``kind``: run, execution, retry, restart, rule, trigger, queued, event,
+    schedule, command or unknown; ``offset``/``key``/``sender``: the event
+    the link stands for (if any); ``rule``: the rule that fired (if any).
+    """
+
+    kind: str
+    text: str
+    offset: int | None = None
+    key: str | None = None
+    sender: str | None = None
+    rule: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WhyLink:
+        return cls(
+            kind=str(data["kind"]),
+            text=str(data["text"]),
+            offset=data.get("offset"),
+            key=data.get("key"),
+            sender=data.get("sender"),
+            rule=data.get("rule"),
+        )

@@ -3,13 +3,15 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { errorMessage, IAiflowEvent, IEventInput, IExecution, ITaskExecution, IWorkflow } from './state';
+import { INotebookInfo } from './author';
+import { errorField, errorMessage, IAiflowEvent, IEventInput, IExecution, ITaskExecution, IWorkflow } from './state';
 
 /** A failed request, with the service's message (shown in the panel's error line). */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    message: string
+    message: string,
+    readonly field?: string
   ) {
     super(message);
   }
@@ -34,6 +36,14 @@ export interface IHealth {
   latest_offset: number;
 }
 
+/** The part of a workflow's spec the views read. */
+export interface IWorkflowSpec {
+  name: string;
+  namespace: string;
+  tasks: { name: string; kind: string; [field: string]: unknown }[];
+  [field: string]: unknown;
+}
+
 export type TaskAction = 'start' | 'stop' | 'restart';
 
 const q = encodeURIComponent;
@@ -52,7 +62,7 @@ export class AiflowApi {
     }
     const text = await response.text();
     if (!response.ok) {
-      throw new ApiError(response.status, errorMessage(response.status, text));
+      throw new ApiError(response.status, errorMessage(response.status, text), errorField(text));
     }
     return text;
   }
@@ -124,6 +134,25 @@ export class AiflowApi {
 
   async sendEvent(event: IEventInput): Promise<number> {
     return (await this.post<{ offset: number }>('api/v1/events', event)).offset;
+  }
+
+  /** A workflow with the spec of its latest version. */
+  workflow(namespace: string, name: string): Promise<IWorkflow & { spec: IWorkflowSpec }> {
+    return this.json(`api/v1/workflows/${q(namespace)}/${q(name)}`);
+  }
+
+  deleteWorkflow(namespace: string, name: string): Promise<unknown> {
+    return this.json(`api/v1/workflows/${q(namespace)}/${q(name)}`, { method: 'DELETE' });
+  }
+
+  /** The kernel and parameters of the notebook at a contents path (the dialog's first request). */
+  notebookInfo(path: string): Promise<INotebookInfo> {
+    return this.json(`author/notebook?path=${q(path)}`);
+  }
+
+  /** Submit the dialog's draft; a mistake rejects with an ApiError naming its field. */
+  submitDraft(draft: Record<string, unknown>): Promise<{ namespace: string; name: string; version: number }> {
+    return this.post('author/submit', draft);
   }
 
   taskLog(id: number): Promise<string> {

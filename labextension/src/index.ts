@@ -4,14 +4,16 @@ import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } fr
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { IEditorServices } from '@jupyterlab/codeeditor';
 import { IDocumentManager } from '@jupyterlab/docmanager';
-import { INotebookWidgetFactory, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { INotebookTracker, INotebookWidgetFactory, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { AiflowApi } from './api';
+import { AuthorDialog } from './authorDialog';
 import { fill, h } from './dom';
 import { RunsDrive } from './drive';
 import { AiflowPanel } from './panel';
@@ -19,6 +21,7 @@ import { notebookPath } from './runs';
 import { ITaskExecution } from './state';
 import { registerViewer, RUN_FACTORY } from './viewer';
 import { renderLargeGraph } from './views';
+import { WorkflowView } from './workflowView';
 
 const CATEGORY = 'aiflow-nb';
 
@@ -41,7 +44,9 @@ export const COMMANDS = {
   resume: 'aiflow-nb:resume-workflow',
   sendEvent: 'aiflow-nb:send-event',
   openLog: 'aiflow-nb:open-log',
-  openGraph: 'aiflow-nb:open-graph'
+  openGraph: 'aiflow-nb:open-graph',
+  addToWorkflow: 'aiflow-nb:add-to-workflow',
+  openWorkflow: 'aiflow-nb:open-workflow'
 };
 
 /** What names a task execution's log tab (the restorer keeps it in the workspace). */
@@ -89,7 +94,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'aiflow-nb workflows, executions and events in a sidebar, live.',
   autoStart: true,
   requires: [IDocumentManager, IRenderMimeRegistry, IEditorServices, NotebookPanel.IContentFactory],
-  optional: [ILabShell, ICommandPalette, IStatusBar, ILayoutRestorer, INotebookWidgetFactory],
+  optional: [
+    ILabShell,
+    ICommandPalette,
+    IStatusBar,
+    ILayoutRestorer,
+    INotebookWidgetFactory,
+    IFileBrowserFactory,
+    INotebookTracker
+  ],
   activate: (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
@@ -100,7 +113,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     statusBar: IStatusBar | null,
     restorer: ILayoutRestorer | null,
-    notebookFactory: NotebookWidgetFactory.IFactory | null
+    notebookFactory: NotebookWidgetFactory.IFactory | null,
+    browsers: IFileBrowserFactory | null,
+    notebooks: INotebookTracker | null
   ) => {
     const api = new AiflowApi(app.serviceManager.serverSettings);
     const drive = new RunsDrive(api);
@@ -128,7 +143,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 600 });
     void app.restored.then(() => panel.connect());
 
-    panel.openRequested.connect((_, te) => {
+    const openRun = (te: ITaskExecution) => {
       void showLog(app, api, logs, te);
       // Only notebook tasks have an executed notebook; the drive says which (and keeps what it fetched).
       void drive.prefetch(te.id).then(found => {
@@ -137,7 +152,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           docManager.openOrReveal(notebookPath(te.id, te.task, te.seq), RUN_FACTORY);
         }
       }, err => panel.showError(err));
-    });
+    };
+    panel.openRequested.connect((_, te) => openRun(te));
 
     // The selected workflow's graph at its own size in a main-area tab, following the panel's selection.
     let large: MainAreaWidget | null = null;
@@ -217,6 +233,111 @@ const plugin: JupyterFrontEndPlugin<void> = {
         panel.focusEventForm();
       }
     });
+    // -- authoring: "Add to workflow..." and a workflow in the main area ---------------------------------
+    /** The notebook the command is for: its argument, the file browser's selection, or the current notebook. */
+    const notebookFor = (args: ReadonlyPartialJSONObject): string | null => {
+      if (typeof args.path === 'string') {
+        return args.path;
+      }
+      if (args.from === 'browser' && browsers?.tracker.currentWidget) {
+        const model = browsers.tracker.currentWidget.selectedItems().next().value;
+        if (model?.path?.endsWith('.ipynb')) {
+          return model.path;
+        }
+      }
+      return notebooks?.currentWidget?.context.path ?? null;
+    };
+    const openWorkflow = (namespace: string, name: string) => {
+      const id = `aiflow-nb-workflow-${namespace}-${name}`;
+      let widget = views.find(w => w.id === id);
+      if (!widget) {
+        const content = new WorkflowView(api, namespace, name);
+        widget = new MainAreaWidget({ content });
+        widget.id = id;
+        widget.title.label = `workflow: ${namespace}/${name}`;
+        widget.title.icon = aiflowIcon;
+        widget.title.closable = true;
+        content.openRequested.connect((_, te) => openRun(te));
+        content.deleted.connect(() => {
+          widget?.dispose();
+          panel.refresh();
+        });
+        workflowRefs.set(widget, { namespace, name });
+        app.shell.add(widget, 'main');
+        void views.add(widget);
+      }
+      void (widget.content as WorkflowView).refresh();
+      app.shell.activateById(id);
+    };
+    const views = new WidgetTracker<MainAreaWidget>({ namespace: 'aiflow-nb-workflow' });
+    const workflowRefs = new WeakMap<Widget, { namespace: string; name: string }>();
+    let viewTimer = 0;
+    panel.stream.event.connect((_, e) => {
+      if (e.key.startsWith('aiflow.')) {
+        window.clearTimeout(viewTimer);
+        viewTimer = window.setTimeout(() => views.forEach(w => void (w.content as WorkflowView).refresh()), 300);
+      }
+    });
+    commands.addCommand(COMMANDS.openWorkflow, {
+      label: 'aiflow-nb: Open the Selected Workflow in the Main Area',
+      isEnabled: args => typeof args.name === 'string' || hasWorkflow(),
+      execute: args => {
+        const wf = panel.selectedWorkflow;
+        const name = typeof args.name === 'string' ? args.name : wf?.name;
+        const namespace = typeof args.namespace === 'string' ? args.namespace : (wf?.namespace ?? 'default');
+        if (name) {
+          openWorkflow(namespace, name);
+        }
+      }
+    });
+    panel.workflowRequested.connect((_, wf) => openWorkflow(wf.namespace, wf.name));
+    if (restorer) {
+      void restorer.restore(views, {
+        command: COMMANDS.openWorkflow,
+        args: w => ({ ...(workflowRefs.get(w) ?? {}) }),
+        name: w => w.id
+      });
+    }
+    commands.addCommand(COMMANDS.addToWorkflow, {
+      label: args => (args.from === 'browser' ? 'Add to Workflow…' : 'aiflow-nb: Add the Notebook to a Workflow…'),
+      caption: 'Make this notebook a task of a new or existing aiflow-nb workflow',
+      icon: args => (args.from === 'browser' ? aiflowIcon : undefined),
+      isEnabled: args => notebookFor(args) !== null,
+      execute: async args => {
+        const path = notebookFor(args);
+        if (!path) {
+          return;
+        }
+        const dialog = new AuthorDialog(api, path);
+        void dialog.open();
+        const submitted = await dialog.done;
+        if (submitted) {
+          app.shell.activateById(panel.id);
+          panel.selectWorkflow(submitted.namespace, submitted.name);
+          panel.refresh();
+        }
+      }
+    });
+    app.contextMenu.addItem({
+      command: COMMANDS.addToWorkflow,
+      args: { from: 'browser' },
+      selector: '.jp-DirListing-item[data-file-type="notebook"]',
+      rank: 60
+    });
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (nb: NotebookPanel) => {
+        const button = new ToolbarButton({
+          icon: aiflowIcon,
+          label: 'Add to workflow…',
+          className: 'jp-AiflowAddToWorkflow',
+          tooltip: 'Make this notebook a task of an aiflow-nb workflow',
+          onClick: () => void commands.execute(COMMANDS.addToWorkflow, { path: nb.context.path })
+        });
+        nb.toolbar.insertItem(10, 'aiflowAddToWorkflow', button);
+        return button;
+      }
+    });
+
     if (palette) {
       for (const command of Object.values(COMMANDS).filter(c => c !== COMMANDS.openLog)) {
         palette.addItem({ command, category: CATEGORY });

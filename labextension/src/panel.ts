@@ -78,6 +78,11 @@ export class AiflowPanel extends Widget {
     return this._graphRequested;
   }
 
+  /** The user asked to open the selected workflow in the main area. */
+  get workflowRequested(): ISignal<this, IWorkflow> {
+    return this._workflowRequested;
+  }
+
   /** The selected workflow's graph (SVG text) changed. */
   get graphChanged(): ISignal<this, string> {
     return this._graphChanged;
@@ -466,7 +471,13 @@ export class AiflowPanel extends Widget {
       }
     },
     taskAction: (action, task) => void this.taskAction(action, task),
-    openGraph: () => this._graphRequested.emit()
+    openGraph: () => this._graphRequested.emit(),
+    openWorkflow: () => {
+      const wf = this.selectedWorkflow;
+      if (wf) {
+        this._workflowRequested.emit(wf);
+      }
+    }
   };
 
   private _stale: IStale = NOTHING_STALE;
@@ -481,6 +492,7 @@ export class AiflowPanel extends Widget {
   private _openRequested = new Signal<this, ITaskExecution>(this);
   private _runningChanged = new Signal<this, number>(this);
   private _graphRequested = new Signal<this, void>(this);
+  private _workflowRequested = new Signal<this, IWorkflow>(this);
   private _graphChanged = new Signal<this, string>(this);
   private _view: IPanelView;
 }

@@ -40,6 +40,8 @@ export interface IWorkflow {
   version: number;
   paused: boolean;
   latest_execution?: IExecution | null;
+  /** When each schedule is next due (ISO times; "(workflow)" names the workflow's own). */
+  next_runs?: Record<string, string>;
 }
 
 export interface ITaskExecution {
@@ -253,6 +255,16 @@ export function errorMessage(status: number, body: string): string {
   return text ? `HTTP ${status}: ${text}` : `HTTP ${status}`;
 }
 
+/** The field a refusal names (the dialog's), if any. */
+export function errorField(body: string): string | undefined {
+  try {
+    const field = JSON.parse(body)?.error?.field;
+    return typeof field === 'string' ? field : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** "1.2 s", "3 min 4 s", "" for unknown. */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {
@@ -334,4 +346,32 @@ export function pickExecution(
 /** Task executions in the order they were created (the service's ids grow). */
 export function sortTasks(tasks: readonly ITaskExecution[]): ITaskExecution[] {
   return [...tasks].sort((a, b) => a.id - b.id);
+}
+
+export type TimeWindow = 'any' | 'hour' | 'day' | 'week';
+
+const WINDOW_MS: Record<TimeWindow, number> = { any: Infinity, hour: 3600e3, day: 86400e3, week: 7 * 86400e3 };
+
+/** The executions of one status ('' any) that started within the window before ``now``. */
+export function filterExecutions(
+  executions: readonly IExecution[],
+  status: string,
+  window: TimeWindow,
+  now: Date = new Date()
+): IExecution[] {
+  const since = now.getTime() - WINDOW_MS[window];
+  return executions.filter(
+    e => (!status || e.status === status) && (window === 'any' || new Date(e.start_time).getTime() >= since)
+  );
+}
+
+/** A spec to read: each embedded notebook shown as its cell count, not its JSON. */
+export function specForReading(spec: { tasks: { [field: string]: unknown }[] }): unknown {
+  return {
+    ...spec,
+    tasks: spec.tasks.map(t => {
+      const nb = t.notebook as { cells?: unknown[] } | undefined;
+      return nb && Array.isArray(nb.cells) ? { ...t, notebook: `<notebook of ${nb.cells.length} cells>` } : t;
+    })
+  };
 }

@@ -73,6 +73,7 @@ export interface IDetailActions {
   selectTask(task: ITaskExecution): void;
   taskAction(action: TaskAction, task: string): void;
   openGraph(): void;
+  openWorkflow(): void;
 }
 
 /** Build the panel's skeleton into ``root`` (replacing what is there). */
@@ -275,6 +276,7 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
       wf.paused
         ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
         : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true)),
+      button('Open', 'jp-AiflowPanel-openWorkflow', () => actions.openWorkflow(), 'Open the workflow in the main area'),
       state.svg
         ? button('⤢ Graph', 'jp-AiflowPanel-openGraph', () => actions.openGraph(), 'Open the graph large in the main area')
         : null

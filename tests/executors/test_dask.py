@@ -95,6 +95,23 @@ def test_a_chain_runs_in_order_on_the_cluster(engine: Engine, tmp_path: Path) ->
     ]
 
 
+def test_two_homes_on_one_cluster_keep_their_runs_apart(tmp_path: Path, dask_cluster: str) -> None:
+    """Each home's task execution 1 runs and reports its own output, not the other home's."""
+    logs = {}
+    for name in ("first", "second"):
+        with Engine(tmp_path / name, executor="dask", executor_options={"address": dask_cluster}) as engine:
+            with Workflow("same") as wf:
+                BashTask("t", command=f"echo ran-for-{name}")
+            engine.submit(wf)
+            ex = engine.start_execution("same")
+            assert finished(engine, ex) is WorkflowStatus.SUCCESS
+            [run] = engine.task_executions(ex)
+            assert run.id == 1
+            logs[name] = engine.task_log(run.id)
+    assert "ran-for-first" in logs["first"] and "ran-for-second" not in logs["first"]
+    assert "ran-for-second" in logs["second"] and "ran-for-first" not in logs["second"]
+
+
 def test_each_task_may_name_its_executor(home: Path, dask_cluster: str, tmp_path: Path) -> None:
     with Engine(home, executor="local", executors={"dask": {"address": dask_cluster}}) as engine:
         with Workflow("mixed") as wf:

@@ -44,7 +44,7 @@ def _install(marker: str) -> None:
 
     module._real_run = module.run  # type: ignore[attr-defined]
 
-    def hostile(request: dict[str, Any], service: Any) -> Any:
+    def hostile(request: dict[str, Any], service: Any, home: str) -> Any:
         return Booby(marker)
 
     module.run = hostile  # type: ignore[assignment]

@@ -150,20 +150,29 @@ def test_no_state_passes_from_one_task_run_to_the_next(engine: Engine, tmp_path:
     assert len(runners) == 3  # a fresh runner and kernel each time
 
 
-def test_a_task_that_finds_its_pool_empty_gets_a_spare_started_for_it(
-    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("fork", "how"), [(True, "on a forked runner"), (False, "on spare runner")])
+def test_a_task_that_finds_its_pool_empty_gets_a_runner_of_its_own(
+    home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, fork: bool, how: str
 ) -> None:
+    """The pool has one spare and two tasks start at once: the second forks a runner, or without
+    forking has a spare started for it."""
     source = write_notebook(tmp_path / "pair.ipynb", "import os\nprint(os.getpid())")
     with Workflow("pair") as wf:
         NotebookTask("a", notebook=source)
-        NotebookTask("b", notebook=source)  # both start at once; the pool has one spare
+        NotebookTask("b", notebook=source)
     caplog.set_level(logging.INFO, logger="aiflow_nb.executors.kernel_pool")
-    ex, _ = run(engine, wf)
-    runs = engine.task_executions(ex)
-    assert [(te.status, te.error) for te in runs] == [(TaskStatus.SUCCESS, None)] * 2
-    launched = [r.getMessage() for r in caplog.records if r.getMessage().startswith("launched task execution")]
-    assert len(launched) == 2 and all("on spare runner" in m for m in launched), launched
-    assert len({claimed_pid(engine.run_dir(te.id))[0] for te in runs}) == 2
+    engine = Engine(home, executor="kernel-pool", executor_options={"kernels": ["python3"], "fork": fork})
+    try:
+        ex, _ = run(engine, wf)
+        runs = engine.task_executions(ex)
+        assert [(te.status, te.error) for te in runs] == [(TaskStatus.SUCCESS, None)] * 2
+        launched = [r.getMessage() for r in caplog.records if r.getMessage().startswith("launched task execution")]
+        assert len(launched) == 2 and "on spare runner" in launched[0] and how in launched[1], launched
+        assert len({claimed_pid(engine.run_dir(te.id))[0] for te in runs}) == 2
+    finally:
+        spares = spare_pids(engine)
+        engine.close()
+        wait_gone(spares)
 
 
 def test_bash_and_python_tasks_run_on_a_spare_runner_too(engine: Engine, tmp_path: Path) -> None:

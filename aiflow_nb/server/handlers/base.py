@@ -26,7 +26,8 @@ STATUS_OF = (
     (errors.LimitReachedError, 409),
     (errors.EventTooLargeError, 413),
     (errors.IdempotencyKeyReusedError, 422),
-    (errors.StorageError, 507),  # the disk is full: not the client's mistake, nothing was stored
+    (errors.StorageFullError, 507),  # the disk is full: not the client's mistake, nothing was stored
+    (errors.StorageError, 507),  # the database could not be written (for another reason)
     (errors.AiflowError, 400),
 )
 

@@ -1,0 +1,61 @@
+"""/aiflow/author: a notebook's parameters, and a draft submitted as a workflow version; mistakes at their field."""
+
+from __future__ import annotations
+
+import nbformat
+
+from aiflow_nb.notebooks import code_notebook
+from tests.conftest import RunningService
+from tests.jupyter.servers import JupyterProcess
+from tests.jupyter.test_proxy import call
+
+
+def write(jupyter: JupyterProcess, name: str, text: str) -> str:
+    (jupyter.root / "notebooks" / name).write_text(text)
+    return name
+
+
+def notebook(jupyter: JupyterProcess, name: str) -> str:
+    return write(jupyter, name, nbformat.writes(code_notebook("print(alpha)", parameters="alpha = 0.5")))
+
+
+def test_the_dialog_reads_parameters_and_submits_a_version(jupyter: JupyterProcess, aiflow: RunningService) -> None:
+    path = notebook(jupyter, "train.ipynb")
+    status, body = call(jupyter, "GET", f"/aiflow/author/notebook?path={path}")
+    assert status == 200
+    assert body["parameters"] == [{"name": "alpha", "type": "float", "default": "0.5", "help": ""}]
+
+    draft = {"path": path, "workflow": "authored", "task": "train", "when": "event", "event_key": "go"}
+    status, body = call(jupyter, "POST", "/aiflow/author/submit", {**draft, "parameters": {"alpha": "0.75"}})
+    assert status == 200, body
+    assert body["version"] == 1
+    shown = aiflow.client().workflow("authored")
+    assert shown.tasks["train"].parameters == {"alpha": 0.75}  # type: ignore[attr-defined]
+    assert shown.tasks["train"].cwd == str(jupyter.root / "notebooks")  # type: ignore[attr-defined]
+
+    second = {"path": path, "workflow": "authored", "existing": True, "task": "evaluate", "when": "after"}
+    status, body = call(jupyter, "POST", "/aiflow/author/submit", {**second, "after": ["train"]})
+    assert status == 200 and body["version"] == 2
+    assert list(aiflow.client().workflow("authored").tasks) == ["train", "evaluate"]
+
+
+def test_mistakes_come_back_at_their_field_and_nothing_is_submitted(
+    jupyter: JupyterProcess, aiflow: RunningService
+) -> None:
+    path = notebook(jupyter, "nightly.ipynb")
+    broken = write(jupyter, "broken.ipynb", "{not json")
+    base = {"path": path, "workflow": "nightly", "task": "n"}
+    for draft, field in [
+        ({**base, "when": "cron", "cron": "61 * * * *"}, "cron"),
+        ({**base, "when": "cron", "cron": "0 2 * * *", "timezone": "Europe/Nowhere"}, "timezone"),
+        ({**base, "when": "event", "event_key": ""}, "event_key"),
+        ({**base, "parameters": {"beta": "1"}}, "param:beta"),
+        ({**base, "path": broken}, "notebook"),
+        ({**base, "executor": "nowhere"}, "executor"),
+    ]:
+        status, body = call(jupyter, "POST", "/aiflow/author/submit", draft)
+        assert status == 400, draft
+        assert body["error"]["field"] == field and body["error"]["message"], body
+    assert "nightly" not in [w.name for w in aiflow.client().workflows()]
+    status, body = call(jupyter, "GET", f"/aiflow/author/notebook?path={broken}")
+    assert status == 400 and body["error"]["field"] == "notebook"

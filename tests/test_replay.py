@@ -1,0 +1,305 @@
+"""Replay: a workflow through the rules over the recorded log, in memory, nothing written or launched."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
+from tests.scheduler.tasks import settle, wait_execution, wait_run
+
+
+def chained() -> Workflow:
+    with Workflow("chain") as wf:
+        a = BashTask("a", command="true").action_on_event_received(TaskAction.START, "go")
+        BashTask("b", command="true").start_after(a)
+        BashTask("c", command="exit 1").action_on_task_status(TaskAction.START, {"b": TaskStatus.SUCCESS})
+    return wf
+
+
+def triggered(key: str) -> Workflow:
+    with Workflow("trig") as wf:
+        BashTask("t", command="true")
+    return wf.trigger_on(key)
+
+
+def everything(engine: Engine) -> tuple[object, ...]:
+    """Every stored row and the log's length."""
+    store = engine.scheduler.store
+    with engine.db.lock:
+        return (
+            store.event_count(),
+            store.all_executions(),
+            store.all_task_executions(),
+            store.all_causes(),
+            store.all_condition_states(),
+            store.workflows(),
+        )
+
+
+def test_the_submitted_version_replayed_over_its_window_gives_no_difference(engine: Engine, home: Path) -> None:
+    engine.submit(chained())
+    engine.submit(triggered("new_data"))
+    ex_id = engine.start_execution("chain")
+    engine.send_event("go")
+    wait_run(engine, ex_id, "c", TaskStatus.FAILED)
+    for part in range(2):
+        engine.send_event("new_data", {"part": part})
+    wait_execution(engine, 3, WorkflowStatus.SUCCESS)
+    settle(engine)
+    before = everything(engine)
+    runs_before = sorted(p.name for p in (home / "runs").iterdir())
+
+    result = engine.replay(chained(), outcomes="recorded", diff=True)
+    assert result.diff == {"only_replay": [], "only_real": [], "cause_differs": []}
+    assert [(i["task"], i["status"]) for i in result.items if i["kind"] == "run"] == [
+        ("a", "SUCCESS"), ("b", "SUCCESS"), ("c", "FAILED"),
+    ]  # fmt: skip
+    assert result.summary() == {"executions": 1, "runs": {"a": 1, "b": 1, "c": 1}, "unmatched_events": 0}
+
+    trig = engine.replay(triggered("new_data"), diff=True)
+    assert trig.diff == {"only_replay": [], "only_real": [], "cause_differs": []}
+    assert trig.summary()["executions"] == 2
+    assert [i["kind"] for i in trig.items] == ["execution", "run", "execution", "run"]
+
+    assert everything(engine) == before  # nothing written
+    assert sorted(p.name for p in (home / "runs").iterdir()) == runs_before  # nothing launched
+
+
+def test_a_changed_rule_reports_the_runs_it_would_add_and_drop(engine: Engine) -> None:
+    engine.submit(triggered("new_data"))
+    engine.send_event("new_data")
+    engine.send_event("other_data")
+    wait_execution(engine, 1, WorkflowStatus.SUCCESS)
+    settle(engine)
+
+    moved = engine.replay(triggered("other_data"), diff=True)
+    assert moved.diff is not None
+    assert [(r["task"], r["seq"]) for r in moved.diff["only_replay"]] == [("t", 1)]
+    assert [(r["task"], r["seq"]) for r in moved.diff["only_real"]] == [("t", 1)]
+    assert "other_data" in moved.diff["only_replay"][0]["execution"] or moved.items[0]["key"] == "other_data"
+
+    failing = engine.replay(chained(), outcomes="failed")
+    assert failing.items == [] and failing.diff is None
+
+
+def test_a_window_limits_what_is_replayed(engine: Engine) -> None:
+    engine.submit(triggered("new_data"))
+    first = engine.send_event("new_data")
+    wait_execution(engine, 1, WorkflowStatus.SUCCESS)
+    settle(engine)
+    second = engine.send_event("new_data")
+    wait_execution(engine, 2, WorkflowStatus.SUCCESS)
+    settle(engine)
+    only_second = engine.replay(triggered("new_data"), since=second - 1, diff=True)
+    assert [i["offset"] for i in only_second.items if i["kind"] == "execution"] == [second]
+    assert only_second.diff == {"only_replay": [], "only_real": [], "cause_differs": []}
+    only_first = engine.replay(triggered("new_data"), until=first)
+    assert [i["offset"] for i in only_first.items if i["kind"] == "execution"] == [first]
+
+
+def test_bad_input_names_the_problem_and_writes_nothing(engine: Engine) -> None:
+    engine.submit(triggered("new_data"))
+    engine.send_event("new_data")
+    wait_execution(engine, 1, WorkflowStatus.SUCCESS)
+    settle(engine)
+    before = everything(engine)
+    with pytest.raises(errors.SpecError, match=r"--since \(5\) is after --until \(2\)"):
+        engine.replay(triggered("new_data"), since=5, until=2)
+    with pytest.raises(errors.SpecError, match="beyond the log's end"):
+        engine.replay(triggered("new_data"), since=10_000)
+    with pytest.raises(errors.SpecError, match="unknown outcome mode 'maybe'"):
+        engine.replay(triggered("new_data"), outcomes="maybe")
+    with Workflow("never_submitted") as other:
+        BashTask("t", command="true")
+    with pytest.raises(errors.SpecError, match="no workflow default/never_submitted was submitted"):
+        engine.replay(other, diff=True)
+    assert everything(engine) == before
+
+
+FLOW = """\
+from aiflow_nb import BashTask, Workflow
+
+with Workflow("trig") as wf:
+    BashTask("t", command="true")
+wf.trigger_on("{key}")
+"""
+
+
+def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import RunningService
+    from tests.server import wait
+
+    service = RunningService(home).start()
+    try:
+        client = service.client()
+        client.submit(triggered("new_data"))
+        client.send_event("new_data")
+        wait(lambda: [e for e in client.executions(workflow="trig") if e.status is WorkflowStatus.SUCCESS], 60)
+        flow = tmp_path / "flow.py"
+        flow.write_text(FLOW.format(key="other_data"))
+
+        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", str(flow), *argv, "--home", str(home)]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+        shown = cli("--diff", "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        data = json.loads(shown.stdout)
+        assert data["summary"] == {"executions": 0, "runs": {}, "unmatched_events": 0}
+        assert [(r["task"], r["seq"]) for r in data["diff"]["only_real"]] == [("t", 1)]
+        text = cli("--diff")
+        assert "only in reality: t #1" in text.stdout
+
+        for argv, words in (
+            (("--since", "5", "--until", "2"), "is after --until"),
+            (("--outcomes", "maybe"), "unknown outcome mode"),
+        ):
+            bad = cli(*argv)
+            assert bad.returncode != 0
+            assert len(bad.stderr.strip().splitlines()) == 1 and words in bad.stderr
+
+        url = f"{service.info.url}/api/v1/replay"
+        headers = {"Authorization": f"token {service.info.token}"}
+        answer = httpx.post(url, json={"spec": {"name": 1}}, headers=headers)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_spec"
+        answer = httpx.post(url, json={"spec": triggered("x").to_spec(), "since": 5, "until": 2}, headers=headers)
+        assert answer.status_code == 400 and "is after --until" in answer.json()["error"]["message"]
+        assert len(client.executions()) == 1
+    finally:
+        service.stop()
+
+
+# -- every other rule kind: the submitted version replayed over its own window changes nothing --------------
+
+NO_DIFFERENCE = {"only_replay": [], "only_real": [], "cause_differs": []}
+
+
+def replays_itself(engine: Engine, wf: Workflow, since: int | None = None) -> list[tuple[str, int, str]]:
+    """Replay the submitted ``wf`` with recorded outcomes: no difference; its runs (task, seq, status)."""
+    settle(engine)
+    result = engine.replay(wf, since=since, outcomes="recorded", diff=True)
+    assert result.diff == NO_DIFFERENCE, result.lines()
+    return [(i["task"], i["seq"], i["status"]) for i in result.items if i["kind"] == "run"]
+
+
+def on_condition(name: str, condition: object) -> Workflow:
+    """``t`` starts on ``condition``; ``idle`` waits for an event nobody sends, so the execution stays RUNNING."""
+    with Workflow(name) as wf:
+        BashTask("t", command="true").action_on_condition(TaskAction.START, condition)  # type: ignore[arg-type]
+        BashTask("idle", command="true").action_on_event_received(TaskAction.START, "never")
+    return wf
+
+
+def test_all_of_any_of_and_a_stateful_condition_replay_as_they_ran(engine: Engine) -> None:
+    from aiflow_nb import AllOf, AnyOf, EventCondition
+    from tests.scheduler.conds import EverySecond
+
+    for name, condition, sends, fired in (
+        ("all", AllOf([EventCondition("a"), EventCondition("b")]), ["a", "a", "b", "b", "a"], 2),
+        ("any", AnyOf([EventCondition("a"), EventCondition("b", sender="s")]), ["a", "b", "c", "a"], 2),
+        ("second", EverySecond("a"), ["a", "a", "a", "a", "a"], 2),
+    ):
+        wf = on_condition(name, condition)
+        engine.submit(wf)
+        ex_id = engine.start_execution(name)
+        for key in sends:
+            engine.send_event(key, sender="other")
+            settle(engine)  # each run ends before the next event: a START on a live run does nothing
+            engine.wait_for(lambda ex=ex_id: not [t for t in engine.task_executions(ex) if t.status.alive], 30, "t")
+        wait_run(engine, ex_id, "t", TaskStatus.SUCCESS, seq=fired)
+        assert replays_itself(engine, wf) == [("t", n, "SUCCESS") for n in range(1, fired + 1)]
+        engine.stop_execution(ex_id)
+        settle(engine)
+
+
+def test_restart_and_stop_rules_replay_as_they_ran(engine: Engine) -> None:
+    with Workflow("streams") as wf:
+        BashTask("s", command="sleep 60", streaming=True).action_on_event_received(TaskAction.RESTART, "drift")
+        BashTask("k", command="sleep 60").action_on_event_received(TaskAction.STOP, "halt")
+    engine.submit(wf)
+    ex_id = engine.start_execution("streams")
+    wait_run(engine, ex_id, "s", TaskStatus.RUNNING)
+    wait_run(engine, ex_id, "k", TaskStatus.RUNNING)
+    engine.send_event("drift")
+    wait_run(engine, ex_id, "s", TaskStatus.RUNNING, seq=2)
+    engine.send_event("halt")
+    wait_run(engine, ex_id, "k", TaskStatus.STOPPED)
+    engine.stop_execution(ex_id)
+    wait_execution(engine, ex_id, WorkflowStatus.STOPPED)
+    runs = replays_itself(engine, wf)
+    assert sorted(runs) == [("k", 1, "STOPPED"), ("s", 1, "STOPPED"), ("s", 2, "STOPPED")]
+
+
+def test_retries_replay_as_they_ran(engine: Engine) -> None:
+    with Workflow("retried") as wf:
+        BashTask("t", command="exit 3", max_retries=2)
+    engine.submit(wf)
+    ex_id = engine.start_execution("retried")
+    wait_execution(engine, ex_id, WorkflowStatus.FAILED)
+    assert replays_itself(engine, wf) == [("t", 1, "FAILED")]
+    result = engine.replay(wf, outcomes="recorded")
+    assert [i["attempt"] for i in result.items if i["kind"] == "run"] == [3]
+
+
+def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tests.scheduler.test_triggers import FakeClock
+
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    with Workflow("sched") as wf:
+        BashTask("t", command="true")
+    wf.schedule(interval=timedelta(minutes=1))
+    with Engine(home, stop_grace=2.0, clock=clock) as engine:
+        engine.submit(wf)
+        middle = None
+        for minute in range(1, 5):
+            clock.advance(timedelta(minutes=1))
+            settle(engine)
+            wait_execution(engine, minute, WorkflowStatus.SUCCESS)
+            if minute == 2:
+                middle = engine.log.latest_offset()
+        assert replays_itself(engine, wf) == [("t", 1, "SUCCESS")] * 4
+        assert replays_itself(engine, wf, since=middle) == [("t", 1, "SUCCESS")] * 2
+
+
+SEND = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
+
+
+def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(home: Path) -> None:
+    from tests.conftest import RunningService
+    from tests.server import wait
+
+    with Workflow("inside") as wf:
+        BashTask("stream", command=f'{sys.executable} -c "{SEND}"')
+        BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
+    service = RunningService(home).start()
+    try:
+        client = service.client()
+        client.submit(wf)
+        ex_id = client.start_execution("inside")
+        wait(lambda: client.execution(ex_id).status is WorkflowStatus.SUCCESS, 60)
+        result = client.replay(wf, outcomes="recorded", diff=True)
+        assert result.diff == NO_DIFFERENCE, result.lines()
+        assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
+            ("stream", "SUCCESS"), ("train", "SUCCESS"),
+        ]  # fmt: skip
+        assert result.summary()["unmatched_events"] == 0
+        # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
+        with Workflow("inside") as other:
+            BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
+            BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
+        changed = client.replay(other, outcomes="recorded", diff=True)
+        assert changed.summary()["runs"] == {"train": 1}
+        assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
+    finally:
+        service.stop()
