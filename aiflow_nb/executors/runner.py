@@ -150,7 +150,7 @@ def failure(exc: Exception, run_dir: Path) -> str:
     why = no_space(exc)
     if why is not None:
         return f"disk full: could not write {getattr(exc, 'filename', None) or 'the task output'} ({why})"
-    text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
     return f"disk full ({run_dir} has no room left): {text}" if disk_full(run_dir) else text
 
 
