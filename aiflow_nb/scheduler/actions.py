@@ -26,14 +26,22 @@ from aiflow_nb.scheduler.state import (
     failure_event,
     task_status_event,
 )
-from aiflow_nb.scheduler.store import Changes
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
+from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
-from aiflow_nb.workflow.status import check_task_transition, check_workflow_transition
+from aiflow_nb.workflow.status import (
+    TASK_TRANSITIONS,
+    WORKFLOW_TRANSITIONS,
+    check_task_transition,
+    check_workflow_transition,
+)
 from aiflow_nb.workflow.tasks import Task
 
 log = logging.getLogger("aiflow_nb.scheduler")
+
+#: The unscoped event a run's end also makes, if it ended so.
+_ENDED = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
 
 
 class Rows(Protocol):
@@ -55,8 +63,9 @@ class Actions:
     now: datetime
     #: How far the log has been read (the offset of the last event applied, or passed over).
     checkpoint: int
-    #: Why what the current input makes is made (see :func:`.state.cause`).
-    cause: str
+    #: Why what the current input makes is made: the fields of :func:`.state.cause`, encoded when first used.
+    _why: dict[str, Any]
+    _why_text: str | None
     outbox: Outbox
     registry: Registry
     changes: Changes
@@ -69,6 +78,23 @@ class Actions:
     last_execution_id: int
     last_task_id: int
     next_due: dict[tuple[str, str, str], datetime]
+
+    def because(self, **fields: Any) -> None:
+        """Why what the current input makes is made (see :func:`.state.cause`); a ``now`` is a datetime."""
+        self._why = fields
+        self._why_text = None
+
+    @property
+    def cause(self) -> str:
+        """The current cause as stored in a ``cause`` column, encoded once, only if something is made."""
+        text = self._why_text
+        if text is None:
+            fields = self._why
+            now = fields.get("now")
+            if isinstance(now, datetime):
+                fields = {**fields, "now": now.isoformat()}
+            text = self._why_text = cause(**fields)
+        return text
 
     @property
     def workflows(self) -> dict[tuple[str, str], WorkflowInfo]:
@@ -182,7 +208,8 @@ class Actions:
             self.outbox.queue_stop(te.id, reason)
 
     def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
-        check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
+        if status not in TASK_TRANSITIONS[te.status]:
+            check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
         now = self.now
         te.status = status
         if status is TaskStatus.RUNNING:
@@ -215,12 +242,13 @@ class Actions:
             ex.unseen += 1
         event = task_status_event(record, te)
         self.emit(event)
-        ended = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
-        if te.status in ended:
-            self.emit(failure_event(ended[te.status], record, event.value))
+        ended = _ENDED.get(te.status)
+        if ended is not None:
+            self.emit(failure_event(ended, record, event.value))
 
     def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
-        check_workflow_transition(ex.status, status, f"execution {ex.id}")
+        if status not in WORKFLOW_TRANSITIONS[ex.status]:
+            check_workflow_transition(ex.status, status, f"execution {ex.id}")
         ex.status = status
         if status.finished:
             ex.end_time = self.now
@@ -276,7 +304,7 @@ class Actions:
         waiting = self._waiting(namespace, name)["events"]
         while waiting and (limit is None or self.active_executions(namespace, name) < limit):
             event = Event.from_dict(waiting.pop(0))
-            self.cause = cause(event=event.offset, queued=True)
+            self.because(event=event.offset, queued=True)
             self.new_execution(namespace, name, event)
 
     def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
@@ -290,6 +318,7 @@ class Actions:
                 f"workflow {namespace}/{name} already runs {limit} execution(s), its max_active_executions"
             )
         self.last_execution_id += 1
+        data = event_dict(event)
         record = WorkflowExecution(
             id=self.last_execution_id,
             namespace=namespace,
@@ -297,7 +326,7 @@ class Actions:
             version=info.version,
             status=WorkflowStatus.INIT,
             start_time=self.now,
-            event=event_dict(event),
+            event=data,
         )
         self.changes.executions[record.id] = record
         self.changes.new_executions.add(record.id)
@@ -306,5 +335,5 @@ class Actions:
         self._set_execution_status(record, WorkflowStatus.RUNNING)
         self._track(state)
         for task in compiled.initial:
-            self._new_task_execution(state, task, event)
+            self._new_task_execution(state, task, data)
         return record.id

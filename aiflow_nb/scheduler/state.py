@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class ExecutionState:
 
 
 _cause_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def cause(**fields: Any) -> str:
@@ -33,6 +35,11 @@ def cause(**fields: Any) -> str:
     a trigger that waited for ``max_active_executions``; ``{"restart_of": run id, "cause": ...}``
     for the run a RESTART starts once the run before it has stopped.
     """
+    if len(fields) == 2:
+        # The common one, a rule on an event of the log, written directly (the encoder's very text).
+        offset, rule = fields.get("event"), fields.get("rule")
+        if type(rule) is str and (type(offset) is int or (offset is None and "event" in fields)):
+            return f'{{"event":{"null" if offset is None else offset},"rule":{_json_string(rule)}}}'
     return _cause_json(fields)
 
 
