@@ -1,0 +1,77 @@
+"""The events the scheduler emits, encoded for the log in one pass.
+
+A status event is made by the scheduler from a submitted workflow's names
+and numbers, so it is encoded here directly: its value and context as the
+log encodes them, its namespace checked once.  One that carries an error
+text (a task's message: anything), one with a name that is not plain ASCII,
+and every other event go through the log's own checks
+(:func:`~aiflow_nb.events.event.encode_rows`), which word any error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiflow_nb.events import Event
+from aiflow_nb.events import keys as event_keys
+from aiflow_nb.events.event import (
+    MAX_NAME_LENGTH,
+    MAX_VALUE_BYTES,
+    EncodedEvents,
+    check_name,
+    compact_dumps,
+    encode_rows,
+)
+
+#: The log's own encoding of a value or context (the same text).
+_dumps = compact_dumps()
+_DIRECT = frozenset({event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS})
+_LARGE = MAX_VALUE_BYTES // 4
+
+
+def _direct(event: Event, namespaces: set[str]) -> tuple[str, str] | None:
+    """(value, context) of a plain status event, or None for the log's checks to take it."""
+    value, context, sender = event.value, event.context, event.sender
+    if not (
+        event.key in _DIRECT
+        and type(value) is dict
+        and value.get("error") is None
+        and type(context) is dict
+        and type(sender) is str
+        and 0 < len(sender) <= MAX_NAME_LENGTH
+        and sender.isascii()
+        and sender.strip()
+    ):
+        return None
+    if event.namespace not in namespaces:
+        check_name("namespace", event.namespace)
+        namespaces.add(event.namespace)
+    encoded_value, encoded_context = _dumps(value), _dumps(context)
+    if not (encoded_value.isascii() and encoded_context.isascii()) or len(encoded_value) > _LARGE:
+        return None
+    return encoded_value, encoded_context
+
+
+def encode_emitted(events: Sequence[Event]) -> EncodedEvents:
+    """The columns of ``events`` to append, in their order (as :func:`~aiflow_nb.events.event.encode_many`)."""
+    namespaces: set[str] = set()
+    direct = [_direct(e, namespaces) for e in events]
+    others = [
+        (e.key, e.value, e.namespace, e.sender, e.context) for e, d in zip(events, direct, strict=True) if d is None
+    ]
+    if len(others) == len(events):
+        return encode_rows(others)
+    checked = iter(zip(*encode_rows(others), strict=True)) if others else iter(())
+    out = EncodedEvents([], [], [], [], [])
+    for event, found in zip(events, direct, strict=True):
+        if found is None:
+            key, value, namespace, sender, context = next(checked)
+        else:
+            key, namespace, sender = event.key, event.namespace, event.sender
+            value, context = found
+        out.keys.append(key)
+        out.values.append(value)
+        out.namespaces.append(namespace)
+        out.senders.append(sender)
+        out.contexts.append(context)
+    return out
