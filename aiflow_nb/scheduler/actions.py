@@ -187,10 +187,11 @@ class Actions:
             event=event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
-        self.changes.causes[("task", te.id)] = why or self.cause
+        changes = self.changes
+        changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
-        self.changes.tasks[te.id] = te
-        self.changes.new_tasks.add(te.id)
+        changes.tasks[te.id] = te
+        changes.new_tasks.add(te.id)
         self._queue_launch(te)
         self._emit_status(ex, te)
 
@@ -309,7 +310,8 @@ class Actions:
 
     def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.registry.info(namespace, name)
-        compiled = self.compiled((namespace, name, info.version))
+        key = (namespace, name, info.version)
+        compiled = self.compiled(key)
         if not compiled.initial and not compiled.waits_on_events:
             raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
         limit = compiled.workflow.max_active_executions
@@ -328,12 +330,14 @@ class Actions:
             start_time=self.now,
             event=data,
         )
-        self.changes.executions[record.id] = record
-        self.changes.new_executions.add(record.id)
-        self.changes.causes[("execution", record.id)] = self.cause
+        changes = self.changes
+        changes.executions[record.id] = record
+        changes.new_executions.add(record.id)
+        changes.causes[("execution", record.id)] = self.cause
         state = ExecutionState(record)
         self._set_execution_status(record, WorkflowStatus.RUNNING)
-        self._track(state)
+        self.running[record.id] = state  # tracked (its version is compiled already)
+        self.by_version[key].add(record.id)
         for task in compiled.initial:
             self._new_task_execution(state, task, data)
         return record.id
