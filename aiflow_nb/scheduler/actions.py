@@ -16,15 +16,17 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import (
     ExecutionState,
     cause,
     event_dict,
-    execution_status_event,
+    execution_status_fields,
     failure_event,
-    task_status_event,
+    task_status_event_of,
+    task_status_fields,
 )
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.scheduler.writes import Changes
@@ -69,7 +71,7 @@ class Actions:
     outbox: Outbox
     registry: Registry
     changes: Changes
-    events: list[tuple[Event, str | None]]
+    events: Emitted
     running: dict[int, ExecutionState]
     by_version: dict[VersionKey, set[int]]
     alive: dict[int, TaskExecution]
@@ -241,11 +243,11 @@ class Actions:
         else:
             record = ex.record
             ex.unseen += 1
-        event = task_status_event(record, te)
-        self.emit(event)
+        fields = task_status_fields(record, te)
+        self.events.task_status(fields)
         ended = _ENDED.get(te.status)
         if ended is not None:
-            self.emit(failure_event(ended, record, event.value))
+            self.emit(failure_event(ended, record, task_status_event_of(*fields).value))
 
     def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
         if status not in WORKFLOW_TRANSITIONS[ex.status]:
@@ -254,7 +256,7 @@ class Actions:
         if status.finished:
             ex.end_time = self.now
         self.changes.executions[ex.id] = ex
-        self.emit(execution_status_event(ex))
+        self.events.execution_status(execution_status_fields(ex))
 
     def _check_done(self, ex: ExecutionState) -> None:
         """End the execution once nothing can run in it any more."""

@@ -23,6 +23,7 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
+from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.outbox import Launch
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import ExecutionState, tick_event
@@ -57,7 +58,7 @@ class Core(Commands):
         self.last_execution_id, self.last_task_id = last_ids
         self.outbox.reset(pending)
         self.changes = Changes()
-        self.events: list[tuple[Event, str | None]] = []
+        self.events = Emitted()
         self.running: dict[int, ExecutionState] = {}
         self.by_version: dict[VersionKey, set[int]] = defaultdict(set)
         self.alive: dict[int, TaskExecution] = {}

@@ -1,4 +1,8 @@
-"""The events the scheduler emits, encoded for the log in one pass.
+"""The events the scheduler emits, in order, and their encoding for the log in one pass.
+
+:class:`Emitted` keeps each as an ``(event, idempotency key)`` pair, but a
+status event as the plain values it is made of: the event is built only
+when it is read, and the log gets it encoded straight from those values.
 
 A status event is made by the scheduler from a submitted workflow's names
 and numbers, so it is encoded here directly: its value and context as the
@@ -10,7 +14,8 @@ and every other event go through the log's own checks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
@@ -22,11 +27,72 @@ from aiflow_nb.events.event import (
     compact_dumps,
     encode_rows,
 )
+from aiflow_nb.scheduler.state import (
+    ExecutionStatusFields,
+    TaskStatusFields,
+    execution_status_event_of,
+    task_status_event_of,
+)
 
 #: The log's own encoding of a value or context (the same text).
 _dumps = compact_dumps()
 _DIRECT = frozenset({event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS})
 _LARGE = MAX_VALUE_BYTES // 4
+
+_TASK, _EXECUTION = "task", "execution"
+#: (event, idempotency key), or (``_TASK`` or ``_EXECUTION``, a status event's fields).
+Entry = tuple[Any, Any]
+
+
+def _event(entry: Entry) -> tuple[Event, str | None]:
+    kind, rest = entry
+    if kind is _TASK:
+        return task_status_event_of(*rest), None
+    if kind is _EXECUTION:
+        return execution_status_event_of(*rest), None
+    return kind, rest
+
+
+class Emitted:
+    """The events one batch emits, oldest first; reads as ``(event, idempotency key)`` pairs."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: list[Entry] = []
+
+    def append(self, item: tuple[Event, str | None]) -> None:
+        self._entries.append(item)
+
+    def insert(self, position: int, item: tuple[Event, str | None]) -> None:
+        self._entries.insert(position, item)
+
+    def task_status(self, fields: TaskStatusFields) -> None:
+        """An ``aiflow.task.status`` event (see :func:`.state.task_status_event_of`)."""
+        self._entries.append((_TASK, fields))
+
+    def execution_status(self, fields: ExecutionStatusFields) -> None:
+        """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
+        self._entries.append((_EXECUTION, fields))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __iter__(self) -> Iterator[tuple[Event, str | None]]:
+        return map(_event, self._entries)
+
+    def idempotency_keys(self) -> list[str | None]:
+        return [None if kind is _TASK or kind is _EXECUTION else rest for kind, rest in self._entries]
+
+    def encoded(self) -> EncodedEvents:
+        """Every event's columns for the log, in order (as :func:`~aiflow_nb.events.event.encode_many`)."""
+        return encode_emitted(event for event, _ in map(_event, self._entries))
 
 
 def _direct(event: Event, namespaces: set[str]) -> tuple[str, str] | None:
@@ -52,8 +118,9 @@ def _direct(event: Event, namespaces: set[str]) -> tuple[str, str] | None:
     return encoded_value, encoded_context
 
 
-def encode_emitted(events: Sequence[Event]) -> EncodedEvents:
+def encode_emitted(given: Iterable[Event]) -> EncodedEvents:
     """The columns of ``events`` to append, in their order (as :func:`~aiflow_nb.events.event.encode_many`)."""
+    events = list(given)
     namespaces: set[str] = set()
     direct = [_direct(e, namespaces) for e in events]
     others = [

@@ -63,14 +63,39 @@ def status_value(record: WorkflowExecution, te: TaskExecution, status: str, erro
 
 def task_status_event(record: WorkflowExecution, te: TaskExecution) -> Event:
     """The ``aiflow.task.status`` event of a run's current status (scoped to its execution)."""
+    return task_status_event_of(*task_status_fields(record, te))
+
+
+#: A task status event as plain values: namespace, workflow, execution id, task, seq, attempt, run id, status, error.
+TaskStatusFields = tuple[str, str, int, str, int, int, int, str, "str | None"]
+
+
+def task_status_fields(record: WorkflowExecution, te: TaskExecution) -> TaskStatusFields:
+    status = te.status.value
     # RETRYING carries why the attempt failed, as FAILED does.
-    failed = te.status.value in ("FAILED", "RETRYING")
+    error = te.error if status in ("FAILED", "RETRYING") else None
+    return (record.namespace, record.workflow, record.id, te.task, te.seq, te.attempt, te.id, status, error)
+
+
+def task_status_event_of(
+    namespace: str, workflow: str, execution_id: int, task: str, seq: int, attempt: int, te_id: int,
+    status: str, error: str | None,
+) -> Event:  # fmt: skip
     return Event(
         key=event_keys.TASK_STATUS,
-        value=status_value(record, te, te.status.value, te.error if failed else None),
-        namespace=record.namespace,
-        sender=f"{record.id}/{te.task}/{te.seq}",
-        context={"execution_id": record.id},
+        value={
+            "workflow": workflow,
+            "execution_id": execution_id,
+            "task": task,
+            "seq": seq,
+            "attempt": attempt,
+            "task_execution_id": te_id,
+            "status": status,
+            "error": error,
+        },
+        namespace=namespace,
+        sender=f"{execution_id}/{task}/{seq}",
+        context={"execution_id": execution_id},
     )
 
 
@@ -80,17 +105,24 @@ def failure_event(key: str, record: WorkflowExecution, value: dict[str, Any]) ->
 
 
 def execution_status_event(record: WorkflowExecution) -> Event:
+    return execution_status_event_of(*execution_status_fields(record))
+
+
+#: An execution status event as plain values: namespace, workflow, execution id, version, status.
+ExecutionStatusFields = tuple[str, str, int, int, str]
+
+
+def execution_status_fields(record: WorkflowExecution) -> ExecutionStatusFields:
+    return (record.namespace, record.workflow, record.id, record.version, record.status.value)
+
+
+def execution_status_event_of(namespace: str, workflow: str, execution_id: int, version: int, status: str) -> Event:
     return Event(
         key=event_keys.EXECUTION_STATUS,
-        value={
-            "workflow": record.workflow,
-            "execution_id": record.id,
-            "version": record.version,
-            "status": record.status.value,
-        },
-        namespace=record.namespace,
-        sender=str(record.id),
-        context={"execution_id": record.id},
+        value={"workflow": workflow, "execution_id": execution_id, "version": version, "status": status},
+        namespace=namespace,
+        sender=str(execution_id),
+        context={"execution_id": execution_id},
     )
 
 

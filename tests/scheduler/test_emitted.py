@@ -53,3 +53,31 @@ def test_a_rule_cause_is_the_same_json_however_it_is_written(offset: int | None,
     assert cause(event=offset, rule=rule) == json.dumps(
         {"event": offset, "rule": rule}, sort_keys=True, separators=(",", ":")
     )
+
+
+def test_status_events_kept_as_values_read_and_encode_as_the_events_they_stand_for() -> None:
+    from aiflow_nb.scheduler.emitted import Emitted
+    from aiflow_nb.scheduler.state import execution_status_event_of, task_status_event_of
+
+    task = ("team", "w", 4, "t", 2, 1, 9, "QUEUED", None)
+    failed = ("team", "w", 4, "t", 2, 3, 9, "FAILED", "boom \u00e9")
+    execution = ("team", "w", 4, 3, "RUNNING")
+    tick = Event("aiflow.schedule.tick", {"workflow": "w"}, sender="aiflow.schedule")
+    emitted = Emitted()
+    emitted.task_status(task)
+    emitted.append((tick, "tick:team/w//2026"))
+    emitted.execution_status(execution)
+    emitted.task_status(failed)
+    emitted.insert(0, (tick, None))
+    expected = [
+        (tick, None),
+        (task_status_event_of(*task), None),
+        (tick, "tick:team/w//2026"),
+        (execution_status_event_of(*execution), None),
+        (task_status_event_of(*failed), None),
+    ]
+    assert list(emitted) == expected and len(emitted) == 5
+    assert emitted.idempotency_keys() == [k for _, k in expected]
+    assert emitted.encoded() == encode_many([e for e, _ in expected])
+    emitted.clear()
+    assert not emitted and list(emitted) == []
