@@ -31,7 +31,9 @@ from aiflow_nb.scheduler.state import (
     ExecutionStatusFields,
     TaskStatusFields,
     execution_status_event_of,
+    execution_status_row,
     task_status_event_of,
+    task_status_row,
 )
 
 #: The log's own encoding of a value or context (the same text).
@@ -51,6 +53,15 @@ def _event(entry: Entry) -> tuple[Event, str | None]:
     if kind is _EXECUTION:
         return execution_status_event_of(*rest), None
     return kind, rest
+
+
+def _row(entry: Entry) -> tuple[Any, Any, Any, Any, Any]:
+    kind, rest = entry
+    if kind is _TASK:
+        return task_status_row(*rest)
+    if kind is _EXECUTION:
+        return execution_status_row(*rest)
+    return (kind.key, kind.value, kind.namespace, kind.sender, kind.context)
 
 
 class Emitted:
@@ -92,14 +103,14 @@ class Emitted:
 
     def encoded(self) -> EncodedEvents:
         """Every event's columns for the log, in order (as :func:`~aiflow_nb.events.event.encode_many`)."""
-        return encode_emitted(event for event, _ in map(_event, self._entries))
+        return _encode([_row(entry) for entry in self._entries])
 
 
-def _direct(event: Event, namespaces: set[str]) -> tuple[str, str] | None:
+def _direct(row: tuple[Any, Any, Any, Any, Any], namespaces: set[str]) -> tuple[str, str] | None:
     """(value, context) of a plain status event, or None for the log's checks to take it."""
-    value, context, sender = event.value, event.context, event.sender
+    key, value, namespace, sender, context = row
     if not (
-        event.key in _DIRECT
+        key in _DIRECT
         and type(value) is dict
         and value.get("error") is None
         and type(context) is dict
@@ -109,32 +120,33 @@ def _direct(event: Event, namespaces: set[str]) -> tuple[str, str] | None:
         and sender.strip()
     ):
         return None
-    if event.namespace not in namespaces:
-        check_name("namespace", event.namespace)
-        namespaces.add(event.namespace)
+    if namespace not in namespaces:
+        check_name("namespace", namespace)
+        namespaces.add(namespace)
     encoded_value, encoded_context = _dumps(value), _dumps(context)
     if not (encoded_value.isascii() and encoded_context.isascii()) or len(encoded_value) > _LARGE:
         return None
     return encoded_value, encoded_context
 
 
-def encode_emitted(given: Iterable[Event]) -> EncodedEvents:
+def encode_emitted(events: Iterable[Event]) -> EncodedEvents:
     """The columns of ``events`` to append, in their order (as :func:`~aiflow_nb.events.event.encode_many`)."""
-    events = list(given)
+    return _encode([(e.key, e.value, e.namespace, e.sender, e.context) for e in events])
+
+
+def _encode(rows: list[tuple[Any, Any, Any, Any, Any]]) -> EncodedEvents:
     namespaces: set[str] = set()
-    direct = [_direct(e, namespaces) for e in events]
-    others = [
-        (e.key, e.value, e.namespace, e.sender, e.context) for e, d in zip(events, direct, strict=True) if d is None
-    ]
-    if len(others) == len(events):
+    direct = [_direct(row, namespaces) for row in rows]
+    others = [row for row, d in zip(rows, direct, strict=True) if d is None]
+    if len(others) == len(rows):
         return encode_rows(others)
     checked = iter(zip(*encode_rows(others), strict=True)) if others else iter(())
     out = EncodedEvents([], [], [], [], [])
-    for event, found in zip(events, direct, strict=True):
+    for row, found in zip(rows, direct, strict=True):
         if found is None:
             key, value, namespace, sender, context = next(checked)
         else:
-            key, namespace, sender = event.key, event.namespace, event.sender
+            key, _, namespace, sender, _ = row
             value, context = found
         out.keys.append(key)
         out.values.append(value)

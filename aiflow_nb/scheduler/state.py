@@ -77,26 +77,25 @@ def task_status_fields(record: WorkflowExecution, te: TaskExecution) -> TaskStat
     return (record.namespace, record.workflow, record.id, te.task, te.seq, te.attempt, te.id, status, error)
 
 
-def task_status_event_of(
+#: An event's fields in :class:`Event`'s order: key, value, namespace, sender, context.
+EventRow = tuple[str, dict[str, Any], str, str, dict[str, Any]]
+
+
+def task_status_row(
     namespace: str, workflow: str, execution_id: int, task: str, seq: int, attempt: int, te_id: int,
     status: str, error: str | None,
-) -> Event:  # fmt: skip
-    return Event(
-        key=event_keys.TASK_STATUS,
-        value={
-            "workflow": workflow,
-            "execution_id": execution_id,
-            "task": task,
-            "seq": seq,
-            "attempt": attempt,
-            "task_execution_id": te_id,
-            "status": status,
-            "error": error,
-        },
-        namespace=namespace,
-        sender=f"{execution_id}/{task}/{seq}",
-        context={"execution_id": execution_id},
-    )
+) -> EventRow:  # fmt: skip
+    value = {
+        "workflow": workflow, "execution_id": execution_id, "task": task, "seq": seq,
+        "attempt": attempt, "task_execution_id": te_id, "status": status, "error": error,
+    }  # fmt: skip
+    context = {"execution_id": execution_id}
+    return (event_keys.TASK_STATUS, value, namespace, f"{execution_id}/{task}/{seq}", context)
+
+
+def task_status_event_of(*fields: Any) -> Event:
+    """The event of :func:`task_status_row` (its arguments are :data:`TaskStatusFields`)."""
+    return Event(*task_status_row(*fields))
 
 
 def failure_event(key: str, record: WorkflowExecution, value: dict[str, Any]) -> Event:
@@ -116,14 +115,14 @@ def execution_status_fields(record: WorkflowExecution) -> ExecutionStatusFields:
     return (record.namespace, record.workflow, record.id, record.version, record.status.value)
 
 
-def execution_status_event_of(namespace: str, workflow: str, execution_id: int, version: int, status: str) -> Event:
-    return Event(
-        key=event_keys.EXECUTION_STATUS,
-        value={"workflow": workflow, "execution_id": execution_id, "version": version, "status": status},
-        namespace=namespace,
-        sender=str(execution_id),
-        context={"execution_id": execution_id},
-    )
+def execution_status_row(namespace: str, workflow: str, execution_id: int, version: int, status: str) -> EventRow:
+    value = {"workflow": workflow, "execution_id": execution_id, "version": version, "status": status}
+    return (event_keys.EXECUTION_STATUS, value, namespace, str(execution_id), {"execution_id": execution_id})
+
+
+def execution_status_event_of(*fields: Any) -> Event:
+    """The event of :func:`execution_status_row` (its arguments are :data:`ExecutionStatusFields`)."""
+    return Event(*execution_status_row(*fields))
 
 
 def workflow_event(event_key: str, namespace: str, name: str, version: int) -> Event:
