@@ -48,7 +48,8 @@ FILTER_MIN_CAPACITY = 1_000_000
 #: Events ``[start, start + size)`` of a ``stage`` call sent under one idempotency key (see ``stage``).
 BatchKey = tuple[str, int, int]
 
-_COLUMNS = '"offset", key, value, namespace, sender, context, create_time'
+#: The columns of the events table, in the order :func:`rows_to_events` reads them.
+EVENT_COLUMNS = '"offset", key, value, namespace, sender, context, create_time'
 _ARROW_SCHEMA = pa.schema(
     [
         ("offset", pa.int64()),
@@ -130,7 +131,8 @@ def _check_batch(key: str, sent: list[EventRow], original: list[EventRow | None]
             )
 
 
-def _rows_to_events(rows: list[tuple[Any, ...]]) -> list[Event]:
+def rows_to_events(rows: list[tuple[Any, ...]]) -> list[Event]:
+    """Rows of :data:`EVENT_COLUMNS` as events (create_time in UTC)."""
     # The scheduler reads every event, so this is on its hot path: events of
     # one append share their create_time, convert each distinct one once.
     times: dict[datetime, datetime] = {}
@@ -634,7 +636,7 @@ class EventLog:
             for row in zip(offsets, *encoded, [now] * len(offsets), strict=True)
             if row[5] is not None or row[1] in keys
         ]
-        return _rows_to_events(rows), range(offsets[0], offsets[-1] + 1)  # type: ignore[arg-type]
+        return rows_to_events(rows), range(offsets[0], offsets[-1] + 1)  # type: ignore[arg-type]
 
     # -- reading ---------------------------------------------------------
 
@@ -658,14 +660,14 @@ class EventLog:
     ) -> list[Event]:
         """Events with an offset greater than ``since``, oldest first."""
         where, params = self._where(since, key, namespace, sender)
-        sql = f'SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY "offset"'
+        sql = f'SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY "offset"'
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
         with self.db.lock:
             self._flush()  # what this thread's open transaction staged
             rows = self.db.conn.execute(sql, params).fetchall()
-        return _rows_to_events(rows)
+        return rows_to_events(rows)
 
     def read_wanted(self, since: int, until: int, keys: Collection[str], limit: int) -> tuple[list[Event], int]:
         """Events in ``(since, until]`` whose key is in ``keys`` or that carry a context.
@@ -684,14 +686,14 @@ class EventLog:
                 else " AND context IS NOT NULL"
             )
             params.extend(keys)
-        sql = f'SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY "offset" LIMIT ?'
+        sql = f'SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY "offset" LIMIT ?'
         with self.db.lock:
             self._flush()
             rows = self.db.conn.execute(sql, [*params, limit]).fetchall()
         through = rows[-1][0] if len(rows) == limit else until
         if not in_sql:
             rows = [r for r in rows if r[5] is not None or r[1] in keys]
-        return _rows_to_events(rows), through
+        return rows_to_events(rows), through
 
     def count(
         self,

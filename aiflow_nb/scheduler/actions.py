@@ -16,24 +16,34 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry, VersionKey
 from aiflow_nb.scheduler.state import (
     ExecutionState,
     cause,
     event_dict,
-    execution_status_event,
+    execution_status_fields,
     failure_event,
-    task_status_event,
+    task_status_event_of,
+    task_status_fields,
 )
-from aiflow_nb.scheduler.store import Changes
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
+from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
-from aiflow_nb.workflow.status import check_task_transition, check_workflow_transition
+from aiflow_nb.workflow.status import (
+    TASK_TRANSITIONS,
+    WORKFLOW_TRANSITIONS,
+    check_task_transition,
+    check_workflow_transition,
+)
 from aiflow_nb.workflow.tasks import Task
 
 log = logging.getLogger("aiflow_nb.scheduler")
+
+#: The unscoped event a run's end also makes, if it ended so.
+_ENDED = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
 
 
 class Rows(Protocol):
@@ -55,12 +65,13 @@ class Actions:
     now: datetime
     #: How far the log has been read (the offset of the last event applied, or passed over).
     checkpoint: int
-    #: Why what the current input makes is made (see :func:`.state.cause`).
-    cause: str
+    #: Why what the current input makes is made: the fields of :func:`.state.cause`, encoded when first used.
+    _why: dict[str, Any]
+    _why_text: str | None
     outbox: Outbox
     registry: Registry
     changes: Changes
-    events: list[tuple[Event, str | None]]
+    events: Emitted
     running: dict[int, ExecutionState]
     by_version: dict[VersionKey, set[int]]
     alive: dict[int, TaskExecution]
@@ -69,6 +80,23 @@ class Actions:
     last_execution_id: int
     last_task_id: int
     next_due: dict[tuple[str, str, str], datetime]
+
+    def because(self, **fields: Any) -> None:
+        """Why what the current input makes is made (see :func:`.state.cause`); a ``now`` is a datetime."""
+        self._why = fields
+        self._why_text = None
+
+    @property
+    def cause(self) -> str:
+        """The current cause as stored in a ``cause`` column, encoded once, only if something is made."""
+        text = self._why_text
+        if text is None:
+            fields = self._why
+            now = fields.get("now")
+            if isinstance(now, datetime):
+                fields = {**fields, "now": now.isoformat()}
+            text = self._why_text = cause(**fields)
+        return text
 
     @property
     def workflows(self) -> dict[tuple[str, str], WorkflowInfo]:
@@ -161,10 +189,11 @@ class Actions:
             event=event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
-        self.changes.causes[("task", te.id)] = why or self.cause
+        changes = self.changes
+        changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
-        self.changes.tasks[te.id] = te
-        self.changes.new_tasks.add(te.id)
+        changes.tasks[te.id] = te
+        changes.new_tasks.add(te.id)
         self._queue_launch(te)
         self._emit_status(ex, te)
 
@@ -182,7 +211,8 @@ class Actions:
             self.outbox.queue_stop(te.id, reason)
 
     def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
-        check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
+        if status not in TASK_TRANSITIONS[te.status]:
+            check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
         now = self.now
         te.status = status
         if status is TaskStatus.RUNNING:
@@ -213,19 +243,20 @@ class Actions:
         else:
             record = ex.record
             ex.unseen += 1
-        event = task_status_event(record, te)
-        self.emit(event)
-        ended = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
-        if te.status in ended:
-            self.emit(failure_event(ended[te.status], record, event.value))
+        fields = task_status_fields(record, te)
+        self.events.task_status(fields)
+        ended = _ENDED.get(te.status)
+        if ended is not None:
+            self.emit(failure_event(ended, record, task_status_event_of(*fields).value))
 
     def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
-        check_workflow_transition(ex.status, status, f"execution {ex.id}")
+        if status not in WORKFLOW_TRANSITIONS[ex.status]:
+            check_workflow_transition(ex.status, status, f"execution {ex.id}")
         ex.status = status
         if status.finished:
             ex.end_time = self.now
         self.changes.executions[ex.id] = ex
-        self.emit(execution_status_event(ex))
+        self.events.execution_status(execution_status_fields(ex))
 
     def _check_done(self, ex: ExecutionState) -> None:
         """End the execution once nothing can run in it any more."""
@@ -276,12 +307,13 @@ class Actions:
         waiting = self._waiting(namespace, name)["events"]
         while waiting and (limit is None or self.active_executions(namespace, name) < limit):
             event = Event.from_dict(waiting.pop(0))
-            self.cause = cause(event=event.offset, queued=True)
+            self.because(event=event.offset, queued=True)
             self.new_execution(namespace, name, event)
 
     def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
         info = self.registry.info(namespace, name)
-        compiled = self.compiled((namespace, name, info.version))
+        key = (namespace, name, info.version)
+        compiled = self.compiled(key)
         if not compiled.initial and not compiled.waits_on_events:
             raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
         limit = compiled.workflow.max_active_executions
@@ -290,6 +322,7 @@ class Actions:
                 f"workflow {namespace}/{name} already runs {limit} execution(s), its max_active_executions"
             )
         self.last_execution_id += 1
+        data = event_dict(event)
         record = WorkflowExecution(
             id=self.last_execution_id,
             namespace=namespace,
@@ -297,14 +330,16 @@ class Actions:
             version=info.version,
             status=WorkflowStatus.INIT,
             start_time=self.now,
-            event=event_dict(event),
+            event=data,
         )
-        self.changes.executions[record.id] = record
-        self.changes.new_executions.add(record.id)
-        self.changes.causes[("execution", record.id)] = self.cause
+        changes = self.changes
+        changes.executions[record.id] = record
+        changes.new_executions.add(record.id)
+        changes.causes[("execution", record.id)] = self.cause
         state = ExecutionState(record)
         self._set_execution_status(record, WorkflowStatus.RUNNING)
-        self._track(state)
+        self.running[record.id] = state  # tracked (its version is compiled already)
+        self.by_version[key].add(record.id)
         for task in compiled.initial:
-            self._new_task_execution(state, task, event)
+            self._new_task_execution(state, task, data)
         return record.id

@@ -19,7 +19,6 @@ from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
 from aiflow_nb.scheduler.state import (
     ExecutionState,
-    cause,
     failure_event,
     status_value,
     workflow_event,
@@ -42,7 +41,7 @@ class Commands(Actions):
         it changes something, so the log does not fill with inputs that did nothing.
         """
         self.now = now
-        self.cause = cause(input=inputs.kind(inp), now=now.isoformat())
+        self.because(input=inputs.kind(inp), now=now)
         if isinstance(inp, inputs.Dispatch):
             return self._mark_running(inp)
         if isinstance(inp, inputs.Finished):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
+from aiflow_nb.scheduler.rules import trigger_rule_id
 from aiflow_nb.workflow import Condition, TaskAction, TaskStatus, TaskStatusCondition, Workflow
 from aiflow_nb.workflow.conditions import _Composite
 from aiflow_nb.workflow.tasks import Rule
@@ -31,6 +32,8 @@ class CompiledWorkflow:
     digest: str
     rules: dict[EventRef, list[tuple[str, str, Rule]]] = field(default_factory=dict)
     triggers: dict[EventRef, list[tuple[str, Condition]]] = field(default_factory=dict)
+    #: The same as ``triggers``, each with its rule id (``<namespace>/<workflow>:trigger#<n>``).
+    trigger_rules: dict[EventRef, list[tuple[str, Condition]]] = field(default_factory=dict)
     #: Tasks that start with their execution (no START rule, no schedule).
     initial: list[str] = field(default_factory=list)
     #: Tasks whose FAILED status some rule reacts to: their failure is handled.
@@ -67,6 +70,10 @@ class CompiledWorkflow:
                 triggers[ref].append((trigger_id, condition))
         compiled.rules = dict(rules)
         compiled.triggers = dict(triggers)
+        compiled.trigger_rules = {
+            ref: [(trigger_rule_id(ns, workflow.name, trigger_id), condition) for trigger_id, condition in found]
+            for ref, found in compiled.triggers.items()
+        }
         return compiled
 
     @property

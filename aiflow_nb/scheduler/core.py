@@ -23,10 +23,11 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
+from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.outbox import Launch
 from aiflow_nb.scheduler.registry import Registry, VersionKey
-from aiflow_nb.scheduler.state import ExecutionState, cause, tick_event
-from aiflow_nb.scheduler.store import Changes
+from aiflow_nb.scheduler.state import ExecutionState, tick_event
+from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
 from aiflow_nb.workflow.records import TaskExecution
 from aiflow_nb.workflow.schedule import Schedule
@@ -52,12 +53,12 @@ class Core(Commands):
         self.registry = registry
         #: Only an event without a create_time (not from the log) leaves it as it was.
         self.now = EPOCH
-        self.cause = cause()
+        self.because()
         self.checkpoint = checkpoint
         self.last_execution_id, self.last_task_id = last_ids
         self.outbox.reset(pending)
         self.changes = Changes()
-        self.events: list[tuple[Event, str | None]] = []
+        self.events = Emitted()
         self.running: dict[int, ExecutionState] = {}
         self.by_version: dict[VersionKey, set[int]] = defaultdict(set)
         self.alive: dict[int, TaskExecution] = {}
@@ -71,7 +72,7 @@ class Core(Commands):
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
-        self.cause = cause(event=event.offset, rule="schedule")
+        self.because(event=event.offset, rule="schedule")
         if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
         scoped = event.execution_id
@@ -86,19 +87,24 @@ class Core(Commands):
                     self._check_done(ex)
             return
         registry = self.registry
-        for key in sorted(registry.index.get((event.namespace, event.key), ())):
-            for ex_id in sorted(self.by_version.get(key, ())):
-                ex = self.running.get(ex_id)
-                if ex is not None:
-                    self._evaluate(ex, event)
-        for key in sorted(registry.trigger_index.get((event.namespace, event.key), ())):
-            info = registry.workflows.get(key[:2])  # type: ignore[arg-type]
+        ref = (event.namespace, event.key)
+        versions = registry.index.get(ref)
+        if versions:
+            for key in sorted(versions):
+                for ex_id in sorted(self.by_version.get(key, ())):
+                    ex = self.running.get(ex_id)
+                    if ex is not None:
+                        self._evaluate(ex, event)
+        versions = registry.trigger_index.get(ref)
+        if not versions:
+            return
+        for key in sorted(versions):
+            info = registry.workflows.get((key[0], key[1]))
             if info is None or info.paused:
                 continue
-            for trigger_id, condition in self.compiled(key).triggers_for(event):
-                rule_id = rules.trigger_rule_id(key[0], key[1], trigger_id)
+            for rule_id, condition in self.compiled(key).trigger_rules.get(ref, ()):
                 if self._met(condition, event, key[0], 0, rule_id):
-                    self.cause = cause(event=event.offset, rule=rule_id)
+                    self.because(event=event.offset, rule=rule_id)
                     self.trigger_execution(key[0], key[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
@@ -115,7 +121,7 @@ class Core(Commands):
         for task, rule_id, rule in self.compiled((r.namespace, r.workflow, r.version)).rules_for(event):
             if self._met(rule.condition, event, r.namespace, r.id, rule_id):
                 log.debug("execution %s: %s %s on event %s", r.id, rule.action.value, task, event.offset)
-                self.cause = cause(event=event.offset, rule=rule_id)
+                self.because(event=event.offset, rule=rule_id)
                 self.apply(ex, task, rule.action, event)
                 if r.id not in self.running:
                     return

@@ -54,17 +54,19 @@ class Outbox:
         more (stopped before its launch): it leaves the queue as sent.
         """
         taken: list[dict[str, Any]] = []
-        waiting: list[Launch] = []
-        for te_id, attempt in self._queue:
+        if room <= 0:
+            return taken
+        queue = self._queue
+        for i, (te_id, attempt) in enumerate(queue):
             if len(taken) >= room:
-                waiting.append((te_id, attempt))
-                continue
+                self._queue = queue[i:]
+                return taken
             found = request(te_id, attempt)
             if found is None:
                 self._sent.append((te_id, attempt))
                 continue
             taken.append(found)
-        self._queue = waiting
+        self._queue = []
         return taken
 
     def sent(self, te_id: int, attempt: int) -> None:

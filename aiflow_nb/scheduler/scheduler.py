@@ -20,6 +20,7 @@ from datetime import datetime
 from aiflow_nb.events import EventLog
 from aiflow_nb.scheduler import inputs
 from aiflow_nb.scheduler.core import Core
+from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry
 from aiflow_nb.scheduler.state import ExecutionState
@@ -142,10 +143,10 @@ class Scheduler(Core):
         if self.changes.checkpoint is not None:
             self._checkpoint_written = now
         if self.events:
-            self.log.stage([e for e, _ in self.events], [k for _, k in self.events])
+            self.log.stage(self.events.encoded(), self.events.idempotency_keys())
         self.store.flush(self.changes)
         self.changes = self.changes.carrying(carried)
-        self.events = []
+        self.events = Emitted()
         return True
 
     def consume(self, limit: int, just_appended: bool = False) -> int:

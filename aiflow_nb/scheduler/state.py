@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class ExecutionState:
 
 
 _cause_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def cause(**fields: Any) -> str:
@@ -33,6 +35,11 @@ def cause(**fields: Any) -> str:
     a trigger that waited for ``max_active_executions``; ``{"restart_of": run id, "cause": ...}``
     for the run a RESTART starts once the run before it has stopped.
     """
+    if len(fields) == 2:
+        # The common one, a rule on an event of the log, written directly (the encoder's very text).
+        offset, rule = fields.get("event"), fields.get("rule")
+        if type(rule) is str and (type(offset) is int or (offset is None and "event" in fields)):
+            return f'{{"event":{"null" if offset is None else offset},"rule":{_json_string(rule)}}}'
     return _cause_json(fields)
 
 
@@ -56,15 +63,39 @@ def status_value(record: WorkflowExecution, te: TaskExecution, status: str, erro
 
 def task_status_event(record: WorkflowExecution, te: TaskExecution) -> Event:
     """The ``aiflow.task.status`` event of a run's current status (scoped to its execution)."""
+    return task_status_event_of(*task_status_fields(record, te))
+
+
+#: A task status event as plain values: namespace, workflow, execution id, task, seq, attempt, run id, status, error.
+TaskStatusFields = tuple[str, str, int, str, int, int, int, str, "str | None"]
+
+
+def task_status_fields(record: WorkflowExecution, te: TaskExecution) -> TaskStatusFields:
+    status = te.status.value
     # RETRYING carries why the attempt failed, as FAILED does.
-    failed = te.status.value in ("FAILED", "RETRYING")
-    return Event(
-        key=event_keys.TASK_STATUS,
-        value=status_value(record, te, te.status.value, te.error if failed else None),
-        namespace=record.namespace,
-        sender=f"{record.id}/{te.task}/{te.seq}",
-        context={"execution_id": record.id},
-    )
+    error = te.error if status in ("FAILED", "RETRYING") else None
+    return (record.namespace, record.workflow, record.id, te.task, te.seq, te.attempt, te.id, status, error)
+
+
+#: An event's fields in :class:`Event`'s order: key, value, namespace, sender, context.
+EventRow = tuple[str, dict[str, Any], str, str, dict[str, Any]]
+
+
+def task_status_row(
+    namespace: str, workflow: str, execution_id: int, task: str, seq: int, attempt: int, te_id: int,
+    status: str, error: str | None,
+) -> EventRow:  # fmt: skip
+    value = {
+        "workflow": workflow, "execution_id": execution_id, "task": task, "seq": seq,
+        "attempt": attempt, "task_execution_id": te_id, "status": status, "error": error,
+    }  # fmt: skip
+    context = {"execution_id": execution_id}
+    return (event_keys.TASK_STATUS, value, namespace, f"{execution_id}/{task}/{seq}", context)
+
+
+def task_status_event_of(*fields: Any) -> Event:
+    """The event of :func:`task_status_row` (its arguments are :data:`TaskStatusFields`)."""
+    return Event(*task_status_row(*fields))
 
 
 def failure_event(key: str, record: WorkflowExecution, value: dict[str, Any]) -> Event:
@@ -73,18 +104,25 @@ def failure_event(key: str, record: WorkflowExecution, value: dict[str, Any]) ->
 
 
 def execution_status_event(record: WorkflowExecution) -> Event:
-    return Event(
-        key=event_keys.EXECUTION_STATUS,
-        value={
-            "workflow": record.workflow,
-            "execution_id": record.id,
-            "version": record.version,
-            "status": record.status.value,
-        },
-        namespace=record.namespace,
-        sender=str(record.id),
-        context={"execution_id": record.id},
-    )
+    return execution_status_event_of(*execution_status_fields(record))
+
+
+#: An execution status event as plain values: namespace, workflow, execution id, version, status.
+ExecutionStatusFields = tuple[str, str, int, int, str]
+
+
+def execution_status_fields(record: WorkflowExecution) -> ExecutionStatusFields:
+    return (record.namespace, record.workflow, record.id, record.version, record.status.value)
+
+
+def execution_status_row(namespace: str, workflow: str, execution_id: int, version: int, status: str) -> EventRow:
+    value = {"workflow": workflow, "execution_id": execution_id, "version": version, "status": status}
+    return (event_keys.EXECUTION_STATUS, value, namespace, str(execution_id), {"execution_id": execution_id})
+
+
+def execution_status_event_of(*fields: Any) -> Event:
+    """The event of :func:`execution_status_row` (its arguments are :data:`ExecutionStatusFields`)."""
+    return Event(*execution_status_row(*fields))
 
 
 def workflow_event(event_key: str, namespace: str, name: str, version: int) -> Event:
