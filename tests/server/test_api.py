@@ -238,7 +238,7 @@ def bad_inputs(busy: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]
         ("spec with an empty name", "POST", wf, {"body": spec_with(lambda s: s.update(name=""))}, 400,
          "invalid_spec"),
         ("spec of an unknown task kind", "POST", wf,
-         {"body": spec_with(lambda s: s["tasks"][0].update(kind="teleport"))}, 400, "invalid_spec"),
+         {"body": spec_with(lambda s: s["tasks"][0].update(kind="teleport"))}, 400, "unknown_operator"),
         ("empty body as a spec", "POST", wf, {}, 400, "invalid_spec"),
         ("rule on an unknown task", "POST", wf, {"body": unknown_task}, 400, "unknown_task"),
         ("unknown condition import path", "POST", wf, {"body": spec_with(lambda s: set_rule(

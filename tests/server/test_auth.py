@@ -96,6 +96,8 @@ def test_every_route_needs_the_token(service: RunningService, busy: dict[str, An
             body = {"key": "authorized"}
         elif path.endswith("/workflows") and method == "POST":
             body = client.workflow("guarded").to_spec()
+        elif path.endswith("/replay"):
+            body = {"spec": client.workflow("guarded").to_spec()}
         elif path.endswith("/backfill"):
             body = {"start": "2020-01-01T00:00:00+00:00", "end": "2020-01-01T00:00:00+00:00"}
         response = call(url, method, path, body, token=token)
