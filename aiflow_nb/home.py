@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("aiflow_nb.home")
@@ -103,21 +104,29 @@ def _owner_only(path: Path) -> bool:
 HOME_ID = "home-id"
 
 
-def home_id(home: Path) -> str:
-    """A random id of the home, made on first use and kept (mode 0600).
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The text of ``path``, made with ``make`` on first use and kept (mode 0600).
 
-    What the home puts where other homes may put the same names (a Dask
-    cluster two services share) carries it, so their run 1 never meet.
+    Made exclusively, so two processes starting at once agree on one value;
+    a file left empty by a crash is made again.
     """
-    path = home / HOME_ID
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         found = path.read_text().strip()
         if found:
             return found
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a crash: make a new one
-    made = secrets.token_hex(8)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    made = make()
     with os.fdopen(fd, "w") as file:
         file.write(made)
     return made
+
+
+def home_id(home: Path) -> str:
+    """A random id of the home, made on first use and kept.
+
+    What the home puts where other homes may put the same names (a Dask
+    cluster two services share) carries it, so their run 1 never meet.
+    """
+    return kept_secret(home / HOME_ID, lambda: secrets.token_hex(8))

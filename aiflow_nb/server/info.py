@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiflow_nb.executors import process
+from aiflow_nb.home import kept_secret
 
 FILENAME = "server.json"
 #: The token tasks on other machines send events with (see :func:`task_token`).
@@ -62,15 +63,4 @@ def task_token(home: Path) -> str:
     task running on a Dask worker through one still reaches the next.
     Delete the file to change it (at the next start).
     """
-    path = home / TASK_TOKEN
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        token = path.read_text().strip()
-        if token:
-            return token
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a crash: make a new one
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
-    return token
+    return kept_secret(home / TASK_TOKEN, lambda: secrets.token_urlsafe(32))
