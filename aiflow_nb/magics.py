@@ -21,13 +21,16 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client, send_event, task_scope
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.home import default_home
-from aiflow_nb.workflow import cells
-from aiflow_nb.workflow.cells import Key, Parser, split
+from aiflow_nb.workflow import cell_syntax, cells
+from aiflow_nb.workflow.cell_syntax import Key, Parser, split
 
 #: Seconds a read retries while the service does not answer (a restart takes a few).
 RETRY_FOR = 10.0
 
-COMMANDS = (*cells.DEFINING, "submit", "run", "stop", "send", "status", "graph", "events", "server", "why", "replay")
+COMMANDS = (
+    *cell_syntax.DEFINING,
+    *("submit", "run", "stop", "send", "status", "graph", "events", "server", "why", "replay"),
+)
 
 
 def _parsers() -> dict[str, Parser]:
@@ -83,7 +86,7 @@ def send_args(rest: str) -> tuple[str, Any, str | None]:
             words = []
         if len(words) == 1:
             raw = words[0]
-    return key, cells.json_value(raw) if raw else None, namespace
+    return key, cell_syntax.json_value(raw) if raw else None, namespace
 
 
 def _one_line(exc: BaseException) -> str:
@@ -196,7 +199,7 @@ class AiflowMagics(Magics):
             what = f"unknown command {words[0]!r}" if words else "a command is missing"
             raise errors.SpecError(f"%aiflow: {what}; commands: {', '.join(COMMANDS)}")
         command = words[0]
-        if command in cells.DEFINING:
+        if command in cell_syntax.DEFINING:
             self._define(line, cell)
             return
         if cell is not None and cell.strip():
@@ -208,7 +211,7 @@ class AiflowMagics(Magics):
         getattr(self, f"_{command}")(**opts)
 
     def _define(self, line: str, cell: str | None) -> None:
-        parsed = cells.parse_cell(line, cell, os.getcwd())
+        parsed = cell_syntax.parse_cell(line, cell, os.getcwd())
         key = self.draft.add(parsed)
         if self._cell_id is not None:
             self._owners[key] = self._cell_id

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb.cli import build_parser
-from aiflow_nb.workflow.cells import DEFINING, parse_cell
+from aiflow_nb.workflow.cell_syntax import DEFINING, parse_cell
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```$", README, re.S | re.M)

@@ -11,7 +11,8 @@ from aiflow_nb_example_ops.ops import TickerTask
 from aiflow_nb import BashTask, Task, Workflow
 from aiflow_nb.errors import OperatorUnavailableError, SpecError, UnknownOperatorError
 from aiflow_nb.operators import Field, Handle, JobStatus, Operator, OperatorContext, known_operators
-from aiflow_nb.workflow.cells import Draft, parse_cell
+from aiflow_nb.workflow.cell_syntax import parse_cell
+from aiflow_nb.workflow.cells import Draft
 from aiflow_nb.workflow.graph import workflow_graph
 from aiflow_nb.workflow.tasks import OperatorTask
 from tests.conftest import RunningService

@@ -17,8 +17,9 @@ from aiflow_nb import Workflow
 from aiflow_nb.errors import SpecError, UnknownTaskError
 from aiflow_nb.magics import AiflowMagics
 from aiflow_nb.notebooks import write_code_notebook
-from aiflow_nb.workflow import cells
-from aiflow_nb.workflow.cells import Draft, parse_cell, workflows_from_notebook
+from aiflow_nb.workflow import cell_syntax
+from aiflow_nb.workflow.cell_syntax import parse_cell
+from aiflow_nb.workflow.cells import Draft, workflows_from_notebook
 
 
 def draft_of(*items: tuple[str, str | None], base_dir: Path | str = ".") -> Draft:
@@ -325,9 +326,9 @@ def test_rerunning_a_cell_replaces_what_it_made(shell: InteractiveShell) -> None
 
 
 def test_typed_values() -> None:
-    assert [cells.typed_value(v) for v in ("1", "-2", "0.5", "True", "False", "None", "nan", "x y")] == [
+    assert [cell_syntax.typed_value(v) for v in ("1", "-2", "0.5", "True", "False", "None", "nan", "x y")] == [
         1, -2, 0.5, True, False, None, "nan", "x y"
     ]  # fmt: skip
-    assert [cells.json_value(v) for v in ('{"a": 1}', "[1, 2]", "3", "text", '"quoted"')] == [
+    assert [cell_syntax.json_value(v) for v in ('{"a": 1}', "[1, 2]", "3", "text", '"quoted"')] == [
         {"a": 1}, [1, 2], 3, "text", "quoted"
     ]  # fmt: skip

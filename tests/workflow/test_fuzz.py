@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from aiflow_nb import BashTask, NotebookTask, TaskAction, Workflow
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.notebooks import code_notebook
-from aiflow_nb.workflow.cells import Draft, parse_cell
+from aiflow_nb.workflow.cell_syntax import parse_cell
+from aiflow_nb.workflow.cells import Draft
 
 FUZZ = settings(
     max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
