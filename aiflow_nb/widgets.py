@@ -38,6 +38,7 @@ from aiflow_nb.client import Client
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.events.event import DEFAULT_NAMESPACE, Event
+from aiflow_nb.scheduler import why
 from aiflow_nb.tables import WORKFLOW_COLUMNS, duration_text, workflow_row
 from aiflow_nb.workflow.graph import STATUS_COLORS
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
@@ -48,7 +49,9 @@ log = logging.getLogger("aiflow_nb.widgets")
 #: folder: Jupyter refuses to open files in hidden folders unless allow_hidden is set.
 RUNS_DIR = "aiflow_runs"
 #: Columns of the task table; each row also has stop, restart and open buttons (before the error).
-TASK_COLUMNS = ("task", "status", "seq", "start", "duration", "error")
+TASK_COLUMNS = ("task", "status", "seq", "start", "duration", "why", "error")
+#: The columns that may be long: last in the grid, each on its own flexible track.
+WIDE_COLUMNS = ("why", "error")
 #: Seconds between two counts of a running duration.
 TICK = 1.0
 #: An error longer than this is cut on its row (the whole text is its tooltip).
@@ -294,9 +297,9 @@ class TaskRow:
         return {name: _text(cell.value) for name, cell in self.cells.items()}
 
     def parts(self) -> list[Any]:
-        """The grid's cells of the row: the columns, the buttons, then the error (it may be long)."""
-        columns = [cell for name, cell in self.cells.items() if name != "error"]
-        return [*columns, self.stop, self.restart, self.open, self.cells["error"]]
+        """The grid's cells of the row: the columns, the buttons, then the cause and the error (they may be long)."""
+        columns = [cell for name, cell in self.cells.items() if name not in WIDE_COLUMNS]
+        return [*columns, self.stop, self.restart, self.open, *(self.cells[name] for name in WIDE_COLUMNS)]
 
 
 def _text(value: str) -> str:
@@ -336,7 +339,7 @@ class WorkflowView(_LiveWidget):
         self.tasks = widgets.GridBox(
             layout={
                 **FIT,
-                "grid_template_columns": "repeat(8, max-content) minmax(12em, 1fr)",
+                "grid_template_columns": "repeat(8, max-content) repeat(2, minmax(12em, 1fr))",
                 "grid_gap": "2px 12px",
                 "overflow": "auto",
             }
@@ -344,8 +347,10 @@ class WorkflowView(_LiveWidget):
         self.details = widgets.HTML(layout=FIT)
         self.task_rows: list[TaskRow] = []
         heads = {c: widgets.HTML(f"<b>{c}</b>") for c in TASK_COLUMNS}
-        self._header = [w for c, w in heads.items() if c != "error"] + [widgets.HTML() for _ in range(3)]
-        self._header.append(heads["error"])
+        self._header = [w for c, w in heads.items() if c not in WIDE_COLUMNS] + [widgets.HTML() for _ in range(3)]
+        self._header.extend(heads[c] for c in WIDE_COLUMNS)
+        #: Each run's cause (short text, whole chain), asked once per run: a cause never changes.
+        self._why: dict[int, tuple[str, str]] = {}
         self._selected: int | None = None  # None: follow the newest execution
         self._newest: int | None = None
         self._executions: list[WorkflowExecution] = []
@@ -450,6 +455,7 @@ class WorkflowView(_LiveWidget):
             "seq": widgets.HTML(str(te.seq)),
             "start": widgets.HTML(_when(te.start_time)),
             "duration": widgets.HTML(_duration(te.start_time, te.end_time)),
+            "why": widgets.HTML(self._why_cell(te.id)),
             "error": widgets.HTML(_error(te.error)),
         }
         small = {"width": "auto"}
@@ -461,6 +467,18 @@ class WorkflowView(_LiveWidget):
         restart.on_click(lambda _: self._act(lambda: self._task_action("restart", execution_id, task)))
         opener.on_click(lambda _: self._act(lambda: self.open_run(te)))
         return TaskRow(te, cells, stop, restart, opener)
+
+    def _why_cell(self, te_id: int) -> str:
+        """The run's cause in a few words, the whole chain as its tooltip (asked of the service once)."""
+        if te_id not in self._why:
+            try:
+                links = self.client.why(te_id)
+            except AiflowError as exc:
+                log.info("why of task execution %s: %s", te_id, exc)
+                return ""  # asked again with the next redraw of the rows
+            self._why[te_id] = (why.short(links), why.line(links))
+        text, chain = self._why[te_id]
+        return f'<span title="{html.escape(chain)}">{html.escape(text)}</span>'
 
     # Actions (buttons run them in the kernel; each is one short request).
     def _act(self, action: Callable[[], str]) -> None:

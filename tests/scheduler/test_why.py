@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
-from aiflow_nb.scheduler.why import line
+from aiflow_nb.scheduler.why import line, short
 from aiflow_nb.workflow.records import WhyLink
 from tests.conftest import RunningService
 from tests.scheduler.tasks import runs, settle, wait_execution, wait_run
@@ -164,6 +164,9 @@ def test_an_event_sent_from_inside_a_task_goes_back_to_that_run(home: Path) -> N
         assert links[2].sender == f"{ex_id}/stream/1"
         assert "sent from inside it" in links[2].text
         assert links[3].text.startswith("stream #1 ")
+        # The REST answer also says it in a few words (the panel's "why" line).
+        answer = client.request("GET", f"/task-executions/{train.id}/why")
+        assert answer["short"] == f"START on hour_complete (rule train#1) <- event {links[2].offset}"
 
         shown = subprocess.run(
             [sys.executable, "-m", "aiflow_nb.cli", "task", "why", str(train.id), "--home", str(home)],
@@ -188,3 +191,17 @@ def test_an_event_sent_from_inside_a_task_goes_back_to_that_run(home: Path) -> N
             client.why(999)
     finally:
         service.stop()
+
+
+def test_the_short_cause_stops_at_the_first_event_tick_or_command() -> None:
+    run = WhyLink("run", "train #3 (task execution 9 of execution 2)")
+    rule = WhyLink("rule", "START on hour_complete (rule train#1)", 1234, "hour_complete", rule="train#1")
+    outside = WhyLink("event", "event 1234 hour_complete from stream/1", 1234, "hour_complete")
+    assert short([run, rule, outside, WhyLink("run", "stream #1")]) == "START on hour_complete (rule train#1) <- event 1234"
+    status = WhyLink("event", "event 55 aiflow.task.status: a #1 SUCCESS", 55, "aiflow.task.status")
+    assert short([run, rule, status, WhyLink("run", "a #1")]).endswith("<- event 55 aiflow.task.status: a #1 SUCCESS")
+    command = WhyLink("command", "command: execution start")
+    assert short([run, WhyLink("execution", "execution 2 of w (version 1)"), command]) == (
+        "execution 2 of w (version 1) <- command: execution start"
+    )
+    assert short([WhyLink("run", "alone")]) == "alone"
