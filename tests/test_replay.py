@@ -119,6 +119,27 @@ def test_bad_input_names_the_problem_and_writes_nothing(engine: Engine) -> None:
     assert everything(engine) == before
 
 
+def test_the_submitted_version_is_replayed_by_its_name(engine: Engine) -> None:
+    engine.submit(triggered("new_data"))
+    engine.send_event("new_data")
+    wait_execution(engine, 1, WorkflowStatus.SUCCESS)
+    engine.submit(triggered("other_data"))  # version 2: it would have started nothing
+    settle(engine)
+    before = everything(engine)
+
+    assert engine.replay("trig", version=1, diff=True).diff == {"only_replay": [], "only_real": [], "cause_differs": []}
+    latest = engine.replay("trig", diff=True)
+    assert latest.summary()["executions"] == 0
+    assert [(r["task"], r["seq"]) for r in (latest.diff or {})["only_real"]] == [("t", 1)]
+    with pytest.raises(errors.NotFoundError, match="workflow default/nope does not exist"):
+        engine.replay("nope")
+    with pytest.raises(errors.NotFoundError, match="workflow default/trig has no version 9"):
+        engine.replay("trig", version=9)
+    with pytest.raises(errors.NotFoundError, match="workflow elsewhere/trig does not exist"):
+        engine.replay("trig", namespace="elsewhere")
+    assert everything(engine) == before
+
+
 FLOW = """\
 from aiflow_nb import BashTask, Workflow
 
@@ -173,6 +194,39 @@ def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_pa
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_spec"
         answer = httpx.post(url, json={"spec": triggered("x").to_spec(), "since": 5, "until": 2}, headers=headers)
         assert answer.status_code == 400 and "is after --until" in answer.json()["error"]["message"]
+
+        # The submitted version, by its name: no FILE.
+        def named(*argv: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", *argv, "--home", str(home)]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+        itself = named("--name", "trig", "--diff")
+        assert itself.returncode == 0, itself.stderr
+        assert "no difference with what the submitted version did" in itself.stdout
+        assert json.loads(named("--name", "trig", "--version", "1", "-o", "json").stdout)["summary"]["executions"] == 1
+        for argv, words in (
+            (("--name", "nope"), "workflow default/nope does not exist"),
+            (("--name", "trig", "--version", "7"), "has no version 7"),
+        ):
+            bad = named(*argv)
+            assert bad.returncode != 0
+            assert len(bad.stderr.strip().splitlines()) == 1 and words in bad.stderr, bad.stderr
+        usage = named()  # argparse's usage line, then the problem
+        assert usage.returncode == 2 and usage.stderr.strip().splitlines()[-1].endswith(
+            "needs a FILE, or --name of a submitted workflow"
+        )
+        answer = httpx.post(url, json={"name": "trig", "diff": True}, headers=headers)
+        assert answer.status_code == 200 and answer.json()["summary"]["executions"] == 1
+        assert answer.json()["diff"] == {"only_replay": [], "only_real": [], "cause_differs": []}
+        for body, status, words in (
+            ({"name": "nope"}, 404, "workflow default/nope does not exist"),
+            ({"name": "trig", "version": 3}, 404, "has no version 3"),
+            ({"name": "trig", "version": 0}, 400, "version must be a number from 1"),
+            ({"name": "trig", "spec": triggered("x").to_spec()}, 400, "or {"),
+            ({"name": ""}, 400, "name must be a workflow's name"),
+        ):
+            answer = httpx.post(url, json=body, headers=headers)
+            assert answer.status_code == status and words in answer.json()["error"]["message"], answer.text
         assert len(client.executions()) == 1
     finally:
         service.stop()

@@ -197,7 +197,10 @@ def test_the_short_cause_stops_at_the_first_event_tick_or_command() -> None:
     run = WhyLink("run", "train #3 (task execution 9 of execution 2)")
     rule = WhyLink("rule", "START on hour_complete (rule train#1)", 1234, "hour_complete", rule="train#1")
     outside = WhyLink("event", "event 1234 hour_complete from stream/1", 1234, "hour_complete")
-    assert short([run, rule, outside, WhyLink("run", "stream #1")]) == "START on hour_complete (rule train#1) <- event 1234"
+    assert (
+        short([run, rule, outside, WhyLink("run", "stream #1")])
+        == "START on hour_complete (rule train#1) <- event 1234"
+    )
     status = WhyLink("event", "event 55 aiflow.task.status: a #1 SUCCESS", 55, "aiflow.task.status")
     assert short([run, rule, status, WhyLink("run", "a #1")]).endswith("<- event 55 aiflow.task.status: a #1 SUCCESS")
     command = WhyLink("command", "command: execution start")
