@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
+from tests.conftest import InsideRun
 from tests.scheduler.tasks import settle, wait_execution, wait_run
 
 
@@ -152,7 +153,6 @@ wf.trigger_on("{key}")
 def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_path: Path) -> None:
     import json
     import subprocess
-    import sys
 
     import httpx
 
@@ -326,34 +326,20 @@ def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home:
         assert replays_itself(engine, wf, since=middle) == [("t", 1, "SUCCESS")] * 2
 
 
-SEND = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
-
-
-def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(home: Path) -> None:
-    from tests.conftest import RunningService
-    from tests.server import wait
-
-    with Workflow("inside") as wf:
-        BashTask("stream", command=f'{sys.executable} -c "{SEND}"')
+def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(
+    inside_run: InsideRun,
+) -> None:
+    client, wf = inside_run.client, inside_run.workflow
+    result = client.replay(wf, outcomes="recorded", diff=True)
+    assert result.diff == NO_DIFFERENCE, result.lines()
+    assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
+        ("stream", "SUCCESS"), ("train", "SUCCESS"),
+    ]  # fmt: skip
+    assert result.summary()["unmatched_events"] == 0
+    # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
+    with Workflow("inside") as other:
+        BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
         BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
-    service = RunningService(home).start()
-    try:
-        client = service.client()
-        client.submit(wf)
-        ex_id = client.start_execution("inside")
-        wait(lambda: client.execution(ex_id).status is WorkflowStatus.SUCCESS, 60)
-        result = client.replay(wf, outcomes="recorded", diff=True)
-        assert result.diff == NO_DIFFERENCE, result.lines()
-        assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
-            ("stream", "SUCCESS"), ("train", "SUCCESS"),
-        ]  # fmt: skip
-        assert result.summary()["unmatched_events"] == 0
-        # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
-        with Workflow("inside") as other:
-            BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
-            BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
-        changed = client.replay(other, outcomes="recorded", diff=True)
-        assert changed.summary()["runs"] == {"train": 1}
-        assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
-    finally:
-        service.stop()
+    changed = client.replay(other, outcomes="recorded", diff=True)
+    assert changed.summary()["runs"] == {"train": 1}
+    assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
