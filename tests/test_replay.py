@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
+from aiflow_nb.events import Event
+from aiflow_nb.scheduler.dryrun_diff import Runs, differences
+from aiflow_nb.scheduler.dryrun_window import parse_bound
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 from tests.conftest import InsideRun
 from tests.scheduler.tasks import settle, wait_execution, wait_run
 
@@ -343,3 +349,53 @@ def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_sa
     changed = client.replay(other, outcomes="recorded", diff=True)
     assert changed.summary()["runs"] == {"train": 1}
     assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
+
+
+# -- the pure parts: the window as typed, and the comparison with what ran ------------------------------------
+
+
+def test_a_window_bound_is_an_offset_a_time_ago_or_an_iso_time() -> None:
+    now = datetime(2026, 5, 2, 12, tzinfo=timezone.utc)
+    assert parse_bound(None, "--since", now) is None
+    assert parse_bound(" 1234 ", "--since", now) == 1234
+    assert parse_bound("30m", "--since", now) == now - timedelta(minutes=30)
+    assert parse_bound("24h", "--since", now) == now - timedelta(hours=24)
+    assert parse_bound("7d", "--since", now) == now - timedelta(days=7)
+    assert parse_bound("2026-05-01T10:00", "--until", now) == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    zoned = parse_bound("2026-05-01T10:00+02:00", "--until", now)
+    assert zoned == datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+    with pytest.raises(errors.SpecError, match="--until must be an offset, a time ago like 24h"):
+        parse_bound("yesterday", "--until", now)
+
+
+def test_runs_pair_by_the_cause_of_their_execution_and_their_task_and_seq_not_by_ids() -> None:
+    events = {5: Event("go", offset=5), 6: Event("go", offset=6), 7: Event("other", offset=7)}
+    start = datetime(2026, 5, 2, tzinfo=timezone.utc)
+
+    def made(ex_id: int, offset: int, runs: list[tuple[str, int, int]]) -> Runs:
+        """An execution triggered by the event at ``offset``; its runs (task, seq, event that started it)."""
+        ex = WorkflowExecution(ex_id, "default", "w", 1, WorkflowStatus.SUCCESS, start)
+        why = json.dumps({"event": offset, "rule": "default/w:trigger#1"})
+        rows = [
+            (TaskExecution(ex_id * 10 + n, ex_id, task, seq, TaskStatus.SUCCESS), json.dumps({"event": e, "rule": "r"}))
+            for n, (task, seq, e) in enumerate(runs)
+        ]
+        return Runs([(ex, why)], rows)
+
+    same = differences(made(1, 5, [("a", 1, 5)]), made(9, 5, [("a", 1, 5)]), events)
+    assert same == {"only_replay": [], "only_real": [], "cause_differs": []}  # other ids, same causes
+    moved = differences(made(1, 5, [("a", 1, 5), ("b", 1, 6)]), made(9, 5, [("a", 1, 6)]), events)
+    assert moved["only_replay"] == [{"execution": "default/w:trigger#1 on event 5 go", "task": "b", "seq": 1}]
+    assert moved["only_real"] == []
+    assert moved["cause_differs"] == [
+        {
+            "execution": "default/w:trigger#1 on event 5 go",
+            "task": "a",
+            "seq": 1,
+            "replay": "r on event 5 go",
+            "real": "r on event 6 go",
+        }
+    ]
+    other = differences(made(1, 7, [("a", 1, 7)]), made(9, 5, [("a", 1, 5)]), events)
+    assert [r["execution"] for r in other["only_replay"]] == ["default/w:trigger#1 on event 7 other"]
+    assert [r["execution"] for r in other["only_real"]] == ["default/w:trigger#1 on event 5 go"]
