@@ -166,11 +166,16 @@ def workflow_cmd(args: argparse.Namespace, out: Output) -> int:
         count = client.backfill(args.target, start, end, ns)
         out.one({"ticks": count}, f"sent the ticks of {count} due time(s) of {ns}/{args.target}")
     elif args.action == "replay":
-        found = [w for w in load_workflows(Path(args.target)) if args.name is None or w.name == args.name]
-        if len(found) != 1:
-            raise errors.SpecError(f"{args.target}: {len(found)} workflows match; name one with --name")
         since, until = _bound(args.since, "--since"), _bound(args.until, "--until")
-        result = client.replay(found[0], since, until, args.outcomes, args.diff)
+        if args.target:  # a draft file
+            found = [w for w in load_workflows(Path(args.target)) if args.name is None or w.name == args.name]
+            if len(found) != 1:
+                raise errors.SpecError(f"{args.target}: {len(found)} workflows match; name one with --name")
+            result = client.replay(found[0], since, until, args.outcomes, args.diff)
+        else:  # the submitted version
+            result = client.replay(
+                args.name, since, until, args.outcomes, args.diff, namespace=ns, version=args.workflow_version
+            )
         out.one(result.to_dict(), "\n".join(result.lines()))
     return 0
 
@@ -359,14 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     wf.add_argument("--out", dest="output_file", help="graph: write the SVG here")
     wf.add_argument("--start", help="backfill: first time (ISO 8601; UTC unless a zone is given)")
     wf.add_argument("--end", help="backfill: last time")
-    wf.add_argument("--name", help="replay: the workflow of FILE to replay (if it defines several)")
+    wf.add_argument("--name", help="replay: the workflow of FILE, or without FILE the submitted one, to replay")
+    wf.add_argument(
+        "--version",
+        dest="workflow_version",
+        type=int,
+        metavar="N",
+        help="replay --name without FILE: this version (default latest)",
+    )
     wf.add_argument("--since", help="replay: after this offset, time ago (24h, 30m, 7d) or ISO time")
     wf.add_argument("--until", help="replay: up to this offset or ISO time")
     wf.add_argument("--outcomes", default="recorded", help="replay: success, failed or recorded")
     wf.add_argument("--diff", action="store_true", help="replay: compare with the submitted version")
-    wf.set_defaults(
-        run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill", "replay")
-    )
+    wf.set_defaults(run=workflow_cmd, needs_target=("submit", "show", "delete", "pause", "resume", "graph", "backfill"))
 
     ex = sub.add_parser("execution", parents=[common], help="start, stop and list executions")
     ex.add_argument("action", choices=("start", "stop", "list", "show"))
@@ -419,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     needs: tuple[str, ...] = getattr(args, "needs_target", ())
     if args.action in needs and not args.target:
         parser.error(f"{args.command} {args.action} needs a {'FILE' if args.action == 'submit' else 'name or id'}")
+    if args.command == "workflow" and args.action == "replay" and not args.target and not args.name:
+        parser.error("workflow replay needs a FILE, or --name of a submitted workflow")
     if args.command == "event" and args.action == "send" and not args.key and args.file is None:
         parser.error("event send needs a KEY (or --file FILE)")
     if args.command == "event" and args.action == "send" and args.key and args.file is not None:

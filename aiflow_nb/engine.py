@@ -554,18 +554,24 @@ class Engine:
 
     def replay(
         self,
-        workflow: Workflow,
+        workflow: Workflow | str,
         since: int | datetime | None = None,
         until: int | datetime | None = None,
         outcomes: str = "recorded",
         diff: bool = False,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        version: int | None = None,
     ) -> dryrun.Replay:
         """What ``workflow`` would have made over the logged events after ``since`` up to ``until``.
 
         In memory: nothing is written, nothing is launched (docs/semantics.md, "replay").
+        ``workflow``: a draft, or the name of a submitted one (its ``version``, default the latest).
         ``diff``: compare with what the submitted version of the workflow did (it must exist).
         """
         dryrun.check_outcomes(outcomes)
+        if isinstance(workflow, str):
+            workflow = self.workflow(workflow, namespace, version)  # NotFoundError names what is missing
         with self.db.lock:
             store = self.scheduler.store
             latest = self.log.latest_offset()

@@ -59,6 +59,7 @@ def _parsers() -> dict[str, Parser]:
     replay.add_argument("--until", default=None)
     replay.add_argument("--outcomes", default="recorded")
     replay.add_argument("--diff", action="store_true")
+    replay.add_argument("--version", type=int, default=None)
     return {"submit": submit, "run": run, "stop": stop, "status": status, "graph": graph, "events": events,
             "server": server, "why": why, "replay": replay}  # fmt: skip
 
@@ -181,7 +182,8 @@ class AiflowMagics(Magics):
             %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF] (live)    %aiflow graph WF
             %aiflow events [--key K] [--namespace NS]    %aiflow server    %aiflow why TASK_EXECUTION
             %aiflow replay WF [--since 24h|OFFSET|TIME] [--until ...] [--outcomes success|failed|recorded] [--diff]
-                  (the drafted WF over the logged window: nothing is written or launched)
+                  [--version N]  (the drafted WF, else the submitted one (or its version N), over the logged
+                  window: nothing is written or launched)
         """
         try:
             self._dispatch(line, cell)
@@ -273,7 +275,14 @@ class AiflowMagics(Magics):
         print(line(self.client.why(task_execution)))
 
     def _replay(
-        self, workflow: str, namespace: str, since: str | None, until: str | None, outcomes: str, diff: bool
+        self,
+        workflow: str,
+        namespace: str,
+        since: str | None,
+        until: str | None,
+        outcomes: str,
+        diff: bool,
+        version: int | None,
     ) -> None:
         from datetime import datetime, timezone
 
@@ -284,7 +293,10 @@ class AiflowMagics(Magics):
 
         now = datetime.now(timezone.utc)
         start, end = parse_bound(since, "--since", now), parse_bound(until, "--until", now)
-        result = self.client.replay(self.draft.build(workflow, namespace), start, end, outcomes, diff)
+        if version is None and self.draft.cells(workflow, namespace):
+            result = self.client.replay(self.draft.build(workflow, namespace), start, end, outcomes, diff)
+        else:  # the submitted version
+            result = self.client.replay(workflow, start, end, outcomes, diff, namespace=namespace, version=version)
         display(HTML(replay_html(result)))  # type: ignore[no-untyped-call]
 
     def _server(self) -> None:

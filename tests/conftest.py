@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from aiflow_nb.startup import skip_slow_optional_imports
 
 skip_slow_optional_imports()  # as the service and task processes do: seconds per import of nbformat
 
-from aiflow_nb import Engine  # noqa: E402
+from aiflow_nb import BashTask, Engine, TaskAction, Workflow, WorkflowStatus  # noqa: E402
 from aiflow_nb.client import Client  # noqa: E402
 from aiflow_nb.executors import process  # noqa: E402
 from aiflow_nb.executors.runner import claim  # noqa: E402
@@ -182,3 +183,40 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for pid in pids:
             if process.alive(pid, None):
                 os.kill(pid, signal.SIGKILL)
+
+
+# -- one scenario for "why" and replay: an event sent from inside a task -------------------------------------
+
+#: What the ``stream`` task of :func:`inside_workflow` runs: it sends ``hour_complete`` from inside its run.
+SEND_FROM_INSIDE = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
+
+
+def inside_workflow() -> Workflow:
+    """``stream`` sends ``hour_complete`` from inside its run (so scoped to its execution); ``train`` starts on it."""
+    with Workflow("inside") as wf:
+        BashTask("stream", command=f'{sys.executable} -c "{SEND_FROM_INSIDE}"')
+        BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
+    return wf
+
+
+@dataclass(frozen=True)
+class InsideRun:
+    """One finished execution of :func:`inside_workflow` on a real service."""
+
+    service: RunningService
+    client: Client
+    workflow: Workflow
+    execution_id: int
+
+
+@pytest.fixture
+def inside_run(service: RunningService) -> InsideRun:
+    """:func:`inside_workflow` submitted and run once to SUCCESS on the test's service."""
+    from tests.server import wait
+
+    client = service.client()
+    wf = inside_workflow()
+    client.submit(wf)
+    ex_id = client.start_execution(wf.name)
+    wait(lambda: client.execution(ex_id).status is WorkflowStatus.SUCCESS, 60, "the execution SUCCESS")
+    return InsideRun(service, client, wf, ex_id)

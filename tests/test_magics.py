@@ -287,9 +287,15 @@ def test_why_and_replay_show_a_chain_and_a_timeline_and_refuse_bad_input(
         ip.run_line_magic("aiflow", "replay trig --since 0 --diff")
     [shown] = [o.data["text/html"] for o in out.outputs]
     assert "<rect" not in shown and "only in reality: t #1" in shown
+    # --version N: the submitted version, whatever is drafted here.
+    with capture_output() as out:
+        ip.run_line_magic("aiflow", "replay trig --since 0 --diff --version 1")
+    [shown] = [o.data["text/html"] for o in out.outputs]
+    assert ">t #1<" in shown and "no difference with what the submitted version did" in shown
 
     assert "--since must be an offset, a time ago like 24h" in rejected(ip, "%aiflow replay trig --since yesterday")
     assert "unknown outcome mode 'maybe'" in rejected(ip, "%aiflow replay trig --outcomes maybe")
-    assert "nope" in rejected(ip, "%aiflow replay nope")
+    assert "workflow default/nope does not exist" in rejected(ip, "%aiflow replay nope")
+    assert "trig has no version 4" in rejected(ip, "%aiflow replay trig --version 4")
     assert "task execution 999 does not exist" in rejected(ip, "%aiflow why 999")
     assert [e.id for e in client.executions()] == [1]  # nothing written, nothing started

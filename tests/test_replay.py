@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
+from aiflow_nb.events import Event
+from aiflow_nb.scheduler.dryrun_diff import Runs, differences
+from aiflow_nb.scheduler.dryrun_window import parse_bound
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
+from tests.conftest import InsideRun
 from tests.scheduler.tasks import settle, wait_execution, wait_run
 
 
@@ -119,6 +126,27 @@ def test_bad_input_names_the_problem_and_writes_nothing(engine: Engine) -> None:
     assert everything(engine) == before
 
 
+def test_the_submitted_version_is_replayed_by_its_name(engine: Engine) -> None:
+    engine.submit(triggered("new_data"))
+    engine.send_event("new_data")
+    wait_execution(engine, 1, WorkflowStatus.SUCCESS)
+    engine.submit(triggered("other_data"))  # version 2: it would have started nothing
+    settle(engine)
+    before = everything(engine)
+
+    assert engine.replay("trig", version=1, diff=True).diff == {"only_replay": [], "only_real": [], "cause_differs": []}
+    latest = engine.replay("trig", diff=True)
+    assert latest.summary()["executions"] == 0
+    assert [(r["task"], r["seq"]) for r in (latest.diff or {})["only_real"]] == [("t", 1)]
+    with pytest.raises(errors.NotFoundError, match="workflow default/nope does not exist"):
+        engine.replay("nope")
+    with pytest.raises(errors.NotFoundError, match="workflow default/trig has no version 9"):
+        engine.replay("trig", version=9)
+    with pytest.raises(errors.NotFoundError, match="workflow elsewhere/trig does not exist"):
+        engine.replay("trig", namespace="elsewhere")
+    assert everything(engine) == before
+
+
 FLOW = """\
 from aiflow_nb import BashTask, Workflow
 
@@ -131,7 +159,6 @@ wf.trigger_on("{key}")
 def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_path: Path) -> None:
     import json
     import subprocess
-    import sys
 
     import httpx
 
@@ -173,6 +200,39 @@ def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_pa
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_spec"
         answer = httpx.post(url, json={"spec": triggered("x").to_spec(), "since": 5, "until": 2}, headers=headers)
         assert answer.status_code == 400 and "is after --until" in answer.json()["error"]["message"]
+
+        # The submitted version, by its name: no FILE.
+        def named(*argv: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", *argv, "--home", str(home)]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+        itself = named("--name", "trig", "--diff")
+        assert itself.returncode == 0, itself.stderr
+        assert "no difference with what the submitted version did" in itself.stdout
+        assert json.loads(named("--name", "trig", "--version", "1", "-o", "json").stdout)["summary"]["executions"] == 1
+        for argv, words in (
+            (("--name", "nope"), "workflow default/nope does not exist"),
+            (("--name", "trig", "--version", "7"), "has no version 7"),
+        ):
+            bad = named(*argv)
+            assert bad.returncode != 0
+            assert len(bad.stderr.strip().splitlines()) == 1 and words in bad.stderr, bad.stderr
+        usage = named()  # argparse's usage line, then the problem
+        assert usage.returncode == 2 and usage.stderr.strip().splitlines()[-1].endswith(
+            "needs a FILE, or --name of a submitted workflow"
+        )
+        answer = httpx.post(url, json={"name": "trig", "diff": True}, headers=headers)
+        assert answer.status_code == 200 and answer.json()["summary"]["executions"] == 1
+        assert answer.json()["diff"] == {"only_replay": [], "only_real": [], "cause_differs": []}
+        for body, status, words in (
+            ({"name": "nope"}, 404, "workflow default/nope does not exist"),
+            ({"name": "trig", "version": 3}, 404, "has no version 3"),
+            ({"name": "trig", "version": 0}, 400, "version must be a number from 1"),
+            ({"name": "trig", "spec": triggered("x").to_spec()}, 400, "or {"),
+            ({"name": ""}, 400, "name must be a workflow's name"),
+        ):
+            answer = httpx.post(url, json=body, headers=headers)
+            assert answer.status_code == status and words in answer.json()["error"]["message"], answer.text
         assert len(client.executions()) == 1
     finally:
         service.stop()
@@ -272,34 +332,70 @@ def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home:
         assert replays_itself(engine, wf, since=middle) == [("t", 1, "SUCCESS")] * 2
 
 
-SEND = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
-
-
-def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(home: Path) -> None:
-    from tests.conftest import RunningService
-    from tests.server import wait
-
-    with Workflow("inside") as wf:
-        BashTask("stream", command=f'{sys.executable} -c "{SEND}"')
+def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_same_cause(
+    inside_run: InsideRun,
+) -> None:
+    client, wf = inside_run.client, inside_run.workflow
+    result = client.replay(wf, outcomes="recorded", diff=True)
+    assert result.diff == NO_DIFFERENCE, result.lines()
+    assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
+        ("stream", "SUCCESS"), ("train", "SUCCESS"),
+    ]  # fmt: skip
+    assert result.summary()["unmatched_events"] == 0
+    # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
+    with Workflow("inside") as other:
+        BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
         BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
-    service = RunningService(home).start()
-    try:
-        client = service.client()
-        client.submit(wf)
-        ex_id = client.start_execution("inside")
-        wait(lambda: client.execution(ex_id).status is WorkflowStatus.SUCCESS, 60)
-        result = client.replay(wf, outcomes="recorded", diff=True)
-        assert result.diff == NO_DIFFERENCE, result.lines()
-        assert sorted((i["task"], i["status"]) for i in result.items if i["kind"] == "run") == [
-            ("stream", "SUCCESS"), ("train", "SUCCESS"),
-        ]  # fmt: skip
-        assert result.summary()["unmatched_events"] == 0
-        # A version whose stream never runs still gets the event, re-scoped to its execution made by that command.
-        with Workflow("inside") as other:
-            BashTask("stream", command="true").action_on_event_received(TaskAction.START, "never")
-            BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
-        changed = client.replay(other, outcomes="recorded", diff=True)
-        assert changed.summary()["runs"] == {"train": 1}
-        assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
-    finally:
-        service.stop()
+    changed = client.replay(other, outcomes="recorded", diff=True)
+    assert changed.summary()["runs"] == {"train": 1}
+    assert changed.diff is not None and [r["task"] for r in changed.diff["only_real"]] == ["stream"]
+
+
+# -- the pure parts: the window as typed, and the comparison with what ran ------------------------------------
+
+
+def test_a_window_bound_is_an_offset_a_time_ago_or_an_iso_time() -> None:
+    now = datetime(2026, 5, 2, 12, tzinfo=timezone.utc)
+    assert parse_bound(None, "--since", now) is None
+    assert parse_bound(" 1234 ", "--since", now) == 1234
+    assert parse_bound("30m", "--since", now) == now - timedelta(minutes=30)
+    assert parse_bound("24h", "--since", now) == now - timedelta(hours=24)
+    assert parse_bound("7d", "--since", now) == now - timedelta(days=7)
+    assert parse_bound("2026-05-01T10:00", "--until", now) == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    zoned = parse_bound("2026-05-01T10:00+02:00", "--until", now)
+    assert zoned == datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+    with pytest.raises(errors.SpecError, match="--until must be an offset, a time ago like 24h"):
+        parse_bound("yesterday", "--until", now)
+
+
+def test_runs_pair_by_the_cause_of_their_execution_and_their_task_and_seq_not_by_ids() -> None:
+    events = {5: Event("go", offset=5), 6: Event("go", offset=6), 7: Event("other", offset=7)}
+    start = datetime(2026, 5, 2, tzinfo=timezone.utc)
+
+    def made(ex_id: int, offset: int, runs: list[tuple[str, int, int]]) -> Runs:
+        """An execution triggered by the event at ``offset``; its runs (task, seq, event that started it)."""
+        ex = WorkflowExecution(ex_id, "default", "w", 1, WorkflowStatus.SUCCESS, start)
+        why = json.dumps({"event": offset, "rule": "default/w:trigger#1"})
+        rows = [
+            (TaskExecution(ex_id * 10 + n, ex_id, task, seq, TaskStatus.SUCCESS), json.dumps({"event": e, "rule": "r"}))
+            for n, (task, seq, e) in enumerate(runs)
+        ]
+        return Runs([(ex, why)], rows)
+
+    same = differences(made(1, 5, [("a", 1, 5)]), made(9, 5, [("a", 1, 5)]), events)
+    assert same == {"only_replay": [], "only_real": [], "cause_differs": []}  # other ids, same causes
+    moved = differences(made(1, 5, [("a", 1, 5), ("b", 1, 6)]), made(9, 5, [("a", 1, 6)]), events)
+    assert moved["only_replay"] == [{"execution": "default/w:trigger#1 on event 5 go", "task": "b", "seq": 1}]
+    assert moved["only_real"] == []
+    assert moved["cause_differs"] == [
+        {
+            "execution": "default/w:trigger#1 on event 5 go",
+            "task": "a",
+            "seq": 1,
+            "replay": "r on event 5 go",
+            "real": "r on event 6 go",
+        }
+    ]
+    other = differences(made(1, 7, [("a", 1, 7)]), made(9, 5, [("a", 1, 5)]), events)
+    assert [r["execution"] for r in other["only_replay"]] == ["default/w:trigger#1 on event 7 other"]
+    assert [r["execution"] for r in other["only_real"]] == ["default/w:trigger#1 on event 5 go"]

@@ -12,11 +12,12 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 
-from aiflow_nb import BashTask, NotebookTask, Workflow
+from aiflow_nb import BashTask, NotebookTask, TaskAction, Workflow
 from aiflow_nb.client import Client
 from aiflow_nb.notebooks import code_notebook
 from aiflow_nb.widgets import RUNS_DIR, EventFeed, TaskRow, WorkflowList, WorkflowView
 from aiflow_nb.workflow.graph import STATUS_COLORS
+from aiflow_nb.workflow.records import WhyLink
 from tests.conftest import RunningService
 from tests.server import wait, wait_execution, wait_for_file, wait_task
 
@@ -375,3 +376,40 @@ def test_the_workflow_list_is_live(
     wait(lambda: listed.rows()[0]["latest"] == f"#{ex} FAILED", 30, "the execution FAILED in the list")
     client.pause("waits")
     wait(lambda: listed.rows()[0]["paused"] == "True", 30, "paused in the list")
+
+
+class CountingClient(Client):
+    """A real client that counts the "why" requests it makes."""
+
+    asked: list[int]
+
+    def why(self, task_execution_id: int) -> list[WhyLink]:
+        self.asked.append(task_execution_id)
+        return super().why(task_execution_id)
+
+
+def test_each_run_shows_why_it_started_asked_once_per_run(
+    service: RunningService, views: list[WorkflowView | EventFeed | WorkflowList]
+) -> None:
+    client = CountingClient(service.info.url, service.info.token, home=service.home)
+    service.clients.append(client)  # closed when the test ends
+    client.asked = []
+    with Workflow("because") as wf:
+        first = BashTask("first", command="sleep 1")
+        BashTask("on_go", command="true").action_on_event_received(TaskAction.START, "go")
+        BashTask("after", command="true").start_after(first)
+    client.submit(wf)
+    view = WorkflowView(client, "because")
+    views.append(view)
+    ex = client.start_execution("because")
+    wait(lambda: ("first", "SUCCESS", "1") in rows(view), 60, "first SUCCESS")
+    offset = client.send_event("go", sender="feeder")
+    wait(lambda: sorted(rows(view)) == [(t, "SUCCESS", "1") for t in ("after", "first", "on_go")], 60, "all SUCCESS")
+
+    why = {r.run.task: r.values()["why"] for r in view.task_rows}
+    assert why["first"].startswith(f"execution {ex} of because (version 1) <- command: execution start at ")
+    assert why["on_go"] == f"START on go (rule on_go#1) <- event {offset}"
+    assert why["after"].startswith("START on aiflow.task.status (rule ") and "first #1 SUCCESS" in why["after"]
+    # The whole chain is the tooltip; each run was asked about once, however often the rows were redrawn.
+    assert f"event {offset} go from feeder" in row(view, "on_go").cells["why"].value
+    assert sorted(client.asked) == sorted(r.run.id for r in view.task_rows)

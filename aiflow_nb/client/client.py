@@ -194,19 +194,27 @@ class Client:
 
     def replay(
         self,
-        workflow: Workflow,
+        workflow: Workflow | str,
         since: int | datetime | None = None,
         until: int | datetime | None = None,
         outcomes: str = "recorded",
         diff: bool = False,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        version: int | None = None,
     ) -> Replay:
         from aiflow_nb.scheduler.dryrun import Replay
 
         def shown(value: int | datetime | None) -> int | str | None:
             return value.isoformat() if isinstance(value, datetime) else value
 
+        named: dict[str, Any] = (
+            {"name": workflow, "namespace": namespace, "version": version}
+            if isinstance(workflow, str)
+            else {"spec": workflow.to_spec()}
+        )
         body = {
-            "spec": workflow.to_spec(),
+            **named,
             "since": shown(since),
             "until": shown(until),
             "outcomes": outcomes,

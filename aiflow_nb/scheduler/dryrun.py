@@ -20,44 +20,37 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
-from aiflow_nb.errors import AiflowError, SpecError
+from aiflow_nb.errors import AiflowError
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
-from aiflow_nb.scheduler import inputs
+from aiflow_nb.scheduler import dryrun_diff, inputs
 from aiflow_nb.scheduler.core import Core
+from aiflow_nb.scheduler.dryrun_diff import OWN_KEYS, describe_cause
+from aiflow_nb.scheduler.dryrun_window import OUTCOMES, check_outcomes, check_window, parse_bound
 from aiflow_nb.scheduler.outbox import Outbox
 from aiflow_nb.scheduler.registry import Registry
 from aiflow_nb.scheduler.rerun import MemoryRows
 from aiflow_nb.workflow import TaskStatus, Workflow
-from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
+from aiflow_nb.workflow.records import TaskExecution
 
 log = logging.getLogger("aiflow_nb.scheduler.dryrun")
 
-OUTCOMES = ("success", "failed", "recorded")
-#: Keys of the events the scheduler appends about a workflow's runs.
-OWN_KEYS = (
-    event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS, event_keys.TASK_FAILED,
-    event_keys.TASK_STOPPED, event_keys.TASK_TIMEOUT,
-)  # fmt: skip
 WORKFLOW_KEYS = (
     event_keys.WORKFLOW_SUBMITTED, event_keys.WORKFLOW_PAUSED, event_keys.WORKFLOW_RESUMED,
     event_keys.WORKFLOW_DELETED, event_keys.INPUT,
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Reality:
-    """What the submitted version did in the window: executions and runs (with their causes)."""
+#: What the submitted version did in the window (executions and runs, with their causes).
+Reality = dryrun_diff.Runs
 
-    executions: list[tuple[WorkflowExecution, str | None]] = field(default_factory=list)
-    runs: list[tuple[TaskExecution, str | None]] = field(default_factory=list)
+__all__ = ["OUTCOMES", "DryRun", "Reality", "Replay", "check_outcomes", "check_window", "parse_bound", "seed_ticks"]
 
 
 @dataclass
@@ -136,46 +129,6 @@ class Replay:
         return shown
 
 
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_bound(raw: str | None, what: str, now: datetime) -> int | datetime | None:
-    """A replay window's bound as typed: an offset (``1234``), a time ago (``30m``, ``24h``, ``7d``) or an ISO time.
-
-    A time without a zone is UTC.  Raises SpecError naming ``what`` on anything else.
-    """
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if raw.isdigit():
-        return int(raw)
-    relative = _RELATIVE.match(raw)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise SpecError(
-            f"{what} must be an offset, a time ago like 24h, 30m or 7d, or an ISO 8601 time, got {raw!r}"
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-
-
-def check_window(since: int, until: int, latest: int) -> None:
-    if since < 0 or until < 0:
-        raise SpecError("replay: offsets are not negative")
-    if since > latest or until > latest:
-        raise SpecError(f"replay: the window {since}..{until} goes beyond the log's end (offset {latest})")
-    if since > until:
-        raise SpecError(f"replay: --since ({since}) is after --until ({until})")
-
-
-def check_outcomes(outcomes: str) -> None:
-    if outcomes not in OUTCOMES:
-        raise SpecError(f"replay: unknown outcome mode {outcomes!r} (expected one of {', '.join(OUTCOMES)})")
-
-
 def seed_ticks(
     workflow: Workflow, ticks: Iterable[Event], submits: Iterable[inputs.Recorded], since: int
 ) -> tuple[dict[tuple[str, str, str], datetime], datetime | None]:
@@ -195,33 +148,6 @@ def seed_ticks(
     before = [r.now for r in mine if r.offset <= since]
     after = [r.now for r in mine if r.offset > since]
     return last, (before[-1] if before else after[0] if after else None)
-
-
-def describe_cause(why: str | dict[str, Any] | None, event: Mapping[int, Event]) -> str:
-    """A cause in words that do not depend on ids or on the offsets of the scheduler's own events."""
-    found = json.loads(why) if isinstance(why, str) and why else why
-    if not isinstance(found, dict):
-        return "unknown"
-    if "restart_of" in found:
-        return f"restart after {describe_cause(found.get('cause'), event)}"
-    if "input" in found:
-        return f"command {found['input']} at {found.get('now')}"
-    offset = int(found["event"])
-    what = _event_words(offset, event.get(offset))
-    if found.get("queued"):
-        return f"queued {what}"
-    return f"{found.get('rule')} on {what}"
-
-
-def _event_words(offset: int, event: Event | None) -> str:
-    if event is None:
-        return f"event {offset}"
-    value = event.value if isinstance(event.value, dict) else {}
-    if event.key in OWN_KEYS and "task" in value:
-        return f"{event.key} {value['task']} #{value.get('seq')} {value.get('status')}"
-    if event.key == event_keys.SCHEDULE_TICK:
-        return f"tick {value.get('task') or ''} {value.get('scheduled_time')}"
-    return f"event {offset} {event.key}"
 
 
 class DryRun:
@@ -447,7 +373,12 @@ class DryRun:
                 )
             )
         self.result.items = [item for _, item in sorted(items, key=lambda x: x[0])]
-        self.result.diff = self._diff(events)
+        changes = self.core.changes
+        replayed = dryrun_diff.Runs(
+            [(ex, changes.causes.get(("execution", ex_id))) for ex_id, ex in changes.executions.items()],
+            [(te, changes.causes.get(("task", te_id))) for te_id, te in changes.tasks.items()],
+        )
+        self.result.diff = dryrun_diff.differences(replayed, self.reality, events)
 
     def _item(self, kind: str, id_: int, status: str, why: str | None, events: Mapping[int, Event]) -> dict[str, Any]:
         found = json.loads(why) if why else {}
@@ -460,35 +391,6 @@ class DryRun:
             "offset": offset if offset is not None and offset > 0 else None,
             "key": event.key if event is not None else found.get("input"),
             "cause": describe_cause(found, events),
-        }
-
-    def _diff(self, events: Mapping[int, Event]) -> dict[str, list[dict[str, Any]]]:
-        mine: dict[tuple[str, str, int], str] = {}
-        ex_key = {
-            ex_id: describe_cause(self.core.changes.causes.get(("execution", ex_id)), events)
-            for ex_id in self.core.changes.executions
-        }
-        for te_id, te in self.core.changes.tasks.items():
-            mine[(ex_key[te.execution_id], te.task, te.seq)] = describe_cause(
-                self.core.changes.causes.get(("task", te_id)), events
-            )
-        real_ex = {ex.id: describe_cause(cause, events) for ex, cause in self.reality.executions}
-        real: dict[tuple[str, str, int], str] = {}
-        for te, cause in self.reality.runs:
-            if te.execution_id in real_ex:
-                real[(real_ex[te.execution_id], te.task, te.seq)] = describe_cause(cause, events)
-
-        def row(key: tuple[str, str, int]) -> dict[str, Any]:
-            return {"execution": key[0], "task": key[1], "seq": key[2]}
-
-        return {
-            "only_replay": [row(k) for k in sorted(mine.keys() - real.keys())],
-            "only_real": [row(k) for k in sorted(real.keys() - mine.keys())],
-            "cause_differs": [
-                {**row(k), "replay": mine[k], "real": real[k]}
-                for k in sorted(mine.keys() & real.keys())
-                if mine[k] != real[k]
-            ],
         }
 
 

@@ -73,6 +73,30 @@ def line(links: list[WhyLink]) -> str:
     return " <- ".join(link.text for link in links)
 
 
+#: Links that end a short cause (a root, or the end of what is known).
+_SHORT_ENDS = ("schedule", "command", "unknown")
+#: At most this many links in a short cause.
+SHORT_LINKS = 3
+
+
+def short(links: list[WhyLink]) -> str:
+    """The cause of a run in a few words, for a table: ``START on hour_complete (rule 2) <- event 1234``.
+
+    The run itself is left out; the text stops at the first event, schedule tick or command.  An event
+    about another run (its status) keeps its words, which name that run; another event is its offset.
+    """
+    parts: list[str] = []
+    for link in links[1:]:
+        if link.kind == "event":
+            about_run = link.key in (*RUN_KEYS, event_keys.EXECUTION_STATUS)
+            parts.append(link.text if about_run or link.offset is None else f"event {link.offset}")
+            break
+        parts.append(link.text)
+        if link.kind in _SHORT_ENDS or len(parts) >= SHORT_LINKS:
+            break
+    return " <- ".join(parts) if parts else line(links)
+
+
 class _Walk:
     def __init__(self, lookup: Lookup, links: list[WhyLink]) -> None:
         self.lookup = lookup

@@ -4,6 +4,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { INotebookInfo } from './author';
+import { IReplayResult } from './dryrun';
 import { errorField, errorMessage, IAiflowEvent, IEventInput, IExecution, ITaskExecution, IWorkflow } from './state';
 
 /** A failed request, with the service's message (shown in the panel's error line). */
@@ -45,6 +46,12 @@ export interface IWorkflowSpec {
 }
 
 export type TaskAction = 'start' | 'stop' | 'restart';
+
+/** Why a run was made: the chain of causes (the run first, the root last) and the cause in a few words. */
+export interface IWhy {
+  links: { kind: string; text: string; offset?: number | null; key?: string | null }[];
+  short: string;
+}
 
 const q = encodeURIComponent;
 
@@ -153,6 +160,15 @@ export class AiflowApi {
   /** Submit the dialog's draft; a mistake rejects with an ApiError naming its field. */
   submitDraft(draft: Record<string, unknown>): Promise<{ namespace: string; name: string; version: number }> {
     return this.post('author/submit', draft);
+  }
+
+  why(taskExecutionId: number): Promise<IWhy> {
+    return this.json(`api/v1/task-executions/${taskExecutionId}/why`);
+  }
+
+  /** A workflow through the rules over a window of the log, in memory (see dryrun.ts). */
+  replay(body: Record<string, unknown>): Promise<IReplayResult> {
+    return this.post('api/v1/replay', body);
   }
 
   taskLog(id: number): Promise<string> {

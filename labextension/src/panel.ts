@@ -5,6 +5,7 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { AiflowApi, ApiError, IHealth, IServiceState, TaskAction } from './api';
+import { DEFAULT_WINDOW, DRY_RUN_WINDOWS, dryRunBody, dryRunLines, DryRunWindow } from './dryrun';
 import {
   anyStale,
   checkEventForm,
@@ -30,7 +31,9 @@ import {
   buildPanel,
   hideError,
   IDetailActions,
+  IDryRunState,
   IPanelView,
+  IRunWhy,
   renderDetail,
   renderError,
   renderFeed,
@@ -197,6 +200,7 @@ export class AiflowPanel extends Widget {
 
   selectWorkflow(namespace: string, name: string): void {
     this.selection = { workflow: { namespace, name }, execution: null };
+    this._dryRun = { ...this._dryRun, running: false, lines: null };
     this._pinned = false;
     this._selectedTask = null;
     this.executions = [];
@@ -247,6 +251,33 @@ export class AiflowPanel extends Widget {
       return this.showError('select a workflow first');
     }
     await this._act(() => this.api.pause(wf.namespace, wf.name, paused), { ...NOTHING_STALE, workflows: true });
+  }
+
+  /**
+   * Replay the selected workflow's submitted version over the picked window of the log (nothing runs) and
+   * show its summary and differences with what ran.
+   */
+  async dryRun(): Promise<void> {
+    const wf = this.selectedWorkflow;
+    if (!wf) {
+      return this.showError('select a workflow first');
+    }
+    const id = workflowId(wf);
+    const window = this._dryRun.window;
+    const label = DRY_RUN_WINDOWS.find(([w]) => w === window)?.[1] ?? window;
+    this._dryRun = { ...this._dryRun, running: true };
+    this._renderDetail();
+    let lines: string[] | null = null;
+    try {
+      lines = dryRunLines(await this.api.replay(dryRunBody(wf.namespace, wf.name, window, new Date())));
+      this.clearError();
+    } catch (err) {
+      this.showError(err);
+    }
+    if (this.selection.workflow && workflowId(this.selection.workflow) === id) {
+      this._dryRun = { ...this._dryRun, running: false, lines, title: `${id} v${wf.version} over the ${label}` };
+      this._renderDetail();
+    }
   }
 
   /** Send the form's event; an empty key is refused here, before anything is sent. */
@@ -373,7 +404,34 @@ export class AiflowPanel extends Widget {
         })
       );
     }
+    if (wf) {
+      jobs.push(this._fetchKinds());
+    }
     await Promise.all(jobs);
+    await this._fetchWhy();
+  }
+
+  /** Each task's operator, from the spec of the selected workflow's latest version (once per version). */
+  private async _fetchKinds(): Promise<void> {
+    const wf = this.selectedWorkflow;
+    const key = wf ? `${workflowId(wf)}@${wf.version}` : '';
+    if (!wf || key === this._kindsOf) {
+      return;
+    }
+    const { spec } = await this.api.workflow(wf.namespace, wf.name);
+    this._kinds = new Map(spec.tasks.map(t => [t.name, t.kind]));
+    this._kindsOf = key;
+  }
+
+  /** The cause of each run shown, asked once per run (a run's cause never changes). */
+  private async _fetchWhy(): Promise<void> {
+    const missing = this.tasks.filter(t => !this._why.has(t.id));
+    await Promise.allSettled(
+      missing.map(async t => {
+        const { links, short } = await this.api.why(t.id);
+        this._why.set(t.id, { short, chain: links.map(l => l.text).join(' <- ') });
+      })
+    );
   }
 
   private async _countRunning(): Promise<void> {
@@ -447,7 +505,10 @@ export class AiflowPanel extends Widget {
       execution: this.selection.execution,
       executionStatus: this.selectedExecution?.status ?? null,
       tasks: this.tasks,
-      selectedTask: this._selectedTask
+      selectedTask: this._selectedTask,
+      why: this._why,
+      kinds: this._kindsOf.startsWith(`${workflowId(wf)}@`) ? this._kinds : new Map<string, string>(),
+      dryRun: this._dryRun
     };
     renderDetail(this._view.detail, state, this._detailActions);
   }
@@ -477,6 +538,14 @@ export class AiflowPanel extends Widget {
       if (wf) {
         this._workflowRequested.emit(wf);
       }
+    },
+    dryRun: () => void this.dryRun(),
+    setDryRunWindow: (window: DryRunWindow) => {
+      this._dryRun = { ...this._dryRun, window };
+    },
+    closeDryRun: () => {
+      this._dryRun = { ...this._dryRun, lines: null };
+      this._renderDetail();
     }
   };
 
@@ -489,6 +558,10 @@ export class AiflowPanel extends Widget {
   private _selectedTask: number | null = null;
   private _running = 0;
   private _svg = '';
+  private _why = new Map<number, IRunWhy>();
+  private _kinds = new Map<string, string>();
+  private _kindsOf = '';
+  private _dryRun: IDryRunState = { window: DEFAULT_WINDOW, running: false, lines: null, title: '' };
   private _openRequested = new Signal<this, ITaskExecution>(this);
   private _runningChanged = new Signal<this, number>(this);
   private _graphRequested = new Signal<this, void>(this);

@@ -2,6 +2,7 @@
 
 import { TaskAction } from './api';
 import { fill, h, safeSvg } from './dom';
+import { DRY_RUN_WINDOWS, DryRunWindow } from './dryrun';
 import {
   describeEvent,
   formatDuration,
@@ -62,6 +63,26 @@ export interface IDetailState {
   executionStatus: string | null;
   tasks: ITaskExecution[];
   selectedTask: number | null;
+  /** Each run's cause (by task execution id): in a few words, and the whole chain. */
+  why: ReadonlyMap<number, IRunWhy>;
+  /** Each task's operator (kind), from the spec of the workflow's latest version. */
+  kinds: ReadonlyMap<string, string>;
+  dryRun: IDryRunState;
+}
+
+export interface IRunWhy {
+  short: string;
+  chain: string;
+}
+
+/** The "Dry run" of the selected workflow: the window picked and, once it answered, what it says. */
+export interface IDryRunState {
+  window: DryRunWindow;
+  running: boolean;
+  /** The summary and differences (null: not run yet for this workflow). */
+  lines: string[] | null;
+  /** What was replayed, e.g. "v2 over the last 24 hours". */
+  title: string;
 }
 
 /** What the detail's rows and buttons do. */
@@ -74,6 +95,9 @@ export interface IDetailActions {
   taskAction(action: TaskAction, task: string): void;
   openGraph(): void;
   openWorkflow(): void;
+  dryRun(): void;
+  setDryRunWindow(window: DryRunWindow): void;
+  closeDryRun(): void;
 }
 
 /** Build the panel's skeleton into ``root`` (replacing what is there). */
@@ -281,13 +305,54 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
         ? button('⤢ Graph', 'jp-AiflowPanel-openGraph', () => actions.openGraph(), 'Open the graph large in the main area')
         : null
     ),
+    dryRunControls(state.dryRun, actions),
+    dryRunResult(state.dryRun, actions),
     graph(state.svg, () => actions.openGraph()),
     h('h4', {}, 'Executions'),
     state.executions.length
       ? executionsTable(state.executions, execution, actions)
       : h('p', { class: 'jp-AiflowPanel-empty' }, 'no execution yet'),
     execution !== null ? h('h4', {}, `Tasks of execution #${execution}`) : null,
-    execution !== null ? tasksTable(state.tasks, state.selectedTask, state.executionStatus, actions) : null
+    execution !== null ? tasksTable(state, actions) : null
+  );
+}
+
+/** "Dry run" of the submitted version over a window: what its rules would have started, against what ran. */
+function dryRunControls(state: IDryRunState, actions: IDetailActions): HTMLDivElement {
+  const select = h(
+    'select',
+    {
+      class: 'jp-AiflowPanel-dryRunWindow',
+      'aria-label': 'dry run window',
+      onchange: (e: Event) => actions.setDryRunWindow((e.target as HTMLSelectElement).value as DryRunWindow)
+    },
+    ...DRY_RUN_WINDOWS.map(([value, label]) => h('option', { value, selected: value === state.window }, label))
+  );
+  const run = button(
+    state.running ? 'Dry running...' : 'Dry run',
+    'jp-AiflowPanel-dryRun',
+    () => actions.dryRun(),
+    'Replay the submitted version over the logged events of the window: what would it have started? ' +
+      'Nothing is run or written.'
+  );
+  run.disabled = state.running;
+  return h('div', { class: 'jp-AiflowPanel-dryRunControls' }, run, select);
+}
+
+function dryRunResult(state: IDryRunState, actions: IDetailActions): HTMLDivElement | null {
+  if (!state.lines) {
+    return null;
+  }
+  return h(
+    'div',
+    { class: 'jp-AiflowPanel-dryRunResult', role: 'status' },
+    h(
+      'div',
+      { class: 'jp-AiflowPanel-dryRunTitle' },
+      h('b', {}, `Dry run of ${state.title}`),
+      h('button', { title: 'Close', 'aria-label': 'Close the dry run', onclick: () => actions.closeDryRun() }, '×')
+    ),
+    h('ul', {}, ...state.lines.map(line => h('li', {}, line)))
   );
 }
 
@@ -387,12 +452,8 @@ function executionsTable(executions: IExecution[], selected: number | null, acti
   );
 }
 
-function tasksTable(
-  tasks: ITaskExecution[],
-  selected: number | null,
-  executionStatus: string | null,
-  actions: IDetailActions
-): HTMLTableElement {
+function tasksTable(state: IDetailState, actions: IDetailActions): HTMLTableElement {
+  const { tasks, selectedTask, executionStatus } = state;
   const latest = latestRuns(tasks);
   return h(
     'table',
@@ -411,7 +472,9 @@ function tasksTable(
     h(
       'tbody',
       {},
-      ...tasks.map(t => taskRow(t, t.id === selected, taskActions(t, executionStatus, latest.has(t.id)), actions))
+      ...tasks.map(t =>
+        taskRow(t, state, t.id === selectedTask, taskActions(t, executionStatus, latest.has(t.id)), actions)
+      )
     )
   );
 }
@@ -422,8 +485,16 @@ const ROW_BUTTONS: Record<RowAction, [string, string]> = {
   restart: ['↻', 'Restart']
 };
 
-function taskRow(t: ITaskExecution, selected: boolean, offered: RowAction[], actions: IDetailActions): HTMLTableRowElement {
+function taskRow(
+  t: ITaskExecution,
+  state: IDetailState,
+  selected: boolean,
+  offered: RowAction[],
+  actions: IDetailActions
+): HTMLTableRowElement {
   const finished = isFinished(t.status);
+  const kind = state.kinds.get(t.task);
+  const why = state.why.get(t.id);
   return h(
     'tr',
     {
@@ -437,12 +508,18 @@ function taskRow(t: ITaskExecution, selected: boolean, offered: RowAction[], act
     h(
       'td',
       {},
-      h('div', { class: 'jp-AiflowPanel-taskName' }, `${t.task} #${t.seq}`),
+      h(
+        'div',
+        { class: 'jp-AiflowPanel-taskName' },
+        `${t.task} #${t.seq}`,
+        kind ? h('span', { class: 'jp-AiflowPanel-taskKind', title: 'operator' }, kind) : null
+      ),
       h(
         'div',
         { class: 'jp-AiflowPanel-taskTimes' },
         [formatTime(t.start_time), formatDuration(runSeconds(t))].filter(Boolean).join(' · ')
       ),
+      why ? h('div', { class: 'jp-AiflowPanel-taskWhy', title: why.chain }, `why: ${why.short}`) : null,
       t.error ? h('div', { class: 'jp-AiflowPanel-taskError', title: t.error }, t.error) : null
     ),
     h('td', { class: `jp-AiflowPanel-status jp-mod-${t.status.toLowerCase()}` }, t.status),

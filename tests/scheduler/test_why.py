@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb import BashTask, Engine, TaskAction, TaskStatus, Workflow, WorkflowStatus, errors
-from aiflow_nb.scheduler.why import line
+from aiflow_nb.scheduler.why import line, short
 from aiflow_nb.workflow.records import WhyLink
-from tests.conftest import RunningService
+from tests.conftest import InsideRun
 from tests.scheduler.tasks import runs, settle, wait_execution, wait_run
-from tests.server import wait
 
 
 def kinds(links: list[WhyLink]) -> list[str]:
@@ -145,46 +144,53 @@ def test_why_of_an_unknown_run_is_not_found(engine: Engine) -> None:
         engine.why_execution(98)
 
 
-SEND = "from aiflow_nb.client import send_event; send_event('hour_complete', {'hour': 10})"
+def test_an_event_sent_from_inside_a_task_goes_back_to_that_run(inside_run: InsideRun) -> None:
+    client, ex_id = inside_run.client, inside_run.execution_id
+    train = next(t for t in client.task_executions(ex_id) if t.task == "train")
+    links = client.why(train.id)
+    assert kinds(links) == ["run", "rule", "event", "run", "execution", "command"]
+    assert links[2].sender == f"{ex_id}/stream/1"
+    assert "sent from inside it" in links[2].text
+    assert links[3].text.startswith("stream #1 ")
+    # The REST answer also says it in a few words (the panel's "why" line).
+    answer = client.request("GET", f"/task-executions/{train.id}/why")
+    assert answer["short"] == f"START on hour_complete (rule train#1) <- event {links[2].offset}"
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "aiflow_nb.cli", "task", "why", str(train.id), "--home", str(inside_run.service.home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == line(links)
+    assert shown.stdout.startswith("train #1 ") and " <- START on hour_complete (rule train#1) <- " in shown.stdout
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "aiflow_nb.cli", "task", "why", "999", "--home", str(inside_run.service.home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
+    assert "task execution 999 does not exist" in missing.stderr
+    with pytest.raises(errors.NotFoundError):
+        client.why(999)
 
 
-def test_an_event_sent_from_inside_a_task_goes_back_to_that_run(home: Path) -> None:
-    with Workflow("w") as wf:
-        BashTask("stream", command=f'{sys.executable} -c "{SEND}"')
-        BashTask("train", command="true").action_on_event_received(TaskAction.START, "hour_complete")
-    service = RunningService(home).start()
-    try:
-        client = service.client()
-        client.submit(wf)
-        ex_id = client.start_execution("w")
-        wait(lambda: [t for t in client.task_executions(ex_id) if t.task == "train" and t.status.finished], 60)
-        train = next(t for t in client.task_executions(ex_id) if t.task == "train")
-        links = client.why(train.id)
-        assert kinds(links) == ["run", "rule", "event", "run", "execution", "command"]
-        assert links[2].sender == f"{ex_id}/stream/1"
-        assert "sent from inside it" in links[2].text
-        assert links[3].text.startswith("stream #1 ")
-
-        shown = subprocess.run(
-            [sys.executable, "-m", "aiflow_nb.cli", "task", "why", str(train.id), "--home", str(home)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert shown.returncode == 0, shown.stderr
-        assert shown.stdout.strip() == line(links)
-        assert shown.stdout.startswith("train #1 ") and " <- START on hour_complete (rule train#1) <- " in shown.stdout
-
-        missing = subprocess.run(
-            [sys.executable, "-m", "aiflow_nb.cli", "task", "why", "999", "--home", str(home)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert missing.returncode != 0
-        assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
-        assert "task execution 999 does not exist" in missing.stderr
-        with pytest.raises(errors.NotFoundError):
-            client.why(999)
-    finally:
-        service.stop()
+def test_the_short_cause_stops_at_the_first_event_tick_or_command() -> None:
+    run = WhyLink("run", "train #3 (task execution 9 of execution 2)")
+    rule = WhyLink("rule", "START on hour_complete (rule train#1)", 1234, "hour_complete", rule="train#1")
+    outside = WhyLink("event", "event 1234 hour_complete from stream/1", 1234, "hour_complete")
+    assert (
+        short([run, rule, outside, WhyLink("run", "stream #1")])
+        == "START on hour_complete (rule train#1) <- event 1234"
+    )
+    status = WhyLink("event", "event 55 aiflow.task.status: a #1 SUCCESS", 55, "aiflow.task.status")
+    assert short([run, rule, status, WhyLink("run", "a #1")]).endswith("<- event 55 aiflow.task.status: a #1 SUCCESS")
+    command = WhyLink("command", "command: execution start")
+    assert short([run, WhyLink("execution", "execution 2 of w (version 1)"), command]) == (
+        "execution 2 of w (version 1) <- command: execution start"
+    )
+    assert short([WhyLink("run", "alone")]) == "alone"
