@@ -130,7 +130,7 @@ def _number(draft: Mapping[str, Any], field: str, what: str, integer: bool = Fal
     return number
 
 
-def _literal(field: str, text: str) -> Any:
+def literal(field: str, text: str) -> Any:
     """A parameter's value: a Python literal (as in the parameters cell), JSON-able."""
     try:
         value = ast.literal_eval(text)
@@ -172,7 +172,7 @@ def draft_parameters(draft: Mapping[str, Any], known: Sequence[Parameter]) -> di
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 pass  # an expression default (a call, say) stays the notebook's own
             continue
-        values[name] = _literal(field, text)
+        values[name] = literal(field, text)
     return values
 
 

@@ -59,3 +59,39 @@ def test_mistakes_come_back_at_their_field_and_nothing_is_submitted(
     assert "nightly" not in [w.name for w in aiflow.client().workflows()]
     status, body = call(jupyter, "GET", f"/aiflow/author/notebook?path={broken}")
     assert status == 400 and body["error"]["field"] == "notebook"
+
+
+def test_run_with_parameters_offers_the_defaults_and_starts_with_the_changed_ones(
+    jupyter: JupyterProcess, aiflow: RunningService
+) -> None:
+    from tests.server import wait_task
+
+    path = notebook(jupyter, "daily.ipynb")
+    draft = {"path": path, "workflow": "daily", "task": "d", "when": "event", "event_key": "never"}
+    status, body = call(jupyter, "POST", "/aiflow/author/submit", {**draft, "parameters": {"alpha": "0.25"}})
+    assert status == 200, body
+    status, body = call(jupyter, "GET", "/aiflow/author/run?namespace=default&name=daily")
+    assert status == 200, body
+    # The task's own value is the default shown (over the notebook's 0.5).
+    assert body["parameters"] == [{"name": "alpha", "type": "float", "default": "0.25", "tasks": ["d"]}]
+
+    client = aiflow.client()
+    before = client.executions()
+    for values, field in [({"alpha": "not a literal"}, "param:alpha"), ({"beta": "1"}, "param:beta")]:
+        status, body = call(jupyter, "POST", "/aiflow/author/run", {"name": "daily", "values": values})
+        assert status == 400 and body["error"]["field"] == field, body
+    assert client.executions() == before
+
+    status, body = call(jupyter, "POST", "/aiflow/author/run", {"name": "daily", "values": {"alpha": "0.25"}})
+    assert status == 200 and client.execution(body["id"]).parameters is None  # left at its default
+    execution = body["id"]
+    values = {"alpha": "0.9"}
+    run = {"name": "daily", "execution": execution, "task": "d", "values": values}
+    status, body = call(jupyter, "POST", "/aiflow/author/run", run)
+    assert status == 200, body
+    done = wait_task(client, execution, "d", "SUCCESS", timeout=120)
+    assert done.parameters == {"alpha": 0.9}
+    shown = "".join(
+        "".join(o.get("text", "")) for c in client.task_notebook(done.id)["cells"] for o in c.get("outputs", [])
+    )
+    assert "0.9" in shown
