@@ -164,6 +164,13 @@ def test_author_a_workflow_from_the_file_browser(
     expect(view.locator("h2")).to_contain_text("v4")
     assert list(client.workflow("authored").tasks) == ["train"]
     shots.take(page, "task-removed")
+    # The same dialog from the command palette, for the panel's selected workflow.
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("Run the Selected Workflow with Parameters")
+    page.locator(".lm-CommandPalette-item", has_text="Run the Selected Workflow with Parameters").first.click()
+    expect(run.locator('input[name="param:alpha"]')).to_have_value("0.75")
+    run.locator(".jp-mod-reject").click()
+    expect(run).to_have_count(0)
 
     # 4. A cron task: a bad expression is shown at its field, nothing submitted; a good one shows its next run.
     dialog = add_to_workflow(page, "nightly.ipynb")
