@@ -189,3 +189,34 @@ def test_the_magic_starts_with_parameters(
     finally:
         magics.unload_ipython_extension(shell)
         shell.extension_manager.loaded.discard("aiflow_nb")
+
+
+def test_a_home_written_before_the_parameters_columns_is_read(home: Path) -> None:
+    import duckdb
+
+    from aiflow_nb.home import database_path
+    from aiflow_nb.scheduler.store import Store
+    from aiflow_nb.storage import Database
+
+    with Engine(home) as engine:
+        with Workflow("old") as wf:
+            BashTask("t", command="true")
+        engine.submit(wf)
+        ex = engine.start_execution("old")
+        wait_execution(engine, ex, WorkflowStatus.SUCCESS)
+    conn = duckdb.connect(str(database_path(home)))
+    conn.execute("ALTER TABLE executions DROP COLUMN parameters")
+    conn.execute("ALTER TABLE task_executions DROP COLUMN parameters")
+    conn.close()
+    db = Database(database_path(home), read_only=True)
+    try:
+        store = Store(db)
+        found = store.execution(ex)
+        assert found is not None and found.status is WorkflowStatus.SUCCESS and found.parameters is None
+        [run] = store.task_executions_of([ex])
+        assert run.status is TaskStatus.SUCCESS and run.parameters is None
+    finally:
+        db.conn.close()
+    with Engine(home) as engine:  # a writer adds the columns back
+        assert engine.execution(ex).parameters is None
+        assert engine.verify().consistent
