@@ -23,6 +23,7 @@ from aiflow_nb.home import default_home
 from aiflow_nb.server.options import add_engine_arguments, engine_flags
 from aiflow_nb.startup import skip_slow_optional_imports
 from aiflow_nb.tables import WORKFLOW_COLUMNS, printable, task_row, text_fields, text_table, workflow_row
+from aiflow_nb.workflow import overrides
 from aiflow_nb.workflow.records import TaskExecution
 
 
@@ -206,7 +207,7 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
     client = Client(home=args.home)
     if args.action == "start":
         ns = args.namespace or "default"
-        started = client.start_execution(args.target, ns)
+        started = client.start_execution(args.target, ns, overrides.from_assignments(args.param))
         out.one({"id": started}, f"started execution {started} of {ns}/{args.target}")
     elif args.action == "stop":
         stopped = client.stop_execution(_int(args.target, "execution id"))
@@ -231,7 +232,14 @@ def task_cmd(args: argparse.Namespace, out: Output) -> int:
     elif args.action in ("start", "stop", "restart"):
         if args.task is None:
             raise errors.AiflowError(f"task {args.action} needs EXECUTION and TASK")
-        out.tasks(getattr(client, f"{args.action}_task")(_int(args.target, "execution id"), args.task))
+        given = overrides.from_assignments(args.param)
+        execution_id = _int(args.target, "execution id")
+        if args.action == "start":
+            out.tasks(client.start_task(execution_id, args.task, given))
+        elif given:
+            raise errors.InvalidParameterError(f"-p is for execution start and task start, not task {args.action}")
+        else:
+            out.tasks(getattr(client, f"{args.action}_task")(execution_id, args.task))
     elif args.action == "log":
         sys.stdout.write(client.task_log(_int(args.target, "task execution id")))
     elif args.action == "why":
@@ -383,6 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("target", nargs="?", help="workflow name (start, list) or execution id (stop, show)")
     ex.add_argument("--namespace", default=None, help="start: default 'default'; list: filter")
     ex.add_argument("--status", default=None)
+    ex.add_argument(
+        "-p",
+        "--parameter",
+        dest="param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="start: override a task parameter for this execution (repeatable; typed as papermill's -p)",
+    )
     ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
@@ -396,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
     task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
+    task.add_argument(
+        "-p",
+        "--parameter",
+        dest="param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="start: override a parameter of the task for this run (repeatable)",
+    )
     task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook", "why"))
 
     ev = sub.add_parser("event", parents=[common], help="send, list and follow events")

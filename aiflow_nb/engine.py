@@ -51,7 +51,7 @@ from aiflow_nb.home import database_path, default_home, tighten
 from aiflow_nb.scheduler import Scheduler, dryrun, inputs, rerun, verify, why
 from aiflow_nb.scheduler.verify import Report
 from aiflow_nb.storage import Database
-from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb.workflow import TaskAction, TaskStatus, Workflow, WorkflowStatus, overrides
 from aiflow_nb.workflow.graph import workflow_svg
 from aiflow_nb.workflow.records import (
     Outcome,
@@ -434,17 +434,20 @@ class Engine:
 
     # -- executions --------------------------------------------------------------
 
-    def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
-        return self._command(lambda: self.scheduler.start_execution(namespace, name))
+    def start_execution(
+        self, name: str, namespace: str = DEFAULT_NAMESPACE, parameters: dict[str, Any] | None = None
+    ) -> int:
+        given = overrides.checked(parameters)
+        return self._command(lambda: self.scheduler.start_execution(namespace, name, given))
 
     def stop_execution(self, execution_id: int) -> WorkflowExecution:
         """Stop a running execution and its running tasks; returns it, STOPPED."""
         self._command(lambda: self.scheduler.stop_execution(execution_id))
         return self.execution(execution_id)
 
-    def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
+    def start_task(self, execution_id: int, task: str, parameters: dict[str, Any] | None = None) -> list[TaskExecution]:
         """START ``task`` in a running execution (nothing if it is alive); returns the task's runs."""
-        return self._task_action(execution_id, task, TaskAction.START)
+        return self._task_action(execution_id, task, TaskAction.START, overrides.checked(parameters))
 
     def stop_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, TaskAction.STOP)
@@ -452,8 +455,10 @@ class Engine:
     def restart_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, TaskAction.RESTART)
 
-    def _task_action(self, execution_id: int, task: str, action: TaskAction) -> list[TaskExecution]:
-        self._command(lambda: self.scheduler.task_action(execution_id, task, action))
+    def _task_action(
+        self, execution_id: int, task: str, action: TaskAction, parameters: dict[str, Any] | None = None
+    ) -> list[TaskExecution]:
+        self._command(lambda: self.scheduler.task_action(execution_id, task, action, parameters))
         return [te for te in self.task_executions(execution_id) if te.task == task]
 
     def execution(self, execution_id: int) -> WorkflowExecution:

@@ -65,6 +65,22 @@ class InvalidScheduleError(SpecError):
     code = "invalid_schedule"
 
 
+class InvalidParameterError(AiflowError, ValueError):
+    """A run's parameter overrides are malformed: not a mapping, a bad name, a value that is not JSON."""
+
+    code = "invalid_parameter"
+
+
+class UnknownParameterError(InvalidParameterError):
+    """A run's parameter override names a parameter its task(s) do not declare (``parameter`` names it)."""
+
+    code = "unknown_parameter"
+
+    def __init__(self, message: str, parameter: str = "") -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
 class InvalidEventError(AiflowError, ValueError):
     """An event is malformed: empty key, value not JSON-able, bad field."""
 

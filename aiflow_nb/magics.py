@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -21,7 +22,7 @@ from aiflow_nb import errors
 from aiflow_nb.client import Client, send_event, task_scope
 from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.home import default_home
-from aiflow_nb.workflow import cell_syntax, cells
+from aiflow_nb.workflow import cell_syntax, cells, overrides
 from aiflow_nb.workflow.cell_syntax import Key, Parser, split
 
 #: Seconds a read retries while the service does not answer (a restart takes a few).
@@ -29,7 +30,7 @@ RETRY_FOR = 10.0
 
 COMMANDS = (
     *cell_syntax.DEFINING,
-    *("submit", "run", "stop", "send", "status", "graph", "events", "server", "why", "replay"),
+    *("submit", "run", "start", "stop", "send", "status", "graph", "events", "server", "why", "replay"),
 )
 
 
@@ -38,6 +39,7 @@ def _parsers() -> dict[str, Parser]:
     submit.add_argument("workflow", nargs="?", help="default: every drafted workflow")
     run = Parser("%aiflow run")
     run.add_argument("workflow")
+    run.add_argument("-p", "--parameter", dest="parameters", action="append", default=[], metavar="NAME=VALUE")
     stop = Parser("%aiflow stop")
     stop.add_argument("execution", type=int)
     status = Parser("%aiflow status")
@@ -60,8 +62,8 @@ def _parsers() -> dict[str, Parser]:
     replay.add_argument("--outcomes", default="recorded")
     replay.add_argument("--diff", action="store_true")
     replay.add_argument("--version", type=int, default=None)
-    return {"submit": submit, "run": run, "stop": stop, "status": status, "graph": graph, "events": events,
-            "server": server, "why": why, "replay": replay}  # fmt: skip
+    return {"submit": submit, "run": run, "start": run, "stop": stop, "status": status, "graph": graph,
+            "events": events, "server": server, "why": why, "replay": replay}  # fmt: skip
 
 
 _PARSERS = _parsers()
@@ -178,7 +180,8 @@ class AiflowMagics(Magics):
 
         Talking to the service::
 
-            %aiflow submit [WF] [--namespace NS]    %aiflow run WF [--namespace NS]    %aiflow stop EXECUTION
+            %aiflow submit [WF] [--namespace NS]    %aiflow stop EXECUTION
+            %aiflow run WF [--namespace NS] [-p NAME=VALUE ...]   (also: %aiflow start WF ...)
             %aiflow send KEY [VALUE] [--namespace NS]    %aiflow status [WF] (live)    %aiflow graph WF
             %aiflow events [--key K] [--namespace NS]    %aiflow server    %aiflow why TASK_EXECUTION
             %aiflow replay WF [--since 24h|OFFSET|TIME] [--until ...] [--outcomes success|failed|recorded] [--diff]
@@ -233,9 +236,14 @@ class AiflowMagics(Magics):
             shown = wf.name if wf.namespace == DEFAULT_NAMESPACE else f"{wf.namespace}/{wf.name}"
             print(f"submitted {shown} version {version}")
 
-    def _run(self, workflow: str, namespace: str) -> None:
-        execution = self.client.start_execution(workflow, namespace)
+    def _run(self, workflow: str, namespace: str, parameters: Sequence[str] = ()) -> None:
+        given = overrides.from_assignments(parameters)
+        execution = self.client.start_execution(workflow, namespace, given)
         print(f"started execution {execution} of {namespace}/{workflow}")
+
+    def _start(self, workflow: str, namespace: str, parameters: Sequence[str] = ()) -> None:
+        """``%aiflow start WF [-p NAME=VALUE ...]``: as ``run``."""
+        self._run(workflow, namespace, parameters)
 
     def _stop(self, execution: int) -> None:
         stopped = self.client.stop_execution(execution)

@@ -63,3 +63,34 @@ def test_the_readme_quotes_no_measurements() -> None:
     figure = re.compile(r"\d[\d,.]*\s*(µs|ms\b|req(uests)?/s|requests a second|events/s|events a second|x faster)")
     assert [m.group(0) for m in figure.finditer(README)] == []
     assert "docs/benchmarks.md" in README
+
+
+def test_the_readme_shows_the_two_screenshots_of_the_checkout() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README)
+    assert images == ["docs/images/author-dialog.png", "docs/images/workflow-view.png"]
+    root = Path(__file__).resolve().parent.parent
+    assert all((root / image).is_file() for image in images)
+
+
+def test_the_package_index_page_is_short_self_contained_and_its_examples_parse() -> None:
+    """pyproject's ``readme``: what a package index shows, where a relative link or image leads nowhere."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    readme = tomllib.loads((root / "pyproject.toml").read_text())["project"]["readme"]
+    assert readme == "docs/pypi.md"
+    text = (root / readme).read_text()
+    assert not re.findall(r"\]\((?!https?://|#|mailto:)([^)\s]+)\)", text)
+    assert "![" not in text and "<img" not in text
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", text, re.S | re.M)
+    indented = [line.strip() for line in text.splitlines() if line.startswith("    aiflow-nb ")]
+    assert len(indented) >= 3
+    for line in indented:
+        build_parser().parse_args(shlex.split(line, comments=True)[1:])
+    magics = [line for lang, body in blocks if lang == "" for line in body.splitlines()]
+    defining = [line for line in magics if line.startswith("%%aiflow ")]
+    assert defining
+    for line in defining:
+        parse_cell(line.split(" ", 1)[1], body="print(day)")
+    for body in [body for lang, body in blocks if lang == "python"]:
+        ast.parse(body)

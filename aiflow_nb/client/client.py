@@ -155,8 +155,11 @@ class Client:
 
     # -- executions --------------------------------------------------------------
 
-    def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
-        return int(self.request("POST", _workflow(namespace, name) + "/executions")["id"])
+    def start_execution(
+        self, name: str, namespace: str = DEFAULT_NAMESPACE, parameters: dict[str, Any] | None = None
+    ) -> int:
+        body = {"parameters": parameters} if parameters else None
+        return int(self.request("POST", _workflow(namespace, name) + "/executions", body)["id"])
 
     def stop_execution(self, execution_id: int) -> WorkflowExecution:
         return WorkflowExecution.from_dict(self.request("POST", f"/executions/{int(execution_id)}/stop"))
@@ -222,8 +225,8 @@ class Client:
         }
         return Replay.from_dict(self.request("POST", "/replay", body))
 
-    def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
-        return self._task_action(execution_id, task, "start")
+    def start_task(self, execution_id: int, task: str, parameters: dict[str, Any] | None = None) -> list[TaskExecution]:
+        return self._task_action(execution_id, task, "start", parameters)
 
     def stop_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, "stop")
@@ -231,8 +234,11 @@ class Client:
     def restart_task(self, execution_id: int, task: str) -> list[TaskExecution]:
         return self._task_action(execution_id, task, "restart")
 
-    def _task_action(self, execution_id: int, task: str, action: str) -> list[TaskExecution]:
-        data = self.request("POST", f"/executions/{int(execution_id)}/tasks/{_q(task)}/{action}")
+    def _task_action(
+        self, execution_id: int, task: str, action: str, parameters: dict[str, Any] | None = None
+    ) -> list[TaskExecution]:
+        body = {"parameters": parameters} if parameters else None
+        data = self.request("POST", f"/executions/{int(execution_id)}/tasks/{_q(task)}/{action}", body)
         return [TaskExecution.from_dict(t) for t in data["task_executions"]]
 
     def task_log(self, task_execution_id: int) -> str:

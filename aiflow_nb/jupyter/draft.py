@@ -23,7 +23,7 @@ from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.workflow import BashTask, NotebookTask, Workflow
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.status import TaskAction, TaskStatus
-from aiflow_nb.workflow.tasks import check_name
+from aiflow_nb.workflow.tasks import Task, check_name
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _number(draft: Mapping[str, Any], field: str, what: str, integer: bool = Fal
     return number
 
 
-def _literal(field: str, text: str) -> Any:
+def literal(field: str, text: str) -> Any:
     """A parameter's value: a Python literal (as in the parameters cell), JSON-able."""
     try:
         value = ast.literal_eval(text)
@@ -143,7 +143,7 @@ def _literal(field: str, text: str) -> Any:
     return value
 
 
-def _check(field: str, make: Any) -> Any:
+def check(field: str, make: Any) -> Any:
     """Run the model's constructor ``make``; its SpecError becomes a FieldError at ``field``."""
     try:
         return make()
@@ -172,7 +172,7 @@ def draft_parameters(draft: Mapping[str, Any], known: Sequence[Parameter]) -> di
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 pass  # an expression default (a call, say) stays the notebook's own
             continue
-        values[name] = _literal(field, text)
+        values[name] = literal(field, text)
     return values
 
 
@@ -186,16 +186,16 @@ def _common(draft: Mapping[str, Any], task: str) -> dict[str, Any]:
     ):
         value = _number(draft, field, what, integer)
         if value is not None:
-            _check(field, lambda k=keyword, v=value: BashTask(task, command="true", **{k: v}))
+            check(field, lambda k=keyword, v=value: BashTask(task, command="true", **{k: v}))
             common[keyword] = value
     executor = _text(draft, "executor")
     if executor:
-        _check("executor", lambda: BashTask(task, command="true", executor=executor))
+        check("executor", lambda: BashTask(task, command="true", executor=executor))
         common["executor"] = executor
     return common
 
 
-def _when(draft: Mapping[str, Any], task: NotebookTask, others: Sequence[str]) -> None:
+def apply_when(draft: Mapping[str, Any], task: Task, others: Sequence[str]) -> None:
     """The rule or schedule of the draft's "when it runs" on ``task``."""
     when = _text(draft, "when") or "execution"
     if when not in WHEN:
@@ -206,12 +206,12 @@ def _when(draft: Mapping[str, Any], task: NotebookTask, others: Sequence[str]) -
             raise FieldError("event_key", "the event key is empty")
         namespace = _text(draft, "event_namespace") or None
         if namespace is not None:
-            _check("event_namespace", lambda: check_name("namespace", namespace))
+            check("event_namespace", lambda: check_name("namespace", namespace))
         raw = draft.get("event_value")
         extra: dict[str, Any] = {}
         if isinstance(raw, str) and raw.strip():
             extra["value"] = _json_or_text(raw)
-        _check("event_key", lambda: task.action_on_event_received(TaskAction.START, key, namespace, **extra))
+        check("event_key", lambda: task.action_on_event_received(TaskAction.START, key, namespace, **extra))
     elif when == "after":
         after = draft.get("after") or []
         if isinstance(after, str):
@@ -224,19 +224,19 @@ def _when(draft: Mapping[str, Any], task: NotebookTask, others: Sequence[str]) -
         status = _text(draft, "after_status") or TaskStatus.SUCCESS.value
         if status not in {s.value for s in TaskStatus}:
             raise FieldError("after_status", f"{status!r} is not a task status")
-        _check("after", lambda: task.action_on_task_status(TaskAction.START, dict.fromkeys(after, status)))
+        check("after", lambda: task.action_on_task_status(TaskAction.START, dict.fromkeys(after, status)))
     elif when == "cron":
         cron = _text(draft, "cron")
         zone = _text(draft, "timezone") or "UTC"
-        _check("timezone", lambda: Schedule(interval=timedelta(hours=1), timezone=zone))
+        check("timezone", lambda: Schedule(interval=timedelta(hours=1), timezone=zone))
         if not cron:
             raise FieldError("cron", "the cron expression is empty")
-        task.schedule_ = _check("cron", lambda: Schedule(cron=cron, timezone=zone))
+        task.schedule_ = check("cron", lambda: Schedule(cron=cron, timezone=zone))
     elif when == "interval":
         seconds = _number(draft, "interval", "the interval")
         if seconds is None:
             raise FieldError("interval", "the interval is empty")
-        task.schedule_ = _check("interval", lambda: Schedule(interval=timedelta(seconds=seconds)))
+        task.schedule_ = check("interval", lambda: Schedule(interval=timedelta(seconds=seconds)))
     elif when == "streaming":
         task.streaming = True
 
@@ -268,8 +268,8 @@ def build_spec(
 
     ``workflows``: every submitted workflow (names and namespaces); the one to extend carries its spec.
     """
-    name = _check("workflow", lambda: check_name("workflow", _text(draft, "workflow")))
-    namespace = _check("namespace", lambda: check_name("namespace", _text(draft, "namespace") or DEFAULT_NAMESPACE))
+    name = check("workflow", lambda: check_name("workflow", _text(draft, "workflow")))
+    namespace = check("namespace", lambda: check_name("namespace", _text(draft, "namespace") or DEFAULT_NAMESPACE))
     existing = bool(draft.get("existing"))
     elsewhere = [w.namespace for w in workflows if w.name == name and w.namespace != namespace]
     here = next((w for w in workflows if w.name == name and w.namespace == namespace), None)
@@ -284,18 +284,18 @@ def build_spec(
         raise FieldError("workflow", f"the spec of {namespace}/{name} was not read")
     others = [str(t.get("name")) for t in (base or {}).get("tasks", [])]
 
-    task_name = _check("task", lambda: check_name("task", _text(draft, "task")))
+    task_name = check("task", lambda: check_name("task", _text(draft, "task")))
     if task_name in others:
         raise FieldError("task", f"workflow {namespace}/{name} already has a task {task_name!r}")
     node = read_notebook(notebook_text)
     known = parameters(node)
     values = draft_parameters(draft, known)
     common = _common(draft, task_name)
-    task = _check(
+    task = check(
         "notebook",
         lambda: NotebookTask(task_name, json.loads(nbformat.writes(node)), values, path=os_path, **common),
     )
-    _when(draft, task, others)
+    apply_when(draft, task, others)
     if base is None:
         fresh = Workflow(name, namespace)
         fresh.add_task(task)
@@ -303,7 +303,7 @@ def build_spec(
     else:
         spec = {**base, "tasks": [*base.get("tasks", []), task.to_spec()]}
     # The service's own check, here too, so a mistake is shown before anything is sent.
-    _check("form", lambda: Workflow.from_spec(spec))
+    check("form", lambda: Workflow.from_spec(spec))
     return spec
 
 

@@ -20,6 +20,8 @@ def load(serverapp: Any) -> None:
             (url_path_join(base, "service"), service.ServiceHandler),
             (url_path_join(base, "author/notebook"), author.NotebookHandler),
             (url_path_join(base, "author/submit"), author.SubmitHandler),
+            (url_path_join(base, "author/run"), author.RunHandler),
+            (url_path_join(base, "author/edit"), author.EditHandler),
             (url_path_join(base, "api/v1/stream"), stream.StreamProxyHandler),
             (url_path_join(base, "api/v1/(.*)"), proxy.ProxyHandler),
             # Anything else under /aiflow is outside the service's API: refuse it.

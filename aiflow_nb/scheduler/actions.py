@@ -30,7 +30,7 @@ from aiflow_nb.scheduler.state import (
 )
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.scheduler.writes import Changes
-from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
+from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 from aiflow_nb.workflow.status import (
     TASK_TRANSITIONS,
@@ -145,12 +145,22 @@ class Actions:
 
     # -- actions -----------------------------------------------------------------
 
-    def apply(self, ex: ExecutionState, task: str, action: TaskAction, event: Event | None) -> None:
-        """START, STOP or RESTART ``task`` in a running execution (see ``transitions.ACTIONS``)."""
+    def apply(
+        self,
+        ex: ExecutionState,
+        task: str,
+        action: TaskAction,
+        event: Event | None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """START, STOP or RESTART ``task`` in a running execution (see ``transitions.ACTIONS``).
+
+        ``parameters``: overrides for the run a START makes (a user's command).
+        """
         latest = ex.latest.get(task)
         effect = ACTIONS[(latest.status if latest is not None else None, action)]
         if effect is Effect.NEW_RUN:
-            self._new_task_execution(ex, task, event)
+            self._new_task_execution(ex, task, event, parameters=parameters)
         elif effect is Effect.STOP:
             assert latest is not None
             # A STOP after a RESTART whose stop is still under way cancels the restart.
@@ -175,7 +185,12 @@ class Actions:
         return state
 
     def _new_task_execution(
-        self, ex: ExecutionState, task: str, event: Event | dict[str, Any] | None, why: str | None = None
+        self,
+        ex: ExecutionState,
+        task: str,
+        event: Event | dict[str, Any] | None,
+        why: str | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         latest = ex.latest.get(task)
         self.last_task_id += 1
@@ -187,6 +202,7 @@ class Actions:
             status=TaskStatus.QUEUED,
             create_time=self.now,
             event=event_dict(event) if isinstance(event, Event) else event,
+            parameters=parameters or None,
         )
         ex.latest[task] = te
         changes = self.changes
@@ -310,10 +326,16 @@ class Actions:
             self.because(event=event.offset, queued=True)
             self.new_execution(namespace, name, event)
 
-    def new_execution(self, namespace: str, name: str, event: Event | None = None) -> int:
+    def new_execution(
+        self, namespace: str, name: str, event: Event | None = None, parameters: dict[str, Any] | None = None
+    ) -> int:
+        """Start an execution of the latest version; ``parameters`` override its tasks' (a user's command)."""
         info = self.registry.info(namespace, name)
         key = (namespace, name, info.version)
         compiled = self.compiled(key)
+        if parameters:
+            specs = [t.to_spec() for t in compiled.workflow.tasks.values()]
+            overrides.check_declared(parameters, specs, f"workflow {namespace}/{name}")
         if not compiled.initial and not compiled.waits_on_events:
             raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
         limit = compiled.workflow.max_active_executions
@@ -331,6 +353,7 @@ class Actions:
             status=WorkflowStatus.INIT,
             start_time=self.now,
             event=data,
+            parameters=parameters or None,
         )
         changes = self.changes
         changes.executions[record.id] = record

@@ -24,7 +24,7 @@ from aiflow_nb.scheduler.state import (
     workflow_event,
 )
 from aiflow_nb.scheduler.transitions import outcome_change
-from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
+from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
 from aiflow_nb.workflow.records import WorkflowInfo
 
 log = logging.getLogger("aiflow_nb.scheduler")
@@ -56,10 +56,10 @@ class Commands(Actions):
         if isinstance(inp, inputs.Delete):
             return self._delete(inp.namespace, inp.name)
         if isinstance(inp, inputs.StartExecution):
-            return self.new_execution(inp.namespace, inp.name)
+            return self.new_execution(inp.namespace, inp.name, parameters=inp.parameters)
         if isinstance(inp, inputs.StopExecution):
             return self._stop_execution(inp.execution_id)
-        return self._task_action(inp.execution_id, inp.task, inp.action)
+        return self._task_action(inp.execution_id, inp.task, inp.action, inp.parameters)
 
     def _record_input(self, inp: inputs.Input, position: int | None = None) -> None:
         event = inputs.to_event(inp, self.now, self.checkpoint)
@@ -150,12 +150,17 @@ class Commands(Actions):
                 self._stop(te)
         self._finish(ex, WorkflowStatus.STOPPED)
 
-    def _task_action(self, execution_id: int, task: str, action: TaskAction) -> None:
+    def _task_action(
+        self, execution_id: int, task: str, action: TaskAction, parameters: dict[str, Any] | None = None
+    ) -> None:
         ex = self.running_execution(execution_id)
         r = ex.record
-        if task not in self.compiled((r.namespace, r.workflow, r.version)).workflow.tasks:
+        tasks = self.compiled((r.namespace, r.workflow, r.version)).workflow.tasks
+        if task not in tasks:
             raise NotFoundError(f"execution {execution_id} has no task {task!r}")
-        self.apply(ex, task, action, None)
+        if parameters:
+            overrides.check_declared(parameters, [tasks[task].to_spec()], f"task {task!r}")
+        self.apply(ex, task, action, None, parameters)
 
     # -- the executor's side -------------------------------------------------------
 
@@ -170,6 +175,7 @@ class Commands(Actions):
             return None
         ex = self._record(te.execution_id)
         task = self.compiled((ex.namespace, ex.workflow, ex.version)).workflow.tasks[te.task]
+        given = {**(ex.parameters or {}), **(te.parameters or {})}
         return {
             "task_execution_id": te.id,
             "attempt": te.attempt,
@@ -177,7 +183,7 @@ class Commands(Actions):
             "workflow": ex.workflow,
             "namespace": ex.namespace,
             "version": ex.version,
-            "task": task.to_spec(),
+            "task": overrides.with_overrides(task.to_spec(), given),
             "seq": te.seq,
             "event": te.event,
         }

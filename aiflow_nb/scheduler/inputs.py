@@ -48,6 +48,8 @@ class Delete:
 class StartExecution:
     namespace: str
     name: str
+    #: Parameter overrides for this execution (recorded, so a replay starts it with them too).
+    parameters: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class TaskCommand:
     execution_id: int
     task: str
     action: TaskAction
+    #: Parameter overrides for the run a START makes.
+    parameters: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aiflow_nb.events import EventLog
 from aiflow_nb.scheduler import inputs
@@ -64,15 +65,17 @@ class Scheduler(Core):
     def delete(self, namespace: str, name: str) -> None:
         self.take(inputs.Delete(namespace, name), self.clock())
 
-    def start_execution(self, namespace: str, name: str) -> int:
-        execution_id: int = self.take(inputs.StartExecution(namespace, name), self.clock())
+    def start_execution(self, namespace: str, name: str, parameters: dict[str, Any] | None = None) -> int:
+        execution_id: int = self.take(inputs.StartExecution(namespace, name, parameters), self.clock())
         return execution_id
 
     def stop_execution(self, execution_id: int) -> None:
         self.take(inputs.StopExecution(execution_id), self.clock())
 
-    def task_action(self, execution_id: int, task: str, action: TaskAction) -> None:
-        self.take(inputs.TaskCommand(execution_id, task, action), self.clock())
+    def task_action(
+        self, execution_id: int, task: str, action: TaskAction, parameters: dict[str, Any] | None = None
+    ) -> None:
+        self.take(inputs.TaskCommand(execution_id, task, action, parameters), self.clock())
 
     def mark_running(self, te_id: int, attempt: int) -> None:
         """It is about to be launched (right after this transaction commits)."""

@@ -51,12 +51,16 @@ ADDED_COLUMNS = """
 ALTER TABLE executions ADD COLUMN IF NOT EXISTS cause VARCHAR;
 ALTER TABLE task_executions ADD COLUMN IF NOT EXISTS stop_reason VARCHAR;
 ALTER TABLE task_executions ADD COLUMN IF NOT EXISTS cause VARCHAR;
+ALTER TABLE executions ADD COLUMN IF NOT EXISTS parameters VARCHAR;
+ALTER TABLE task_executions ADD COLUMN IF NOT EXISTS parameters VARCHAR;
 """
 
-EXECUTION_COLUMNS = ("id", "namespace", "workflow", "version", "status", "start_time", "end_time", "event")
+EXECUTION_COLUMNS = (
+    "id", "namespace", "workflow", "version", "status", "start_time", "end_time", "event", "parameters",
+)  # fmt: skip
 TASK_COLUMNS = (
     "id", "execution_id", "task", "seq", "status", "attempt",
-    "create_time", "start_time", "end_time", "error", "event", "retry_at", "stop_reason",
+    "create_time", "start_time", "end_time", "error", "event", "retry_at", "stop_reason", "parameters",
 )  # fmt: skip
 EXECUTION_SQL = ", ".join(EXECUTION_COLUMNS)
 TASK_SQL = ", ".join(TASK_COLUMNS)
@@ -84,7 +88,7 @@ def json_text(value: Any) -> str | None:
 def execution_row(e: WorkflowExecution) -> tuple[Any, ...]:
     return (
         e.id, e.namespace, e.workflow, e.version, e.status.value,
-        to_db_time(e.start_time), to_db_time(e.end_time), json_text(e.event),
+        to_db_time(e.start_time), to_db_time(e.end_time), json_text(e.event), json_text(e.parameters),
     )  # fmt: skip
 
 
@@ -92,24 +96,26 @@ def task_row(t: TaskExecution) -> tuple[Any, ...]:
     return (
         t.id, t.execution_id, t.task, t.seq, t.status.value, t.attempt,
         to_db_time(t.create_time), to_db_time(t.start_time), to_db_time(t.end_time),
-        t.error, json_text(t.event), to_db_time(t.retry_at), t.stop_reason,
+        t.error, json_text(t.event), to_db_time(t.retry_at), t.stop_reason, json_text(t.parameters),
     )  # fmt: skip
 
 
 def execution_from_row(row: Sequence[Any]) -> WorkflowExecution:
-    id_, ns, wf, version, status, start, end, event = row
+    id_, ns, wf, version, status, start, end, event, parameters = row
     return WorkflowExecution(
         id=id_, namespace=ns, workflow=wf, version=version, status=WorkflowStatus(status),
         start_time=from_db_time(start),  # type: ignore[arg-type]
         end_time=from_db_time(end), event=json.loads(event) if event else None,
+        parameters=json.loads(parameters) if parameters else None,
     )  # fmt: skip
 
 
 def task_from_row(row: Sequence[Any]) -> TaskExecution:
-    id_, ex, task, seq, status, attempt, created, start, end, error, event, retry_at, stop_reason = row
+    id_, ex, task, seq, status, attempt, created, start, end, error, event, retry_at, stop_reason, parameters = row
     return TaskExecution(
         id=id_, execution_id=ex, task=task, seq=seq, status=TaskStatus(status), attempt=attempt,
         create_time=from_db_time(created), start_time=from_db_time(start),
         end_time=from_db_time(end), error=error, event=json.loads(event) if event else None,
         retry_at=from_db_time(retry_at), stop_reason=stop_reason,
+        parameters=json.loads(parameters) if parameters else None,
     )  # fmt: skip

@@ -37,6 +37,7 @@ class Store(Writes):
         self.db = db
         check_schema_version(db.conn, db.path)
         self._te = TASK_SQL
+        self._ex = EXECUTION_SQL
         self._cause = "cause"
         if db.read_only:
             # A home last written before the added columns is read as it is (they read as NULL).
@@ -48,6 +49,9 @@ class Store(Writes):
             }
             if ("task_executions", "stop_reason") not in found:
                 self._te = TASK_SQL.replace("stop_reason", "NULL AS stop_reason")
+            if ("task_executions", "parameters") not in found:
+                self._te = self._te.replace("parameters", "NULL AS parameters")
+                self._ex = EXECUTION_SQL.replace("parameters", "NULL AS parameters")
             if ("task_executions", "cause") not in found:
                 self._cause = "NULL"
             return
@@ -92,7 +96,7 @@ class Store(Writes):
         return int(value or 0)
 
     def execution(self, execution_id: int) -> WorkflowExecution | None:
-        rows = self.db.conn.execute(f"SELECT {EXECUTION_SQL} FROM executions WHERE id = ?", [execution_id]).fetchall()
+        rows = self.db.conn.execute(f"SELECT {self._ex} FROM executions WHERE id = ?", [execution_id]).fetchall()
         return execution_from_row(rows[0]) if rows else None
 
     def executions(
@@ -112,7 +116,7 @@ class Store(Writes):
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
-        sql = f"SELECT {EXECUTION_SQL} FROM executions WHERE {' AND '.join(clauses)} ORDER BY id"
+        sql = f"SELECT {self._ex} FROM executions WHERE {' AND '.join(clauses)} ORDER BY id"
         if limit is not None:
             sql += " DESC LIMIT ?"
             params.append(int(limit))
@@ -126,7 +130,7 @@ class Store(Writes):
     def latest_executions(self) -> dict[tuple[str, str], WorkflowExecution]:
         """The newest execution of every workflow that has one, in one scan."""
         rows = self.db.conn.execute(
-            f"SELECT {EXECUTION_SQL} FROM executions "
+            f"SELECT {self._ex} FROM executions "
             "WHERE id IN (SELECT max(id) FROM executions GROUP BY namespace, workflow)"
         ).fetchall()
         found = (execution_from_row(r) for r in rows)

@@ -68,8 +68,13 @@ class AiflowApi(Protocol):
 
     # -- executions ----------------------------------------------------------------
 
-    def start_execution(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> int:
-        """Start an execution of the workflow's latest version; returns its id."""
+    def start_execution(
+        self, name: str, namespace: str = DEFAULT_NAMESPACE, parameters: dict[str, Any] | None = None
+    ) -> int:
+        """Start an execution of the workflow's latest version; returns its id.
+
+        ``parameters`` override those of its tasks that declare them, for this execution only.
+        """
         ...
 
     def stop_execution(self, execution_id: int) -> WorkflowExecution:
@@ -94,8 +99,11 @@ class AiflowApi(Protocol):
 
     def task_execution(self, task_execution_id: int) -> TaskExecution: ...
 
-    def start_task(self, execution_id: int, task: str) -> list[TaskExecution]:
-        """START ``task`` in a running execution (nothing if it is alive); returns the task's runs."""
+    def start_task(self, execution_id: int, task: str, parameters: dict[str, Any] | None = None) -> list[TaskExecution]:
+        """START ``task`` in a running execution (nothing if it is alive); returns the task's runs.
+
+        ``parameters`` override the task's own for the run this starts.
+        """
         ...
 
     def stop_task(self, execution_id: int, task: str) -> list[TaskExecution]: ...

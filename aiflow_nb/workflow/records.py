@@ -82,6 +82,8 @@ class WorkflowExecution:
     end_time: datetime | None = None
     #: The event that started it (a trigger or a schedule tick), as a dict.
     event: dict[str, Any] | None = None
+    #: Parameters given when it was started, for its tasks that declare them (this execution only).
+    parameters: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +101,7 @@ class WorkflowExecution:
             start_time=_time(data["start_time"]),  # type: ignore[arg-type]
             end_time=_time(data.get("end_time")),
             event=data.get("event"),
+            parameters=data.get("parameters"),
         )
 
 
@@ -121,6 +124,8 @@ class TaskExecution:
     error: str | None = None
     event: dict[str, Any] | None = None
     retry_at: datetime | None = None
+    #: Parameters given when a user started this run (over its execution's and the task's own).
+    parameters: dict[str, Any] | None = None
     #: Why a stop was asked for ("stop" or "timeout"); not stored.
     stop_reason: str | None = field(default=None, compare=False, repr=False)
 
@@ -161,6 +166,7 @@ class TaskExecution:
             error=data.get("error"),
             event=data.get("event"),
             retry_at=_time(data.get("retry_at")),
+            parameters=data.get("parameters"),
         )
 
 

@@ -21,6 +21,7 @@ import { notebookPath } from './runs';
 import { ITaskExecution } from './state';
 import { registerViewer, RUN_FACTORY } from './viewer';
 import { renderLargeGraph } from './views';
+import { RunDialog } from './runDialog';
 import { WorkflowView } from './workflowView';
 
 const CATEGORY = 'aiflow-nb';
@@ -46,7 +47,8 @@ export const COMMANDS = {
   openLog: 'aiflow-nb:open-log',
   openGraph: 'aiflow-nb:open-graph',
   addToWorkflow: 'aiflow-nb:add-to-workflow',
-  openWorkflow: 'aiflow-nb:open-workflow'
+  openWorkflow: 'aiflow-nb:open-workflow',
+  runWithParameters: 'aiflow-nb:run-with-parameters'
 };
 
 /** What names a task execution's log tab (the restorer keeps it in the workspace). */
@@ -287,6 +289,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const namespace = typeof args.namespace === 'string' ? args.namespace : (wf?.namespace ?? 'default');
         if (name) {
           openWorkflow(namespace, name);
+        }
+      }
+    });
+    commands.addCommand(COMMANDS.runWithParameters, {
+      label: 'aiflow-nb: Run the Selected Workflow with Parameters…',
+      isEnabled: () => hasWorkflow(),
+      execute: async () => {
+        const wf = panel.selectedWorkflow;
+        if (wf) {
+          const dialog = new RunDialog(api, wf.namespace, wf.name);
+          void dialog.open();
+          if (await dialog.done) {
+            panel.refresh();
+          }
         }
       }
     });

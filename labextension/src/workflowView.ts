@@ -1,7 +1,9 @@
 /**
  * A workflow in the main area: its graph at full size colored by the selected execution, its executions
  * with filters, the tasks of the selected one (notebook and log one click away), next runs, its spec as
- * read-only JSON; pause, resume, start and delete (with a confirmation).
+ * read-only JSON; pause, resume, start (with parameters too) and delete (with a confirmation); per task:
+ * start it with parameters in the selected running execution, change its rule, remove it (each change a
+ * new version, checked by the server as the "Add to workflow" dialog is).
  */
 
 import { Dialog, showDialog } from '@jupyterlab/apputils';
@@ -10,6 +12,7 @@ import { Widget } from '@lumino/widgets';
 
 import { AiflowApi, IWorkflowSpec } from './api';
 import { fill, h, safeSvg } from './dom';
+import { RuleDialog, RunDialog } from './runDialog';
 import {
   filterExecutions,
   formatDuration,
@@ -87,6 +90,32 @@ export class WorkflowView extends Widget {
     await this.refresh();
   }
 
+  /** Open a modal form; once it did something, fetch everything again. */
+  private async _dialog(dialog: RunDialog | RuleDialog): Promise<void> {
+    await dialog.open();
+    const answer = await dialog.done;
+    if (answer !== null) {
+      if ('id' in answer && typeof answer.id === 'number') {
+        this._execution = answer.id;
+        this._pinned = true;
+      }
+      await this.refresh();
+    }
+  }
+
+  private async _removeTask(task: string): Promise<void> {
+    const answer = await showDialog({
+      title: `Remove task ${task}?`,
+      body: `${this.namespace}/${this.name} is submitted again without ${task}, as a new version (running executions keep theirs).`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Remove' })]
+    });
+    if (answer.button.accept) {
+      await this._act(() =>
+        this.api.post('author/edit', { namespace: this.namespace, name: this.name, task, action: 'remove' })
+      );
+    }
+  }
+
   private async _delete(): Promise<void> {
     const answer = await showDialog({
       title: 'Delete the workflow?',
@@ -117,6 +146,9 @@ export class WorkflowView extends Widget {
       button('Start execution', 'jp-mod-accept jp-AiflowWorkflow-start', () =>
         this._act(() => this.api.startExecution(this.namespace, this.name))
       ),
+      button('Run with parameters...', 'jp-AiflowWorkflow-runWith', () =>
+        void this._dialog(new RunDialog(this.api, this.namespace, this.name))
+      ),
       wf?.paused
         ? button('Resume', 'jp-AiflowWorkflow-resume', () => this._act(() => this.api.pause(this.namespace, this.name, false)))
         : button('Pause', 'jp-AiflowWorkflow-pause', () => this._act(() => this.api.pause(this.namespace, this.name, true))),
@@ -141,6 +173,7 @@ export class WorkflowView extends Widget {
       nextRuns,
       h('div', { class: 'jp-AiflowWorkflow-graph' }, svg ?? h('p', {}, 'no graph')),
       h('div', { class: 'jp-AiflowWorkflow-columns' }, this._executionsPart(shown), this._tasksPart()),
+      this._specTasksPart(),
       h(
         'details',
         { class: 'jp-AiflowWorkflow-spec' },
@@ -232,6 +265,45 @@ export class WorkflowView extends Widget {
       {},
       h('h3', {}, `Tasks of execution #${this._execution}`),
       rows.length ? h('table', {}, h('tbody', {}, ...rows)) : h('p', {}, 'no task has run yet')
+    );
+  }
+
+  /** The workflow's tasks, each with its edits (and a start with parameters in a running execution). */
+  private _specTasksPart(): HTMLElement | null {
+    const tasks = this._spec?.tasks ?? [];
+    if (!tasks.length) {
+      return null;
+    }
+    const selected = this._executions.find(e => e.id === this._execution);
+    const running = selected?.status === 'RUNNING' ? selected.id : null;
+    const button = (label: string, cls: string, act: () => void) =>
+      h('button', { class: `jp-mod-styled ${cls}`, type: 'button', onclick: () => act() }, label);
+    const rows = tasks.map(t =>
+      h(
+        'tr',
+        { 'data-spec-task': t.name },
+        h('td', {}, h('code', {}, t.name)),
+        h('td', {}, t.kind),
+        h(
+          'td',
+          {},
+          running === null
+            ? null
+            : button(`Start in #${running}...`, 'jp-AiflowWorkflow-startTask', () =>
+                void this._dialog(new RunDialog(this.api, this.namespace, this.name, running, t.name))
+              ),
+          button('Change rule...', 'jp-AiflowWorkflow-rule', () =>
+            void this._dialog(new RuleDialog(this.api, this.namespace, this.name, t.name))
+          ),
+          button('Remove...', 'jp-mod-warn jp-AiflowWorkflow-remove', () => void this._removeTask(t.name))
+        )
+      )
+    );
+    return h(
+      'section',
+      { class: 'jp-AiflowWorkflow-specTasks' },
+      h('h3', {}, 'Tasks of the workflow'),
+      h('table', {}, h('tbody', {}, ...rows))
     );
   }
 

@@ -111,6 +111,67 @@ def test_author_a_workflow_from_the_file_browser(
     assert authored.tasks["evaluate"].rules[0].condition.task_names() == {"train"}
     shots.take(page, "second-task-added")
 
+    # 3b. Run with parameters: the dialog is prefilled with the tasks' defaults; a bad literal is shown at
+    # its parameter and nothing starts; the changed value is this execution's only.
+    view.locator(".jp-AiflowWorkflow-refresh").click()
+    before = len(client.executions(workflow="authored"))
+    view.locator(".jp-AiflowWorkflow-runWith").click()
+    run = page.locator(".jp-AiflowRun")
+    expect(run.locator('input[name="param:alpha"]')).to_have_value("0.75")
+    expect(run.locator('input[name="param:day"]')).to_have_value("'2026-01-01'")
+    run.locator('input[name="param:alpha"]').fill("0.9 +")
+    run.locator(".jp-AiflowRun-submit").click()
+    expect(run.locator('[data-error="param:alpha"]')).to_contain_text("not a Python literal")
+    assert len(client.executions(workflow="authored")) == before
+    run.locator('input[name="param:alpha"]').fill("0.9")
+    shots.take(page, "run-with-parameters")
+    run.locator(".jp-AiflowRun-submit").click()
+    expect(run).to_have_count(0)
+    started = client.executions(workflow="authored")[-1]
+    assert started.parameters == {"alpha": 0.9} and started.status.value == "RUNNING"
+    # ... and one task of that running execution, with one more override for that run.
+    expect(view.locator(f'tr[data-execution="{started.id}"]')).to_have_class("jp-mod-selected")
+    view.locator('tr[data-spec-task="train"] .jp-AiflowWorkflow-startTask').click()
+    run.locator('input[name="param:day"]').fill("'2026-02-02'")
+    run.locator(".jp-AiflowRun-submit").click()
+    expect(run).to_have_count(0)
+    expect(view.locator('tr[data-task="train"]')).to_contain_text("SUCCESS", timeout=RUN_TIMEOUT)
+    view.locator('tr[data-task="train"] .jp-AiflowWorkflow-open').click()
+    executed = page.locator(".jp-NotebookPanel").filter(has_text="trained with alpha=0.9")
+    expect(executed).to_contain_text("trained with alpha=0.9 on 2026-02-02")
+    shots.take(page, "ran-with-parameters")
+
+    # 3c. Edits in the view: change evaluate's rule (a mistake shown at its field first), then remove it.
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="default/authored").click()
+    view.locator('tr[data-spec-task="evaluate"] .jp-AiflowWorkflow-rule').click()
+    rule = page.locator(".jp-AiflowRun")
+    expect(rule.locator('select[name="when"]')).to_have_value("after")
+    expect(rule.locator('input[name="after:train"]')).to_be_checked()
+    rule.locator('select[name="when"]').select_option("event")
+    rule.locator(".jp-AiflowRun-submit").click()
+    expect(rule.locator('[data-error="event_key"]')).to_contain_text("event key is empty")
+    assert client.workflow_info("authored").version == 2
+    rule.locator('input[name="event_key"]').fill("evaluate_now")
+    rule.locator(".jp-AiflowRun-submit").click()
+    expect(rule).to_have_count(0)
+    changed = client.workflow("authored").tasks["evaluate"].rules[0].condition
+    assert changed.to_spec()["key"] == "evaluate_now"
+    expect(view.locator("h2")).to_contain_text("v3")
+    shots.take(page, "rule-changed")
+    view.locator('tr[data-spec-task="evaluate"] .jp-AiflowWorkflow-remove').click()
+    page.locator(".jp-Dialog .jp-mod-warn").click()
+    expect(view.locator('tr[data-spec-task="evaluate"]')).to_have_count(0)
+    expect(view.locator("h2")).to_contain_text("v4")
+    assert list(client.workflow("authored").tasks) == ["train"]
+    shots.take(page, "task-removed")
+    # The same dialog from the command palette, for the panel's selected workflow.
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("Run the Selected Workflow with Parameters")
+    page.locator(".lm-CommandPalette-item", has_text="Run the Selected Workflow with Parameters").first.click()
+    expect(run.locator('input[name="param:alpha"]')).to_have_value("0.75")
+    run.locator(".jp-mod-reject").click()
+    expect(run).to_have_count(0)
+
     # 4. A cron task: a bad expression is shown at its field, nothing submitted; a good one shows its next run.
     dialog = add_to_workflow(page, "nightly.ipynb")
     dialog.locator('select[name="when"]').select_option("cron")

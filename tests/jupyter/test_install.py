@@ -90,6 +90,9 @@ def test_wheel_has_the_license_and_a_readme_without_dead_links(built: tuple[Path
     assert isinstance(readme, str) and "aiflow-nb" in readme
     relative = re.findall(r"\]\((?!https?://|#|mailto:)([^)\s]+)\)", readme)
     assert not relative, f"relative links in the README are dead on a package index: {relative}"
+    # It is docs/pypi.md, not README.md (whose screenshots are relative images).
+    assert "pip install aiflow-nb" in readme and "![" not in readme
+    assert metadata["Description-Content-Type"] == "text/markdown"
 
 
 def test_the_wheel_installs_in_a_fresh_venv_with_both_extensions_enabled(

@@ -205,6 +205,15 @@ class BaseHandler(tornado.web.RequestHandler):
     def body(self) -> Any:
         return decode_json(b"".join(self._chunks))
 
+    def parameters(self) -> Any:
+        """The ``parameters`` of an optional ``{"parameters": {...}}`` body (None without one)."""
+        body = self.body()
+        if body is None:
+            return None
+        if not isinstance(body, dict) or set(body) - {"parameters"}:
+            raise ApiError(400, "invalid_parameter", 'send no body, or {"parameters": {name: value, ...}}')
+        return body.get("parameters")
+
     def int_argument(self, name: str, default: int | None = None) -> int | None:
         """The query argument ``name`` as an integer of ASCII digits (a leading minus allowed), or 400."""
         raw = self.get_query_argument(name, None)

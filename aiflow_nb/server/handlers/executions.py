@@ -54,7 +54,11 @@ class TaskActionHandler(BaseHandler):
         if action not in self.ACTIONS:
             raise ApiError(404, "not_found", f"unknown task action {action!r}; use start, stop or restart")
         method = getattr(self.engine, f"{action}_task")
-        runs = await self.service.db(method, int(execution_id), task)
+        parameters = self.parameters()
+        if parameters is not None and action != "start":
+            raise ApiError(400, "invalid_parameter", "parameters are given to a task's start only")
+        args = (parameters,) if action == "start" else ()
+        runs = await self.service.db(method, int(execution_id), task, *args)
         self.send(listing("task_executions", runs))
 
 

@@ -61,7 +61,7 @@ class GraphHandler(BaseHandler):
 
 class StartExecutionHandler(BaseHandler):
     async def post(self, namespace: str, name: str) -> None:
-        execution_id = await self.service.db(self.engine.start_execution, name, namespace)
+        execution_id = await self.service.db(self.engine.start_execution, name, namespace, self.parameters())
         self.send({"id": execution_id})
 
 
