@@ -72,14 +72,25 @@ def libfaketime() -> tuple[Path, bool]:
     return Path(sys.prefix, "faketime", "libfaketimeMT.so.1"), False
 
 
-@pytest.fixture
-def stepped_service(home: Path, tmp_path: Path) -> Iterator[tuple[RunningService, Path]]:
+def set_faketime(offset: Path, to: str) -> None:
+    """Name the offset in one rename: libfaketime reads the file at every clock read and ends the process
+    when it finds it empty, as a plain rewrite may leave it for a moment."""
+    new = offset.with_name(offset.name + ".new")
+    new.write_text(to + "\n")
+    new.replace(offset)
+
+
+@pytest.fixture(params=["kernel-pool", "local"])
+def stepped_service(
+    request: pytest.FixtureRequest, home: Path, tmp_path: Path
+) -> Iterator[tuple[RunningService, Path]]:
+    """The service (with the executor of the parameter) under libfaketime, and the file naming its offset."""
     library, required = libfaketime()
     give_up = pytest.fail if required else pytest.skip
     if not library.exists():
         give_up(f"libfaketime is not built ({library}; `make faketime` builds it)")
     offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
+    set_faketime(offset, "+0")
     env = faketime_env(library, offset)
     probe = subprocess.run(
         [sys.executable, "-c", "import time; time.sleep(0.01)"], env=env, capture_output=True, check=False
@@ -89,7 +100,7 @@ def stepped_service(home: Path, tmp_path: Path) -> Iterator[tuple[RunningService
             f"{library} fails Python's time.sleep when monotonic time is not faked "
             f"(libfaketime issue 426): {probe.stderr.decode().strip().splitlines()[-1]}"
         )
-    service = RunningService(home, ["--executor", "local", "--heartbeat-timeout", "5"], env).start()
+    service = RunningService(home, ["--executor", request.param, "--heartbeat-timeout", "5"], env).start()
     try:
         yield service, offset
     finally:
@@ -107,7 +118,7 @@ def ticks(api: Any, workflow: str) -> list[datetime]:
 def test_clock_steps_in_the_service_process(stepped_service: tuple[RunningService, Path], tmp_path: Path) -> None:
     service, offset = stepped_service
     run_through_steps(
-        service.client(), lambda to: offset.write_text(to + "\n"), polling_wait, tmp_path, log_clock_stepped=True
+        service.client(), lambda to: set_faketime(offset, to), polling_wait, tmp_path, log_clock_stepped=True
     )
 
 
