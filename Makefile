@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml tests/operators/example_pkg/pyproject.toml $(LABEXT_SOU
 	$(PY) -m pip install -q --no-deps -e tests/operators/example_pkg  # the operator of tests/operators
 	touch $(STAMP)
 
-setup: $(STAMP) $(FAKETIME_LIB)
+setup: $(STAMP)
 
 $(FAKETIME_LIB):
 	@missing=""; \
@@ -41,7 +41,8 @@ $(FAKETIME_LIB):
 	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 	rm -rf $(FAKETIME_DIR)/build
 	mkdir -p $(FAKETIME_DIR)/build/lists/partial $(FAKETIME_DIR)/build/cache/archives/partial $(FAKETIME_DIR)/build/src
-	uri=$$(apt-get indextargets --format '$$(REPO_URI)' 'Identifier: Packages' 'Label: Debian' 'Component: main' | head -n1); \
+	archive() { apt-get indextargets --format '$$(REPO_URI)' 'Identifier: Packages' 'Label: Debian' 'Component: main' | head -n1; }; \
+	uri=$$(archive); test -n "$$uri" || { apt-get update -q && uri=$$(archive); }; \
 	test -n "$$uri" || { echo "no Debian archive in this machine's apt sources" >&2; exit 1; }; \
 	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $$uri $(FAKETIME_SUITE) main" > $(FAKETIME_DIR)/build/sources.list
 	cd $(FAKETIME_DIR)/build/src && \
