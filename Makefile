@@ -49,7 +49,7 @@ $(FAKETIME_LIB):
 	apt="-o Dir::Etc::SourceList=$(abspath $(FAKETIME_DIR))/build/sources.list -o Dir::Etc::SourceParts=/nonexistent \
 	     -o Dir::State::Lists=$(abspath $(FAKETIME_DIR))/build/lists -o Dir::Cache=$(abspath $(FAKETIME_DIR))/build/cache" && \
 	apt-get -q $$apt update && apt-get -q $$apt source --tar-only faketime && \
-	tar -xf faketime_*.orig.tar.* && $(MAKE) -C faketime-*/src libfaketimeMT.so.1
+	tar -xf faketime_*.orig.tar.* && make -C faketime-*/src libfaketimeMT.so.1
 	cp $(FAKETIME_DIR)/build/src/faketime-*/src/libfaketimeMT.so.1 $(FAKETIME_DIR)/libfaketimeMT.so.1.new
 	mv $(FAKETIME_DIR)/libfaketimeMT.so.1.new $(FAKETIME_LIB)
 	rm -rf $(FAKETIME_DIR)/build
