@@ -5,7 +5,7 @@ tick), a cron schedule, a running task with a timeout and a heartbeat
 timeout, and a failed task waiting its retry delay. Two ways to step:
 
 - the service process (and the tasks it starts) under libfaketime, its
-  offset read from a file the test rewrites (``FAKETIME_TIMESTAMP_FILE``, no
+  offset read from a file the test replaces (``FAKETIME_TIMESTAMP_FILE``, no
   caching), monotonic time left alone as a real step leaves it. Debian 12's
   libfaketime 0.9.10 breaks every ``time.sleep`` of Python 3.11 in that mode
   (EINVAL: libfaketime issue 426), so ``make`` builds the fixed one from
@@ -176,18 +176,23 @@ def run_through_steps(
     wait(lambda: attempts.exists() and marker.exists(), "the flaky task's first attempt")
     wait(lambda: len(ticks(client, "beat")) >= 2, "two interval ticks")
 
-    def step(to: str, count: int = 2) -> None:
+    def step(to: str, count: int = 2) -> datetime:
+        """Step, wait for ``count`` interval ticks, and return the (real) time just after the step."""
         before = len(ticks(client, "beat"))
         set_offset(to)
+        stepped_at = datetime.now(timezone.utc)
         wait(lambda: len(ticks(client, "beat")) >= before + count, f"{count} interval ticks after the step to {to}")
+        return stepped_at
 
-    step("-1h", 3)  # back an hour: the retry is due in seconds, not in an hour and seconds
+    stepped_at = step("-1h", 3)  # back an hour: the retry is due in seconds, not in an hour and seconds
     if log_clock_stepped:
         # The last two ticks came after the step (the first after it may have come before). Their due
         # times are an interval apart, but the service's wall clock is now an hour behind the last
-        # create_time it gave, so the log gives that time again rather than going back.
+        # create_time it gave, so the log gives that time again rather than going back: a time from
+        # before the step.
         a, b = tick_events(client, "beat")[-2:]
         assert a.create_time == b.create_time, "the service's wall clock did not step back"
+        assert b.create_time is not None and b.create_time < stepped_at, "the service's wall clock did not step back"
     [te] = wait(
         lambda: [t for t in client.task_executions(flaky_ex) if t.status.finished],
         "the retry to run",
