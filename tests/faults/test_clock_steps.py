@@ -4,11 +4,14 @@ Live meanwhile: an interval schedule (catch-up on, so every due time must
 tick), a cron schedule, a running task with a timeout and a heartbeat
 timeout, and a failed task waiting its retry delay. Two ways to step:
 
-- the service process under libfaketime (Debian's ``faketime``), its offset
-  read from a file the test rewrites (``FAKETIME_TIMESTAMP_FILE``, no
-  caching), monotonic time left alone as a real step leaves it. libfaketime
-  0.9.10 (Debian 12) breaks every ``time.sleep`` of Python 3.11 in that mode
-  (EINVAL: libfaketime issue 426); the test is skipped there, saying so;
+- the service process (and the tasks it starts) under libfaketime, its
+  offset read from a file the test replaces (``FAKETIME_TIMESTAMP_FILE``, no
+  caching), monotonic time left alone as a real step leaves it. Debian 12's
+  libfaketime 0.9.10 breaks every ``time.sleep`` of Python 3.11 in that mode
+  (EINVAL: libfaketime issue 426), so ``make`` builds the fixed one from
+  Debian 13's source (see the Makefile); ``make test`` names it in
+  ``AIFLOW_NB_LIBFAKETIME``, and then a missing or broken one fails the test
+  instead of skipping it;
 - an engine whose wall clock the test steps (``SteadyClock(wall=...)``),
   with real processes and real elapsed time.
 """
@@ -16,6 +19,7 @@ timeout, and a failed task waiting its retry delay. Two ways to step:
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +37,8 @@ from tests.conftest import RunningService
 
 pytestmark = pytest.mark.timeout(240)
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+#: Where ``make`` builds libfaketime (under the venv) unless this variable names it.
+LIBFAKETIME_ENV = "AIFLOW_NB_LIBFAKETIME"
 INTERVAL = 2
 RETRY_DELAY = 4
 Wait = Callable[[Callable[[], Any], str], Any]
@@ -50,48 +55,71 @@ def polling_wait(predicate: Callable[[], Any], what: str, timeout: float = 60) -
         time.sleep(0.1)
 
 
-def faketime_env(offset: Path) -> dict[str, str]:
+def faketime_env(library: Path, offset: Path) -> dict[str, str]:
     return {
-        "LD_PRELOAD": str(LIBFAKETIME),
+        "LD_PRELOAD": str(library),
         "FAKETIME_TIMESTAMP_FILE": str(offset),
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
 
 
-@pytest.fixture
-def stepped_service(home: Path, tmp_path: Path) -> Iterator[tuple[RunningService, Path]]:
-    if not LIBFAKETIME.exists():
-        pytest.skip(f"libfaketime is not installed ({LIBFAKETIME}; apt-get install faketime)")
+def libfaketime() -> tuple[Path, bool]:
+    """The library to preload, and whether it is required (named by ``make test``)."""
+    named = os.environ.get(LIBFAKETIME_ENV)
+    if named:
+        return Path(named), True
+    return Path(sys.prefix, "faketime", "libfaketimeMT.so.1"), False
+
+
+def set_faketime(offset: Path, to: str) -> None:
+    """Name the offset in one rename: libfaketime reads the file at every clock read and ends the process
+    when it finds it empty, as a plain rewrite may leave it for a moment."""
+    new = offset.with_name(offset.name + ".new")
+    new.write_text(to + "\n")
+    new.replace(offset)
+
+
+@pytest.fixture(params=["kernel-pool", "local"])
+def stepped_service(
+    request: pytest.FixtureRequest, home: Path, tmp_path: Path
+) -> Iterator[tuple[RunningService, Path]]:
+    """The service (with the executor of the parameter) under libfaketime, and the file naming its offset."""
+    library, required = libfaketime()
+    give_up = pytest.fail if required else pytest.skip
+    if not library.exists():
+        give_up(f"libfaketime is not built ({library}; `make faketime` builds it)")
     offset = tmp_path / "faketime"
-    offset.write_text("+0\n")
-    env = faketime_env(offset)
+    set_faketime(offset, "+0")
+    env = faketime_env(library, offset)
     probe = subprocess.run(
         [sys.executable, "-c", "import time; time.sleep(0.01)"], env=env, capture_output=True, check=False
     )
     if probe.returncode != 0:
-        pytest.skip(
-            "this libfaketime fails Python's time.sleep when monotonic time is not faked "
+        give_up(
+            f"{library} fails Python's time.sleep when monotonic time is not faked "
             f"(libfaketime issue 426): {probe.stderr.decode().strip().splitlines()[-1]}"
         )
-    service = RunningService(home, ["--executor", "local", "--heartbeat-timeout", "5"], env).start()
+    service = RunningService(home, ["--executor", request.param, "--heartbeat-timeout", "5"], env).start()
     try:
         yield service, offset
     finally:
         service.stop()
 
 
+def tick_events(api: Any, workflow: str) -> list[Any]:
+    return [e for e in api.events(key=keys.SCHEDULE_TICK, limit=10_000) if e.value["workflow"] == workflow]
+
+
 def ticks(api: Any, workflow: str) -> list[datetime]:
-    return [
-        datetime.fromisoformat(e.value["scheduled_time"])
-        for e in api.events(key=keys.SCHEDULE_TICK, limit=10_000)
-        if e.value["workflow"] == workflow
-    ]
+    return [datetime.fromisoformat(e.value["scheduled_time"]) for e in tick_events(api, workflow)]
 
 
 def test_clock_steps_in_the_service_process(stepped_service: tuple[RunningService, Path], tmp_path: Path) -> None:
     service, offset = stepped_service
-    run_through_steps(service.client(), lambda to: offset.write_text(to + "\n"), polling_wait, tmp_path)
+    run_through_steps(
+        service.client(), lambda to: set_faketime(offset, to), polling_wait, tmp_path, log_clock_stepped=True
+    )
 
 
 def test_clock_steps_under_an_engine(home: Path, tmp_path: Path) -> None:
@@ -112,8 +140,13 @@ def test_clock_steps_under_an_engine(home: Path, tmp_path: Path) -> None:
         run_through_steps(engine, step, wait, tmp_path)
 
 
-def run_through_steps(client: Any, set_offset: Callable[[str], None], wait: Any, tmp_path: Path) -> None:
-    """No due time ticks twice or is lost, no run is timed out, a retry waits its delay in elapsed time."""
+def run_through_steps(
+    client: Any, set_offset: Callable[[str], None], wait: Any, tmp_path: Path, *, log_clock_stepped: bool = False
+) -> None:
+    """No due time ticks twice or is lost, no run is timed out, a retry waits its delay in elapsed time.
+
+    ``log_clock_stepped``: the event log's clock steps too (the whole service process is stepped).
+    """
     release, started, attempts, marker = (tmp_path / n for n in ("release", "started", "attempts", "failed-once"))
     with Workflow("beat") as beat:
         BashTask("b", command="true")
@@ -143,12 +176,23 @@ def run_through_steps(client: Any, set_offset: Callable[[str], None], wait: Any,
     wait(lambda: attempts.exists() and marker.exists(), "the flaky task's first attempt")
     wait(lambda: len(ticks(client, "beat")) >= 2, "two interval ticks")
 
-    def step(to: str) -> None:
+    def step(to: str, count: int = 2) -> datetime:
+        """Step, wait for ``count`` interval ticks, and return the (real) time just after the step."""
         before = len(ticks(client, "beat"))
         set_offset(to)
-        wait(lambda: len(ticks(client, "beat")) >= before + 2, f"two interval ticks after the step to {to}")
+        stepped_at = datetime.now(timezone.utc)
+        wait(lambda: len(ticks(client, "beat")) >= before + count, f"{count} interval ticks after the step to {to}")
+        return stepped_at
 
-    step("-1h")  # back an hour: the retry is due in seconds, not in an hour and seconds
+    stepped_at = step("-1h", 3)  # back an hour: the retry is due in seconds, not in an hour and seconds
+    if log_clock_stepped:
+        # The last two ticks came after the step (the first after it may have come before). Their due
+        # times are an interval apart, but the service's wall clock is now an hour behind the last
+        # create_time it gave, so the log gives that time again rather than going back: a time from
+        # before the step.
+        a, b = tick_events(client, "beat")[-2:]
+        assert a.create_time == b.create_time, "the service's wall clock did not step back"
+        assert b.create_time is not None and b.create_time < stepped_at, "the service's wall clock did not step back"
     [te] = wait(
         lambda: [t for t in client.task_executions(flaky_ex) if t.status.finished],
         "the retry to run",
