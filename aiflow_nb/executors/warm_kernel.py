@@ -36,6 +36,9 @@ from papermill.log import logger as papermill_logger
 #: The name papermill knows the engine by (registered when this module is imported).
 ENGINE = "aiflow-nb-warm"
 
+#: A task's kernel keeps its input history in memory: no shared history file to lock and write after each cell.
+RUN_KERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
+
 #: Seconds a cell runs before the output notebook is written with it marked running.
 SAVE_AFTER = 0.25
 
@@ -57,7 +60,7 @@ class WarmKernel:
     @classmethod
     def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
         manager = AsyncKernelManager(kernel_name=kernel_name)
-        run_sync(manager.start_kernel)()
+        run_sync(manager.start_kernel)(extra_arguments=list(RUN_KERNEL_ARGUMENTS))
         try:
             client = manager.client()
             client.start_channels()
