@@ -54,6 +54,8 @@ WARM_UPS = {
         "IPython.core.oinspect",
         "IPython.utils.wildcard",
         "importlib.resources.readers",
+        "importlib.readers",
+        "IPython.core.logger",
         "IPython.extensions.storemagic",
         "psutil",
         "sqlite3",
