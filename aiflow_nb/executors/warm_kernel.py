@@ -107,8 +107,9 @@ class WarmKernel:
         """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
 
         jupyter_client's ``wait_for_ready`` would then wait for the output
-        channel to stay quiet for a while; the messages of this request are
-        enough to know it is connected.
+        channel to stay quiet for a while; the messages of this request, or
+        the kernel's welcome on that channel, are enough to know it is
+        connected.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -132,7 +133,9 @@ class WarmKernel:
                 msg = await self.client.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return False
-            if msg["parent_header"].get("msg_id") == msg_id:
+            # The kernel welcomes each new subscriber (ipykernel 7): connected, even if the
+            # request's own status messages went out before the subscription took.
+            if msg["parent_header"].get("msg_id") == msg_id or msg["header"].get("msg_type") == "iopub_welcome":
                 return True
 
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
