@@ -36,8 +36,8 @@ from papermill.log import logger as papermill_logger
 #: The name papermill knows the engine by (registered when this module is imported).
 ENGINE = "aiflow-nb-warm"
 
-#: A task's kernel keeps its input history in memory: no shared history file to lock and write after each cell.
-RUN_KERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
+#: An ipykernel task kernel keeps its input history in memory: no shared history file to lock and write per cell.
+IPYKERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
 
 #: Seconds a cell runs before the output notebook is written with it marked running.
 SAVE_AFTER = 0.25
@@ -60,7 +60,9 @@ class WarmKernel:
     @classmethod
     def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
         manager = AsyncKernelManager(kernel_name=kernel_name)
-        run_sync(manager.start_kernel)(extra_arguments=list(RUN_KERNEL_ARGUMENTS))
+        spec = manager.kernel_spec
+        extra = list(IPYKERNEL_ARGUMENTS) if spec is not None and runs_ipykernel(spec.argv) else []
+        run_sync(manager.start_kernel)(extra_arguments=extra)
         try:
             client = manager.client()
             client.start_channels()
@@ -155,6 +157,11 @@ class WarmKernel:
         finally:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)
+
+
+def runs_ipykernel(argv: list[str]) -> bool:
+    """True if a kernel spec's command runs ipykernel (``-m ipykernel_launcher``): it takes IPython options."""
+    return any(argv[i : i + 2] in (["-m", "ipykernel_launcher"], ["-m", "ipykernel"]) for i in range(len(argv) - 1))
 
 
 def warm_up_papermill() -> None:
@@ -316,4 +323,4 @@ class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
 
 papermill_engines.register(ENGINE, WarmKernelEngine)
 
-__all__ = ["ENGINE", "KernelSetupError", "WarmKernel", "WarmKernelEngine", "warm_up_papermill"]
+__all__ = ["ENGINE", "KernelSetupError", "WarmKernel", "WarmKernelEngine", "runs_ipykernel", "warm_up_papermill"]
