@@ -7,9 +7,9 @@ and stderr (or the run's log), closes every other descriptor it inherited
 sent one, and takes the request's environment,
 working folder, umask and ``sys.path`` (``PYTHONPATH`` as in the request).
 A kernel also ends, with its group, when the process that asked for it
-(the one managing it) has ended, and writes to its ready pipe once its
-sockets listen, so its manager connects when a connection is taken at once
-(zmq would retry a refused one only after its reconnect interval).
+(the one managing it) has ended.  Once its sockets listen it writes to
+the ready pipe: its manager connects then, and its first connection is
+taken (zmq tries a refused one again only after its reconnect interval).
 """
 
 from __future__ import annotations

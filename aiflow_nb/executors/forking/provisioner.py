@@ -109,10 +109,10 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         ready, says_ready = os.pipe()
         try:
-            pid = self._fork(cmd, kwargs, says_ready)
-        finally:
-            os.close(says_ready)  # the kernel has its own: its end (or exit) ends the wait
-        try:
+            try:
+                pid = self._fork(cmd, kwargs, says_ready)
+            finally:
+                os.close(says_ready)  # the kernel has its own: its end (or exit) ends the wait
             if pid is None:
                 return await super().launch_kernel(cmd, **kwargs)
             self.forked = self.pid = self.pgid = pid
