@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -169,6 +170,25 @@ def run_callable(fn: Callable[[], Any], repeat: int) -> tuple[list[float], list[
         cpus.append(time.process_time() - cpu)
         walls.append(time.perf_counter() - start)
     return walls, cpus
+
+
+def papermill_once(notebook: Path, out: Path) -> None:
+    """One ``papermill.execute_notebook`` of ``notebook`` on ``python3``, its kernel shut down at once."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook), str(out), kernel_name="python3", progress_bar=False, shutdown_kernel="immediate"
+    )
+
+
+def papermill_runs(notebook: Path, out: Path, samples: int) -> list[float]:
+    """Wall times (s) of ``samples`` papermill runs of ``notebook`` in this process, after one that warms it up."""
+    latencies = []
+    for _ in range(samples + 1):
+        start = time.perf_counter()
+        papermill_once(notebook, out)
+        latencies.append(time.perf_counter() - start)
+    return latencies[1:]
 
 
 #: A JSON-lines file each benchmark adds its headline figures to (set by run_all.py).

@@ -37,13 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import print_machine, print_table, record, verdict
+from _common import papermill_once, papermill_runs, print_machine, print_table, record, verdict
 
 from aiflow_nb.startup import skip_slow_optional_imports
 
 skip_slow_optional_imports()
 
-import papermill  # noqa: E402
 
 from aiflow_nb import BashTask, Engine, NotebookTask, Workflow, WorkflowStatus  # noqa: E402
 from aiflow_nb.events import keys  # noqa: E402
@@ -165,17 +164,6 @@ def fan_out(name: str, notebook: Path, width: int = 20) -> Workflow:
     return wf
 
 
-def papermill_runs(notebook: Path, out: Path, samples: int) -> list[float]:
-    latencies = []
-    for _ in range(samples + 1):
-        start = time.perf_counter()
-        papermill.execute_notebook(
-            str(notebook), str(out), kernel_name="python3", progress_bar=False, shutdown_kernel="immediate"
-        )
-        latencies.append(time.perf_counter() - start)
-    return latencies[1:]
-
-
 def sequential(kind: str, notebook: Path, tmp: Path, repeat: int) -> list[float]:
     """The alternative to a chain: the 10 runs one after another, papermill or bash itself."""
     walls = []
@@ -185,10 +173,7 @@ def sequential(kind: str, notebook: Path, tmp: Path, repeat: int) -> list[float]
             if kind == "bash":
                 subprocess.run(["/bin/bash", "-c", "true"], check=True)
             else:
-                papermill.execute_notebook(
-                    str(notebook), str(tmp / "seq.ipynb"), kernel_name="python3", progress_bar=False,
-                    shutdown_kernel="immediate",
-                )  # fmt: skip
+                papermill_once(notebook, tmp / "seq.ipynb")
         walls.append(time.perf_counter() - start)
     return walls
 

@@ -36,6 +36,9 @@ from papermill.log import logger as papermill_logger
 #: The name papermill knows the engine by (registered when this module is imported).
 ENGINE = "aiflow-nb-warm"
 
+#: An ipykernel task kernel keeps its input history in memory: no shared history file to lock and write per cell.
+IPYKERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
+
 #: Seconds a cell runs before the output notebook is written with it marked running.
 SAVE_AFTER = 0.25
 
@@ -57,7 +60,9 @@ class WarmKernel:
     @classmethod
     def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
         manager = AsyncKernelManager(kernel_name=kernel_name)
-        run_sync(manager.start_kernel)()
+        spec = manager.kernel_spec
+        extra = list(IPYKERNEL_ARGUMENTS) if spec is not None and runs_ipykernel(spec.argv) else []
+        run_sync(manager.start_kernel)(extra_arguments=extra)
         try:
             client = manager.client()
             client.start_channels()
@@ -104,8 +109,9 @@ class WarmKernel:
         """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
 
         jupyter_client's ``wait_for_ready`` would then wait for the output
-        channel to stay quiet for a while; the messages of this request are
-        enough to know it is connected.
+        channel to stay quiet for a while; the messages of this request, or
+        the kernel's welcome on that channel, are enough to know it is
+        connected.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -129,7 +135,9 @@ class WarmKernel:
                 msg = await self.client.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return False
-            if msg["parent_header"].get("msg_id") == msg_id:
+            # The kernel welcomes each new subscriber (ipykernel 7): connected, even if the
+            # request's own status messages went out before the subscription took.
+            if msg["parent_header"].get("msg_id") == msg_id or msg["header"].get("msg_type") == "iopub_welcome":
                 return True
 
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
@@ -149,6 +157,11 @@ class WarmKernel:
         finally:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)
+
+
+def runs_ipykernel(argv: list[str]) -> bool:
+    """True if a kernel spec's command runs ipykernel (``-m ipykernel_launcher``): it takes IPython options."""
+    return any(argv[i : i + 2] in (["-m", "ipykernel_launcher"], ["-m", "ipykernel"]) for i in range(len(argv) - 1))
 
 
 def warm_up_papermill() -> None:
@@ -310,4 +323,4 @@ class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
 
 papermill_engines.register(ENGINE, WarmKernelEngine)
 
-__all__ = ["ENGINE", "KernelSetupError", "WarmKernel", "WarmKernelEngine", "warm_up_papermill"]
+__all__ = ["ENGINE", "KernelSetupError", "WarmKernel", "WarmKernelEngine", "runs_ipykernel", "warm_up_papermill"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ import nbformat
 import papermill
 import pytest
 import tomllib
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from nbclient.exceptions import DeadKernelError
 
@@ -129,6 +132,28 @@ def test_the_server_holds_no_thread_before_or_after_a_fork(forking: ServerHandle
     after = forking.status()
     assert after is not None and (after["threads"], after["os_threads"]) == (1, 1)
     assert after["forks"] == before["forks"] + 1
+
+
+def test_a_forked_kernel_listens_once_its_launch_has_returned(forking: ServerHandle) -> None:
+    # A client connecting at once is taken, not refused (zmq would try again only after its reconnect interval).
+    async def start_and_connect() -> tuple[int | None, list[str]]:
+        manager = AsyncKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        try:
+            info = manager.get_connection_info()
+            refused = []
+            for port in ("shell_port", "control_port", "stdin_port", "iopub_port"):
+                try:
+                    socket.create_connection((str(info["ip"]), int(info[port])), timeout=10).close()
+                except ConnectionRefusedError:
+                    refused.append(port)
+            return manager.provisioner.forked, refused  # type: ignore[union-attr]
+        finally:
+            await manager.shutdown_kernel(now=True)
+
+    forked, refused = asyncio.run(start_and_connect())
+    assert forked is not None
+    assert refused == []
 
 
 def papermill_process(notebook: Path) -> subprocess.Popen[bytes]:

@@ -319,3 +319,19 @@ def test_a_task_sees_the_environment_of_its_launch_not_of_its_spares_start(
     assert (tmp_path / "nb.txt").read_text() == "from PYTHONPATH"
     wait_gone(old_spares)  # let go, and replaced by spares with the new environment
     assert spare_pids(engine) and not spare_pids(engine) & old_spares
+
+
+def test_a_task_run_leaves_the_users_ipython_history_alone(engine: Engine, tmp_path: Path) -> None:
+    # Its kernel keeps the input history in memory, as a session that writes no history file would.
+    source = write_notebook(
+        tmp_path / "history.ipynb",
+        "x = 1",
+        "import os\nfrom IPython import get_ipython\nhistory = get_ipython().history_manager\n"
+        "assert len(history.input_hist_raw) > 1, 'no history in the session'\n"
+        "assert str(history.hist_file) == ':memory:', f'history written to {history.hist_file}'",
+    )
+    with Workflow("history") as wf:
+        NotebookTask("nb", notebook=source)
+    ex, _ = run(engine, wf)
+    (te,) = engine.task_executions(ex)
+    assert (te.status, te.error) == (TaskStatus.SUCCESS, None)

@@ -3,15 +3,19 @@
 Right after the fork it resets the server's signal handlers, leads a new
 session (so a stop reaches its whole group), takes the requester's stdout
 and stderr (or the run's log), closes every other descriptor it inherited
-(the server's listener among them), and takes the request's environment,
+(the server's listener among them) but the requester's ready pipe, if it
+sent one, and takes the request's environment,
 working folder, umask and ``sys.path`` (``PYTHONPATH`` as in the request).
 A kernel also ends, with its group, when the process that asked for it
-(the one managing it) has ended.
+(the one managing it) has ended.  Once its sockets listen it writes to
+the ready pipe: its manager connects then, and its first connection is
+taken (zmq tries a refused one again only after its reconnect interval).
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import select
 import signal
@@ -35,7 +39,9 @@ def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoR
         _reset_signals()
         os.setsid()
         _take_stdio(request, fds)
-        os.closerange(3, _max_fd())
+        ready = fds[2] if request.get("ready") and len(fds) > 2 else None
+        _close_inherited(keep=ready)
+        request["ready_fd"] = ready
         channel.forget()
         os.umask(int(request.get("umask", 0o077)))
         os.environ.clear()
@@ -79,12 +85,23 @@ def _take_stdio(request: dict[str, Any], fds: list[int]) -> None:
     os.close(null)
     if fds:
         os.dup2(fds[0], 1)
-        os.dup2(fds[-1], 2)
+        os.dup2(fds[1] if len(fds) > 1 else fds[0], 2)
     elif request.get("log"):
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
+
+
+def _close_inherited(keep: int | None) -> None:
+    """Close every descriptor from 3 up but ``keep`` (which a process this one starts does not inherit)."""
+    end = _max_fd()
+    if keep is None:
+        os.closerange(3, end)
+        return
+    os.closerange(3, keep)
+    os.closerange(keep + 1, end)
+    os.set_inheritable(keep, False)
 
 
 def _max_fd() -> int:
@@ -118,14 +135,39 @@ def _end_with(owner: int) -> None:
 
 def run_kernel(request: dict[str, Any]) -> int:
     """An ipykernel kernel on the request's arguments (``-f CONNECTION_FILE`` and the spec's others)."""
-    from ipykernel.kernelapp import IPKernelApp
-
-    app = IPKernelApp.instance()
+    app = kernel_app_class().instance()
+    app.ready_fd = request.get("ready_fd")
     # No parent poller (it would watch the fork server): the kernel ends with its owner instead.
     app.parent_handle = 1
-    app.initialize(list(request["args"]))  # type: ignore[no-untyped-call]
-    app.start()  # type: ignore[no-untyped-call]
+    app.initialize(list(request["args"]))
+    app.start()
     return 0
+
+
+@functools.cache
+def kernel_app_class() -> type[Any]:
+    """ipykernel's IPKernelApp that writes to its ready pipe once its sockets listen (made before a fork)."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    class ForkedKernelApp(IPKernelApp):  # type: ignore[misc]
+        ready_fd: int | None = None
+
+        def init_heartbeat(self) -> None:
+            super().init_heartbeat()  # type: ignore[no-untyped-call]
+            if self.ready_fd is not None:
+                _say_ready(self.ready_fd)
+                self.ready_fd = None
+
+    return ForkedKernelApp
+
+
+def _say_ready(fd: int) -> None:
+    try:
+        os.write(fd, b"1")
+    except OSError:
+        pass  # the manager gave up waiting: it connects anyway
+    finally:
+        os.close(fd)
 
 
 def run_runner(request: dict[str, Any]) -> int:

@@ -10,7 +10,9 @@ A kernel of a Python spec run by this very interpreter
 the home's fork server of that spec; any other kernel, or any kernel while
 that server is not (yet) up, starts the usual way (``local-provisioner``),
 and the server is started for the next.  The forked kernel leads its own
-process group and ends with the process that manages it.
+process group and ends with the process that manages it.  The launch
+returns once the kernel's sockets listen (it says so on a pipe), so the
+client's first connection is taken.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ NAME = "aiflow-nb-fork"
 
 #: Modules a spec with no ``preload`` config gets preloaded (:func:`use_by_default`).
 _default_preload: tuple[str, ...] = ()
+
+#: Seconds a launch waits for a forked kernel's sockets to listen before it returns anyway.
+READY_TIMEOUT = 30.0
+
+#: Seconds a kill waits for a forked kernel to have ended.
+KILL_WAIT = 1.0
 
 #: Environment variables an interpreter reads at start (other than PYTHONPATH, which a child applies itself).
 _STARTUP_ENV = ("PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "PYTHONPLATLIBDIR")
@@ -99,15 +107,23 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
         return self.forked is not None or bool(super().has_process)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        pid = self._fork(cmd, kwargs)
-        if pid is None:
-            return await super().launch_kernel(cmd, **kwargs)
-        self.forked = self.pid = self.pgid = pid
-        self._forked_start = process.start_time(pid)
-        self.cwd = kwargs.get("cwd") or os.getcwd()
-        return self.connection_info
+        ready, says_ready = os.pipe()
+        try:
+            try:
+                pid = self._fork(cmd, kwargs, says_ready)
+            finally:
+                os.close(says_ready)  # the kernel has its own: its end (or exit) ends the wait
+            if pid is None:
+                return await super().launch_kernel(cmd, **kwargs)
+            self.forked = self.pid = self.pgid = pid
+            self._forked_start = process.start_time(pid)
+            self.cwd = kwargs.get("cwd") or os.getcwd()
+            await _readable(ready, READY_TIMEOUT)
+            return self.connection_info
+        finally:
+            os.close(ready)
 
-    def _fork(self, cmd: list[str], kwargs: dict[str, Any]) -> int | None:
+    def _fork(self, cmd: list[str], kwargs: dict[str, Any], says_ready: int) -> int | None:
         args = forkable_args(cmd, str(self.kernel_spec.language or ""))
         env: dict[str, str] = dict(kwargs.get("env") or os.environ)
         if args is None or any(env.get(k) != os.environ.get(k) for k in _STARTUP_ENV):
@@ -116,8 +132,14 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         server = server_for(home, self._spec_name(), self.preload)
         env.pop("JPY_PARENT_PID", None)  # the kernel ends with its owner (below), not with its parent, the server
-        request = {"args": args, "env": env, "cwd": str(kwargs.get("cwd") or os.getcwd()), "owner": os.getpid()}
-        pid = server.fork(request, fds=[1, 2])
+        request = {
+            "args": args,
+            "env": env,
+            "cwd": str(kwargs.get("cwd") or os.getcwd()),
+            "owner": os.getpid(),
+            "ready": True,
+        }
+        pid = server.fork(request, fds=[1, 2, says_ready])
         if pid is None:
             why = server.failure()
             if why is not None:
@@ -155,12 +177,34 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
             await super().kill(restart)
             return
         await self.send_signal(signal.SIGKILL)
+        # Seen ended by the manager's first look, which would otherwise look again only 0.1 s later.
+        deadline = asyncio.get_running_loop().time() + KILL_WAIT
+        while await self.poll() is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.002)
 
     async def terminate(self, restart: bool = False) -> None:
         if self.forked is None:
             await super().terminate(restart)
             return
         await self.send_signal(signal.SIGTERM)
+
+
+async def _readable(fd: int, timeout: float) -> None:
+    """Wait until ``fd`` can be read (a byte, or end of file) or ``timeout`` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        log.warning("a forked kernel's sockets did not listen within %g s", timeout)
+    finally:
+        loop.remove_reader(fd)
 
 
 __all__ = ["NAME", "ForkingProvisioner", "forkable_args", "register", "server_for", "use_by_default"]

@@ -45,12 +45,17 @@ BASE_PRELOADS = {
     ),
 }
 
-#: Imported too when they import (what a kernel would import as it starts), so each kernel need not.
+#: Imported too when they import (what a child would import as it starts), so each child need not.
 WARM_UPS = {
     "kernel": (
         "ipykernel.debugger",
         "IPython.core.completerlib",
         "IPython.core.debugger",
+        "IPython.core.oinspect",
+        "IPython.utils.wildcard",
+        "importlib.resources.readers",
+        "importlib.readers",
+        "IPython.core.logger",
         "IPython.extensions.storemagic",
         "psutil",
         "sqlite3",
@@ -59,7 +64,9 @@ WARM_UPS = {
         "cProfile",
         "pstats",
     ),
-    "runner": (),
+    # jupyter_client's kernel spec lookup imports IPython (for its kernels folder) and ipykernel's
+    # spec, and its connection set-up psutil (for the machine's addresses).
+    "runner": ("IPython.paths", "ipykernel.kernelspec", "psutil", "aiflow_nb.operators.builtin"),
 }
 
 #: Seconds a request may take to arrive whole once connected.
@@ -206,6 +213,23 @@ def preload(modules: list[str]) -> str | None:
     return None
 
 
+def warm_up(kind: str) -> None:
+    """Pay before the first fork what each child would pay on its own first use (no thread, no socket)."""
+    if kind == "kernel":
+        from aiflow_nb.executors.forking import child
+
+        child.kernel_app_class()
+        return
+    from jupyter_client import localinterfaces
+
+    from aiflow_nb.executors.forking import provisioner
+    from aiflow_nb.executors.warm_kernel import warm_up_papermill
+
+    warm_up_papermill()
+    localinterfaces.localhost()  # reads the machine's addresses once
+    provisioner.register()  # reads the provisioners' entry points once
+
+
 def _clean_sys_path() -> list[str]:
     """sys.path without the folder the server was started in (a kernel adds its own)."""
     cwd = os.getcwd()
@@ -235,10 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(name)
         except ImportError:
             pass
-    if why is None and args.kind == "runner":
-        from aiflow_nb.executors.warm_kernel import warm_up_papermill
-
-        warm_up_papermill()
+    if why is None:
+        warm_up(args.kind)
     if why is not None:
         print(f"aiflow-nb fork server: {why}", file=sys.stderr, flush=True)
         failed_marker(path).write_text(why + "\n")
