@@ -329,8 +329,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const submitted = await dialog.done;
         if (submitted) {
           app.shell.activateById(panel.id);
-          panel.selectWorkflow(submitted.namespace, submitted.name);
-          panel.refresh();
+          panel.showSubmitted(submitted, submitted.start);
         }
       }
     });

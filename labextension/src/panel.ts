@@ -23,6 +23,7 @@ import {
   pickExecution,
   sortTasks,
   staleAfter,
+  withSubmitted,
   workflowId
 } from './state';
 import { EventStream, StreamState } from './stream';
@@ -203,6 +204,23 @@ export class AiflowPanel extends Widget {
     this.tasks = [];
     this._render();
     this.refresh({ ...NOTHING_STALE, executions: true, tasks: true, graph: true });
+  }
+
+  /**
+   * A workflow the service has just accepted from the dialog: its row shown and selected at once (from the
+   * answer), the service's own view fetched right after; ``start`` then starts an execution of it.
+   */
+  showSubmitted(submitted: { namespace: string; name: string; version: number }, start: boolean): void {
+    this.workflows = withSubmitted(this.workflows, submitted);
+    this.selectWorkflow(submitted.namespace, submitted.name);
+    this.refresh(ALL_STALE);
+    if (start) {
+      void this._act(async () => {
+        const id = await this.api.startExecution(submitted.namespace, submitted.name);
+        this.selection = { ...this.selection, execution: id };
+        this._pinned = true;
+      }, ALL_STALE);
+    }
   }
 
   selectExecution(id: number): void {

@@ -75,8 +75,9 @@ def test_author_a_workflow_from_the_file_browser(
     expect(dialog).to_have_count(0)
     assert client.workflow("authored").tasks["train"].parameters == {"alpha": 0.75, "day": "2026-01-01"}  # type: ignore[attr-defined]
 
-    # The panel selected it; the event sent from the panel runs the task.
-    expect(panel.locator('tr[data-workflow="default/authored"]')).to_be_visible()
+    # The panel selected it and started its execution; the event sent from the panel runs the task.
+    expect(panel.locator('tr.jp-mod-selected[data-workflow="default/authored"]')).to_be_visible()
+    expect(panel.locator(".jp-AiflowPanel-executions tr[data-execution]")).to_contain_text("RUNNING")
     panel.locator(".jp-AiflowPanel-key").fill("hour_complete")
     panel.locator(".jp-AiflowPanel-send").click()
     expect(task_status(panel, "train")).to_have_text("SUCCESS", timeout=RUN_TIMEOUT)
