@@ -26,6 +26,7 @@ import {
   withSubmitted,
   workflowId
 } from './state';
+import { RunDialog } from './runDialog';
 import { EventStream, StreamState } from './stream';
 import {
   buildPanel,
@@ -240,6 +241,26 @@ export class AiflowPanel extends Widget {
       this.selection = { ...this.selection, execution: id };
       this._pinned = true;
     }, ALL_STALE);
+  }
+
+  /** "Run with parameters": the workflow view's dialog for the selected workflow; the execution it starts is shown. */
+  async runWithParameters(): Promise<void> {
+    const wf = this.selectedWorkflow;
+    if (!wf) {
+      return this.showError('select a workflow first');
+    }
+    const dialog = new RunDialog(this.api, wf.namespace, wf.name);
+    await dialog.open();
+    const answer = await dialog.done;
+    if (answer === null) {
+      return;
+    }
+    const shown = this.selection.workflow;
+    if (typeof answer.id === 'number' && shown && workflowId(shown) === workflowId(wf)) {
+      this.selection = { ...this.selection, execution: answer.id };
+      this._pinned = true;
+    }
+    this.refresh(ALL_STALE);
   }
 
   async stopExecution(id?: number): Promise<void> {
@@ -478,6 +499,7 @@ export class AiflowPanel extends Widget {
 
   private readonly _detailActions: IDetailActions = {
     startExecution: () => void this.startExecution(),
+    runWithParameters: () => void this.runWithParameters(),
     setPaused: paused => void this.setPaused(paused),
     selectExecution: id => this.selectExecution(id),
     stopExecution: id => void this.stopExecution(id),

@@ -67,6 +67,7 @@ export interface IDetailState {
 /** What the detail's rows and buttons do. */
 export interface IDetailActions {
   startExecution(): void;
+  runWithParameters(): void;
   setPaused(paused: boolean): void;
   selectExecution(id: number): void;
   stopExecution(id: number): void;
@@ -273,6 +274,12 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
       'div',
       { class: 'jp-AiflowPanel-actions' },
       button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => actions.startExecution()),
+      button(
+        'Run with parameters...',
+        'jp-AiflowPanel-runWith',
+        () => actions.runWithParameters(),
+        'Start an execution with parameter values for that run only'
+      ),
       wf.paused
         ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
         : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true)),
