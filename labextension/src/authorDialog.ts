@@ -22,12 +22,12 @@ import { IWorkflow, workflowId } from './state';
 const STATUSES = ['SUCCESS', 'FAILED', 'STOPPED'];
 let zoneList = 0;
 
-/** What a submit did: the workflow and its new version. */
+/** What a submit did: the workflow and its new version; whether the user asked for an execution started. */
 export interface ISubmitted {
   namespace: string;
   name: string;
   version: number;
-  started: number | null;
+  start: boolean;
 }
 
 type Input = HTMLInputElement | HTMLSelectElement;
@@ -82,12 +82,9 @@ export class AuthorDialog extends Widget {
     this._clearErrors();
     this._busy(true);
     try {
+      // Closed on the service's answer: the panel shows the workflow at once and starts its execution.
       const answer = await this.api.submitDraft(toDraft(this.form));
-      let started: number | null = null;
-      if (this.form.start) {
-        started = await this.api.startExecution(answer.namespace, answer.name);
-      }
-      this.close({ ...answer, started });
+      this.close({ namespace: answer.namespace, name: answer.name, version: answer.version, start: this.form.start });
     } catch (err) {
       this._showError(err);
       this._busy(false);

@@ -21,7 +21,6 @@ import { notebookPath } from './runs';
 import { ITaskExecution } from './state';
 import { registerViewer, RUN_FACTORY } from './viewer';
 import { renderLargeGraph } from './views';
-import { RunDialog } from './runDialog';
 import { WorkflowView } from './workflowView';
 
 const CATEGORY = 'aiflow-nb';
@@ -295,16 +294,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     commands.addCommand(COMMANDS.runWithParameters, {
       label: 'aiflow-nb: Run the Selected Workflow with Parameters…',
       isEnabled: () => hasWorkflow(),
-      execute: async () => {
-        const wf = panel.selectedWorkflow;
-        if (wf) {
-          const dialog = new RunDialog(api, wf.namespace, wf.name);
-          void dialog.open();
-          if (await dialog.done) {
-            panel.refresh();
-          }
-        }
-      }
+      execute: () => panel.runWithParameters()
     });
     panel.workflowRequested.connect((_, wf) => openWorkflow(wf.namespace, wf.name));
     if (restorer) {
@@ -329,8 +319,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const submitted = await dialog.done;
         if (submitted) {
           app.shell.activateById(panel.id);
-          panel.selectWorkflow(submitted.namespace, submitted.name);
-          panel.refresh();
+          panel.showSubmitted(submitted, submitted.start);
         }
       }
     });

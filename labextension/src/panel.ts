@@ -24,8 +24,10 @@ import {
   pickExecution,
   sortTasks,
   staleAfter,
+  withSubmitted,
   workflowId
 } from './state';
+import { RunDialog } from './runDialog';
 import { EventStream, StreamState } from './stream';
 import {
   buildPanel,
@@ -209,6 +211,23 @@ export class AiflowPanel extends Widget {
     this.refresh({ ...NOTHING_STALE, executions: true, tasks: true, graph: true });
   }
 
+  /**
+   * A workflow the service has just accepted from the dialog: its row shown and selected at once (from the
+   * answer), the service's own view fetched right after; ``start`` then starts an execution of it.
+   */
+  showSubmitted(submitted: { namespace: string; name: string; version: number }, start: boolean): void {
+    this.workflows = withSubmitted(this.workflows, submitted);
+    this.selectWorkflow(submitted.namespace, submitted.name);
+    this.refresh(ALL_STALE);
+    if (start) {
+      void this._act(async () => {
+        const id = await this.api.startExecution(submitted.namespace, submitted.name);
+        this.selection = { ...this.selection, execution: id };
+        this._pinned = true;
+      }, ALL_STALE);
+    }
+  }
+
   selectExecution(id: number): void {
     this.selection = { ...this.selection, execution: id };
     this._pinned = true;
@@ -226,6 +245,26 @@ export class AiflowPanel extends Widget {
       this.selection = { ...this.selection, execution: id };
       this._pinned = true;
     }, ALL_STALE);
+  }
+
+  /** "Run with parameters": the workflow view's dialog for the selected workflow; the execution it starts is shown. */
+  async runWithParameters(): Promise<void> {
+    const wf = this.selectedWorkflow;
+    if (!wf) {
+      return this.showError('select a workflow first');
+    }
+    const dialog = new RunDialog(this.api, wf.namespace, wf.name);
+    await dialog.open();
+    const answer = await dialog.done;
+    if (answer === null) {
+      return;
+    }
+    const shown = this.selection.workflow;
+    if (typeof answer.id === 'number' && shown && workflowId(shown) === workflowId(wf)) {
+      this.selection = { ...this.selection, execution: answer.id };
+      this._pinned = true;
+    }
+    this.refresh(ALL_STALE);
   }
 
   async stopExecution(id?: number): Promise<void> {
@@ -521,6 +560,7 @@ export class AiflowPanel extends Widget {
 
   private readonly _detailActions: IDetailActions = {
     startExecution: () => void this.startExecution(),
+    runWithParameters: () => void this.runWithParameters(),
     setPaused: paused => void this.setPaused(paused),
     selectExecution: id => this.selectExecution(id),
     stopExecution: id => void this.stopExecution(id),

@@ -331,6 +331,25 @@ export function workflowId(w: { namespace: string; name: string }): string {
   return `${w.namespace}/${w.name}`;
 }
 
+/**
+ * The panel's workflows with one the service has just accepted: its version where the list has it, else a new
+ * row (not paused, no execution yet) in the service's order (namespace, then name). The next fetch replaces it.
+ */
+export function withSubmitted(
+  workflows: readonly IWorkflow[],
+  submitted: { namespace: string; name: string; version: number }
+): IWorkflow[] {
+  const id = workflowId(submitted);
+  if (workflows.some(w => workflowId(w) === id)) {
+    return workflows.map(w => (workflowId(w) === id ? { ...w, version: Math.max(w.version, submitted.version) } : w));
+  }
+  const added: IWorkflow = { namespace: submitted.namespace, name: submitted.name, version: submitted.version, paused: false };
+  const at = workflows.findIndex(
+    w => w.namespace > added.namespace || (w.namespace === added.namespace && w.name > added.name)
+  );
+  return at < 0 ? [...workflows, added] : [...workflows.slice(0, at), added, ...workflows.slice(at)];
+}
+
 /** The execution to show: the one the user picked while it is listed, else the newest (follow new runs). */
 export function pickExecution(
   executions: readonly IExecution[],

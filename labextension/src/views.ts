@@ -88,6 +88,7 @@ export interface IDryRunState {
 /** What the detail's rows and buttons do. */
 export interface IDetailActions {
   startExecution(): void;
+  runWithParameters(): void;
   setPaused(paused: boolean): void;
   selectExecution(id: number): void;
   stopExecution(id: number): void;
@@ -297,6 +298,12 @@ export function renderDetail(detail: HTMLElement, state: IDetailState | null, ac
       'div',
       { class: 'jp-AiflowPanel-actions' },
       button('Start execution', 'jp-mod-accept jp-AiflowPanel-startExecution', () => actions.startExecution()),
+      button(
+        'Run with parameters...',
+        'jp-AiflowPanel-runWith',
+        () => actions.runWithParameters(),
+        'Start an execution with parameter values for that run only'
+      ),
       wf.paused
         ? button('Resume', 'jp-AiflowPanel-resume', () => actions.setPaused(false))
         : button('Pause', 'jp-AiflowPanel-pause', () => actions.setPaused(true)),

@@ -10,6 +10,7 @@ import {
   formatDuration,
   IAiflowEvent,
   initialSince,
+  IWorkflow,
   ISelection,
   ITaskExecution,
   latestRuns,
@@ -22,7 +23,8 @@ import {
   staleAfter,
   TASK_STATUS,
   taskActions,
-  TaskStatus
+  TaskStatus,
+  withSubmitted
 } from '../src/state';
 
 const event = (offset: number, key: string, value: unknown = null, namespace = 'default'): IAiflowEvent => ({
@@ -201,5 +203,30 @@ describe('streaming and selection', () => {
     expect(pickExecution(runs, 3, true)).toBe(3);
     expect(pickExecution(runs, 9, true)).toBe(5);
     expect(pickExecution([], 3, true)).toBeNull();
+  });
+});
+
+describe('withSubmitted', () => {
+  const wf = (namespace: string, name: string, version = 1, paused = false): IWorkflow => ({
+    namespace,
+    name,
+    version,
+    paused
+  });
+
+  it('adds a new workflow in the service order, not paused, before any fetch', () => {
+    const listed = [wf('default', 'a'), wf('default', 'c'), wf('team', 'a')];
+    const shown = withSubmitted(listed, { namespace: 'default', name: 'b', version: 1 });
+    expect(shown.map(w => `${w.namespace}/${w.name}`)).toEqual(['default/a', 'default/b', 'default/c', 'team/a']);
+    expect(shown[1]).toEqual(wf('default', 'b'));
+    expect(withSubmitted([], { namespace: 'x', name: 'y', version: 1 })).toEqual([wf('x', 'y')]);
+    expect(withSubmitted(listed, { namespace: 'zz', name: 'a', version: 1 }).at(-1)).toEqual(wf('zz', 'a'));
+  });
+
+  it('keeps a listed workflow where it is, with its state and the new version', () => {
+    const listed = [wf('default', 'a', 2, true), wf('default', 'b')];
+    const shown = withSubmitted(listed, { namespace: 'default', name: 'a', version: 3 });
+    expect(shown).toEqual([wf('default', 'a', 3, true), wf('default', 'b')]);
+    expect(listed[0].version).toBe(2);
   });
 });

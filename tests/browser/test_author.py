@@ -75,8 +75,9 @@ def test_author_a_workflow_from_the_file_browser(
     expect(dialog).to_have_count(0)
     assert client.workflow("authored").tasks["train"].parameters == {"alpha": 0.75, "day": "2026-01-01"}  # type: ignore[attr-defined]
 
-    # The panel selected it; the event sent from the panel runs the task.
-    expect(panel.locator('tr[data-workflow="default/authored"]')).to_be_visible()
+    # The panel selected it and started its execution; the event sent from the panel runs the task.
+    expect(panel.locator('tr.jp-mod-selected[data-workflow="default/authored"]')).to_be_visible()
+    expect(panel.locator(".jp-AiflowPanel-executions tr[data-execution]")).to_contain_text("RUNNING")
     panel.locator(".jp-AiflowPanel-key").fill("hour_complete")
     panel.locator(".jp-AiflowPanel-send").click()
     expect(task_status(panel, "train")).to_have_text("SUCCESS", timeout=RUN_TIMEOUT)
@@ -164,7 +165,18 @@ def test_author_a_workflow_from_the_file_browser(
     expect(view.locator("h2")).to_contain_text("v4")
     assert list(client.workflow("authored").tasks) == ["train"]
     shots.take(page, "task-removed")
-    # The same dialog from the command palette, for the panel's selected workflow.
+    # The same dialog from the panel's "Run with parameters…": the execution it starts is selected there.
+    before = len(client.executions(workflow="authored"))
+    panel.locator(".jp-AiflowPanel-runWith").click()
+    expect(run.locator('input[name="param:alpha"]')).to_have_value("0.75")
+    run.locator('input[name="param:alpha"]').fill("0.6")
+    run.locator(".jp-AiflowRun-submit").click()
+    expect(run).to_have_count(0)
+    executions = client.executions(workflow="authored")
+    assert len(executions) == before + 1 and executions[-1].parameters == {"alpha": 0.6}
+    expect(panel.locator(f'tr.jp-mod-selected[data-execution="{executions[-1].id}"]')).to_contain_text("RUNNING")
+    shots.take(page, "panel-run-with-parameters")
+    # ... and from the command palette, for the panel's selected workflow.
     page.keyboard.press("Control+Shift+C")
     page.locator(".lm-CommandPalette-input").fill("Run the Selected Workflow with Parameters")
     page.locator(".lm-CommandPalette-item", has_text="Run the Selected Workflow with Parameters").first.click()
