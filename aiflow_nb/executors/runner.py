@@ -449,16 +449,29 @@ def can_reattach(run_dir: Path) -> bool:
     return (run_dir / HANDLE_FILE).exists() and not (run_dir / "result.json").exists()
 
 
-def kill_job(run_dir: Path) -> None:
-    """SIGKILL the process group of the job whose handle names it (``pid``, ``started``): the end of
-    a stop's grace period, when the runner and its group are killed too."""
+def _job(run_dir: Path) -> tuple[int, str] | None:
+    """``(pid, start time)`` of the live job the run's handle names, else None (never a reused pid)."""
     try:
         handle = json.loads((run_dir / HANDLE_FILE).read_text())
         pid, started = handle["pid"], handle.get("started")
     except (OSError, ValueError, KeyError, TypeError):
-        return
-    if isinstance(pid, int) and isinstance(started, str) and process.alive(pid, started):  # never a reused pid
-        process.signal(pid, signal.SIGKILL)
+        return None
+    if isinstance(pid, int) and isinstance(started, str) and process.alive(pid, started):
+        return pid, started
+    return None
+
+
+def job_alive(run_dir: Path) -> bool:
+    """Whether the job of the run's handle (in a session of its own) still runs."""
+    return _job(run_dir) is not None
+
+
+def kill_job(run_dir: Path) -> None:
+    """SIGKILL the process group of the job whose handle names it (``pid``, ``started``): the end of
+    a stop's grace period, when the runner and its group are killed too."""
+    job = _job(run_dir)
+    if job is not None:
+        process.signal(job[0], signal.SIGKILL)
 
 
 def take_over(run_dir: Path) -> None:

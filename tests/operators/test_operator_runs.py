@@ -15,7 +15,7 @@ from aiflow_nb import AllOf, Engine, EventCondition, Task, TaskStatus, Workflow
 from aiflow_nb.executors import process
 from aiflow_nb.executors.runner import HANDLE_FILE
 from tests.conftest import RunningService
-from tests.executors.test_local import claimed_pid
+from tests.executors.test_local import claimed_pid, group_members, status_history
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -206,23 +206,55 @@ def test_operator_tasks_run_and_stop_on_the_dask_executor(home: Path, dask_clust
         engine.close()
 
 
-def test_a_job_that_outlasts_the_stop_grace_is_killed_with_its_runner(home: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    engine = Engine(home, stop_grace=0.5)
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that still run (a zombie holds nothing)."""
+    return [pid for pid in group_members(pgid) if process.alive(pid, None)]
+
+
+@pytest.fixture(params=["local", "dask"])
+def impatient(request: pytest.FixtureRequest, home: Path) -> Iterator[Engine]:
+    """An engine whose stops give a job 3 s: less than its stop command takes with a frozen runner."""
+    options: dict[str, object] = {}
+    if request.param == "dask":
+        options = {"address": request.getfixturevalue("dask_cluster")}
+    eng = Engine(home, executor=request.param, executor_options=options, stop_grace=3.0)
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("runner_dies", [False, True], ids=["runner-frozen", "runner-killed-while-stopping"])
+def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
+    impatient: Engine, tmp_path: Path, runner_dies: bool
+) -> None:
+    engine, out = impatient, tmp_path / "out"
+    with Workflow("stream") as wf:
+        TickerTask("t", out=str(out), streaming=True)
+    engine.submit(wf)
+    ex = engine.start_execution("stream")
+    engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
+    pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
+    runner, started = parent_of(pid), process.start_time(pid)
+    folder = Path(os.readlink(f"/proc/{runner}/cwd"))  # the run folder, on the worker too
     try:
-        with Workflow("stream") as wf:
-            TickerTask("t", out=str(out), streaming=True)
-        engine.submit(wf)
-        ex = engine.start_execution("stream")
-        engine.wait_for(lambda: "tick 1" in lines(out), what="a tick")
-        [te] = engine.task_executions(ex)
-        run_dir = engine.run_dir(te.id)
-        pid, runner = job_pid(run_dir), claimed_pid(run_dir)[0]
         os.kill(runner, signal.SIGSTOP)  # the runner cannot run the job's stop command in time
         engine.stop_task(ex, "t")
-        engine.wait_for(lambda: engine.task_execution(te.id).status.finished, timeout=60, what="STOPPED")
-        assert engine.task_execution(te.id).status is TaskStatus.STOPPED
-        engine.wait_for(lambda: process.start_time(pid) is None, what="the job to be gone")
-        assert "stopped" not in lines(out)  # killed, not stopped by its command
+        if runner_dies:  # once the stop reached the run: the job is left to the executor
+            engine.wait_for((folder / "stop").exists, timeout=30, what="the stop to reach the run")
+            os.kill(runner, signal.SIGKILL)
+        [te] = engine.wait_for(
+            lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
+        )
+        assert te.status is TaskStatus.STOPPED
+        engine.wait_for(lambda: not process.alive(pid, started), timeout=30, what="the job to be gone")
+        engine.wait_for(lambda: not live_in_group(pid), timeout=30, what="the job's process group to empty")
+        assert "stopped" not in lines(out)  # killed after the grace, not stopped by its command
+        assert [s for _, s, _ in status_history(engine, ex)].count("STOPPED") == 1
     finally:
-        engine.close()
+        for leftover in (pid, runner):
+            if process.alive(leftover, None):
+                os.kill(leftover, signal.SIGKILL)
