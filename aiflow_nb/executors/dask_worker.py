@@ -32,16 +32,9 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import (
-    STOP_FILE,
-    Silence,
-    job_alive,
-    kill_job,
-    start_runner,
-    stops_gently,
-    task_environment,
-    write_json,
-)
+from aiflow_nb.executors.heartbeat import Silence
+from aiflow_nb.executors.run_folder import STOP_FILE, job_alive, kill_job, task_environment, write_json
+from aiflow_nb.executors.runner import start_runner, stops_gently
 from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).

@@ -17,19 +17,18 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import (
+from aiflow_nb.executors.heartbeat import Silence
+from aiflow_nb.executors.run_folder import (
     ENDED_FIFO,
     STOP_FILE,
-    Silence,
     can_reattach,
     claim,
     job_alive,
     kill_job,
-    start_runner,
-    stops_gently,
     task_environment,
     write_json,
 )
+from aiflow_nb.executors.runner import start_runner, stops_gently
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
