@@ -92,23 +92,24 @@ def start_runner(
     ``reattach``: take over the claimed run of a runner that died and watch its
     job again (:func:`can_reattach`).
     """
-    with os.fdopen(open_private(run_dir / "log.txt"), "ab") as out:
-        return subprocess.Popen(
-            [python, "-m", "aiflow_nb.executors.runner", *(["--reattach"] if reattach else []), str(run_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=run_dir,
-            env=env,
-            start_new_session=True,
-            # A stop while a re-attaching runner starts must not kill it before it can stop the job:
-            # it starts deaf to SIGTERM and finds the request in the stop file.
-            preexec_fn=_ignore_sigterm if reattach else None,
-        )
-
-
-def _ignore_sigterm() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A stop while a re-attaching runner starts must not kill it before it can stop the job: it starts
+    # with SIGTERM blocked (a blocked signal waits across exec) and takes it once its handler is set.
+    # Not a preexec_fn: running Python code in the child of a fork of the threaded service (DuckDB's,
+    # tornado's threads) can deadlock it before exec, and this thread, waiting for the exec, with it.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM} if reattach else set())
+    try:
+        with os.fdopen(open_private(run_dir / "log.txt"), "ab") as out:
+            return subprocess.Popen(
+                [python, "-m", "aiflow_nb.executors.runner", *(["--reattach"] if reattach else []), str(run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=run_dir,
+                env=env,
+                start_new_session=True,
+            )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 #: Set by SIGTERM in the runner of an operator's job that is not its own work: the operator stops it.
@@ -203,6 +204,7 @@ def main(argv: list[str], kernel: WarmKernel | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
     else:
         signal.signal(signal.SIGTERM, _terminate)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a re-attaching runner's (start_runner)
     os.environ.update(task_environment(request))
     watch_parent()
     start_heartbeat(run_dir, float(request.get("heartbeat_interval") or 5.0))

@@ -7,15 +7,18 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiflow_nb_example_ops.ops import TickerTask
 
 from aiflow_nb import AllOf, Engine, EventCondition, Task, TaskStatus, Workflow
 from aiflow_nb.executors import process
+from aiflow_nb.executors.base import run_dir
+from aiflow_nb.executors.local import LocalExecutor
 from aiflow_nb.executors.runner import HANDLE_FILE
 from tests.conftest import RunningService
-from tests.executors.test_local import claimed_pid, group_members, status_history
+from tests.executors.test_local import claimed_pid, drain, group_members, status_history
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -258,3 +261,63 @@ def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
         for leftover in (pid, runner):
             if process.alive(leftover, None):
                 os.kill(leftover, signal.SIGKILL)
+
+
+def ticker_request(out: Path, ticks: int, te_id: int = 1) -> dict[str, Any]:
+    task = TickerTask("t", out=str(out), ticks=ticks, interval=0.05, streaming=ticks == 0)
+    return {
+        "task_execution_id": te_id,
+        "attempt": 1,
+        "execution_id": 1,
+        "workflow": "w",
+        "namespace": "default",
+        "version": 1,
+        "task": task.to_spec(),
+        "seq": 1,
+        "event": None,
+    }
+
+
+def orphaned_job(home: Path, out: Path, ticks: int) -> tuple[int, str | None]:
+    """A service launched a ticker and died, and so did the job's runner: the job runs on alone."""
+    first = LocalExecutor(home)
+    first.launch(ticker_request(out, ticks))
+    folder = run_dir(home, 1, 1)
+    _wait(lambda: (folder / HANDLE_FILE).exists() and "tick 1" in lines(out), "the job to tick")
+    runner, started = claimed_pid(folder)
+    first.close()
+    os.killpg(runner, signal.SIGKILL)
+    _wait(lambda: not process.alive(runner, started), "the runner to be gone")
+    pid = job_pid(folder)
+    return pid, process.start_time(pid)
+
+
+def test_a_stop_that_comes_as_a_job_is_re_attached_reaches_it_through_its_own_stop_command(
+    home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pid, started = orphaned_job(home, out, ticks=0)
+    executor = LocalExecutor(home)
+    try:
+        executor.recover(1, 1)  # starts a runner to watch the job again...
+        executor.stop(1, grace=60)  # ...and signals it at once, before it could set its SIGTERM handler
+        [outcome] = drain(executor)
+        assert outcome.status is TaskStatus.STOPPED
+        assert lines(out)[-1] == "stopped"  # the new runner ran the job's stop command
+        assert not process.alive(pid, started)
+    finally:
+        executor.close()
+
+
+def test_a_job_that_ends_right_after_it_is_re_attached_ends_its_run_with_its_status(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    orphaned_job(home, out, ticks=40)  # two seconds of ticks: it ends while or just after a runner takes it over
+    executor = LocalExecutor(home)
+    try:
+        executor.recover(1, 1)
+        [outcome] = drain(executor)
+        assert (outcome.status, outcome.error) == (TaskStatus.SUCCESS, None)
+        assert lines(out)[-1] == "tick 40"
+        assert "watching the ticker job again" in (run_dir(home, 1, 1) / "log.txt").read_text()
+    finally:
+        executor.close()
