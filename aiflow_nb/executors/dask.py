@@ -32,7 +32,7 @@ from typing import Any
 from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors import dask_worker
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import write_json
+from aiflow_nb.executors.run_folder import write_json
 from aiflow_nb.home import home_id
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus

@@ -32,7 +32,9 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import run_dir
-from aiflow_nb.executors.runner import STOP_FILE, Silence, start_runner, stops_gently, task_environment, write_json
+from aiflow_nb.executors.heartbeat import Silence
+from aiflow_nb.executors.run_folder import STOP_FILE, job_alive, kill_job, task_environment, write_json
+from aiflow_nb.executors.runner import start_runner, stops_gently
 from aiflow_nb.home import make_private_folder
 
 #: Seconds between two looks at the stop mark (each one a long poll on the scheduler).
@@ -177,7 +179,14 @@ def _run_in(folder: Path, request: dict[str, Any], service: dict[str, Any] | Non
     popen.wait()  # blocking: the result is read the moment the runner ends (the watch then ends on its own)
     stop_deadline, lost = watch.deadline, watch.lost
     if stop_deadline is not None:
+        # An operator's job leads a session of its own and may outlive its runner (one that died
+        # while stopping it): it has what is left of the grace, then its group is killed.
+        while job_alive(folder) and time.monotonic() < stop_deadline:
+            time.sleep(0.1)
+        kill_job(folder)
         process.kill_tree(popen.pid)  # what outlived the runner (a bash command, a kernel)
+    elif not (folder / "result.json").exists():
+        kill_job(folder)  # its runner died: nothing on this worker watches the job again
     log = (folder / "log.txt").read_text(errors="replace")
     notebook_path = folder / "output.ipynb"
     notebook = notebook_path.read_text() if notebook_path.exists() else None
@@ -213,6 +222,7 @@ class _Watch:
             if self.deadline is not None:
                 if time.monotonic() > self.deadline:
                     process.kill_tree(pid)  # its group, and a kernel's (a session of its own)
+                    kill_job(self.folder)  # an operator's job, even once it is no longer below the runner
                 time.sleep(0.1)
                 continue
             grace = self.state.wait("stop", STOP_POLL)

@@ -17,18 +17,18 @@ from typing import Any
 
 from aiflow_nb.executors import process
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
-from aiflow_nb.executors.runner import (
+from aiflow_nb.executors.heartbeat import Silence
+from aiflow_nb.executors.run_folder import (
     ENDED_FIFO,
     STOP_FILE,
-    Silence,
     can_reattach,
     claim,
+    job_alive,
     kill_job,
-    start_runner,
-    stops_gently,
     task_environment,
     write_json,
 )
+from aiflow_nb.executors.runner import start_runner, stops_gently
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -234,7 +234,10 @@ class LocalExecutor(Executor):
             run.popen.poll()
         # A stopped run ends when its whole process group has: a command that
         # outlives its runner is SIGKILLed with the group after the grace period.
-        return run.stop_deadline is not None and not run.killed and run.pid is not None and _group_alive(run.pid)
+        # So does an operator's job (a session of its own) whose runner died while stopping it.
+        if run.stop_deadline is None or run.killed:
+            return False
+        return (run.pid is not None and _group_alive(run.pid)) or job_alive(run.dir)
 
     def _runner_running(self, run: _Run, now: float) -> bool:
         if (run.dir / "result.json").exists():

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiflow_nb.executors import process
-from aiflow_nb.executors import runner as runners
+from aiflow_nb.executors.runners import command, notebook
 from aiflow_nb.operators.base import Handle, JobStatus, Operator, OperatorContext
 
 
@@ -51,7 +51,7 @@ class InProcessOperator(Operator):
         return False  # the job was the runner's own work
 
     def wait(self, handle: Handle, context: OperatorContext) -> JobStatus:
-        self.run(context)  # a failure raises JobFailed (runner.TaskFailed)
+        self.run(context)  # a failure raises JobFailed (runners.TaskFailed)
         return JobStatus.success()
 
     @abstractmethod
@@ -64,7 +64,7 @@ class NotebookOperator(InProcessOperator):
     task_class = "NotebookTask"
 
     def run(self, context: OperatorContext) -> None:
-        runners.run_notebook(context.request, context.run_dir, context.kernel)
+        notebook.run_notebook(context.request, context.run_dir, context.kernel)
 
 
 class PythonOperator(InProcessOperator):
@@ -72,7 +72,7 @@ class PythonOperator(InProcessOperator):
     task_class = "PythonTask"
 
     def run(self, context: OperatorContext) -> None:
-        runners.run_python(context.request, context.run_dir)
+        command.run_python(context.request, context.run_dir)
 
 
 class BashOperator(InProcessOperator):
@@ -80,4 +80,4 @@ class BashOperator(InProcessOperator):
     task_class = "BashTask"
 
     def run(self, context: OperatorContext) -> None:
-        runners.run_bash(context.request, context.run_dir)
+        command.run_bash(context.request, context.run_dir)

@@ -127,6 +127,8 @@ class Task:
         self,
         name: str,
         *,
+        operator: str | None = None,
+        params: Mapping[str, Any] | None = None,
         streaming: bool = False,
         max_retries: int = 0,
         retry_delay: float | timedelta = 0,
@@ -134,7 +136,16 @@ class Task:
         heartbeat_timeout: float | timedelta | None = None,
         executor: str | None = None,
     ) -> None:
+        """``operator``: the task's kind (an operator's name); ``params``: that operator's fields.
+
+        Both are read by ``Task(...)``, which makes the task of that operator; a kind's own class
+        (``NotebookTask``, ``SparkSubmitTask``, ...) takes its fields as arguments of its own.
+        """
         self.name = check_name("task", name)
+        if operator is not None and operator != self.kind_name:
+            raise SpecError(f"task {name!r}: {type(self).__name__} is operator {self.kind_name!r}, not {operator!r}")
+        if params is not None:
+            raise SpecError(f"task {name!r}: params={{...}} goes with Task(name, operator=NAME, params={{...}})")
         self.streaming = bool(streaming)
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise SpecError(f"task {name!r}: max_retries must be a non-negative integer")

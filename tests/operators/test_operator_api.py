@@ -43,6 +43,13 @@ def test_a_builtin_kind_through_task_operator_is_the_builtin_task() -> None:
     assert type(t) is BashTask and t == BashTask("b", "echo hi")
 
 
+def test_a_kinds_own_class_refuses_another_operator_and_loose_params() -> None:
+    with pytest.raises(SpecError, match="task 'b': BashTask is operator 'bash', not 'ticker'"):
+        BashTask("b", "echo hi", operator="ticker")
+    with pytest.raises(SpecError, match=r"task 'b': params=\{\.\.\.\} goes with Task\(name, operator=NAME"):
+        BashTask("b", "echo hi", params={"cwd": "/tmp"})
+
+
 @pytest.mark.parametrize(
     ("params", "error", "message"),
     [

@@ -7,15 +7,18 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiflow_nb_example_ops.ops import TickerTask
 
 from aiflow_nb import AllOf, Engine, EventCondition, Task, TaskStatus, Workflow
 from aiflow_nb.executors import process
+from aiflow_nb.executors.base import run_dir
+from aiflow_nb.executors.local import LocalExecutor
 from aiflow_nb.executors.runner import HANDLE_FILE
 from tests.conftest import RunningService
-from tests.executors.test_local import claimed_pid
+from tests.executors.test_local import claimed_pid, drain, group_members, status_history
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -206,23 +209,115 @@ def test_operator_tasks_run_and_stop_on_the_dask_executor(home: Path, dask_clust
         engine.close()
 
 
-def test_a_job_that_outlasts_the_stop_grace_is_killed_with_its_runner(home: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    engine = Engine(home, stop_grace=0.5)
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that still run (a zombie holds nothing)."""
+    return [pid for pid in group_members(pgid) if process.alive(pid, None)]
+
+
+@pytest.fixture(params=["local", "dask"])
+def impatient(request: pytest.FixtureRequest, home: Path) -> Iterator[Engine]:
+    """An engine whose stops give a job 3 s: less than its stop command takes with a frozen runner."""
+    options: dict[str, object] = {}
+    if request.param == "dask":
+        options = {"address": request.getfixturevalue("dask_cluster")}
+    eng = Engine(home, executor=request.param, executor_options=options, stop_grace=3.0)
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("runner_dies", [False, True], ids=["runner-frozen", "runner-killed-while-stopping"])
+def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
+    impatient: Engine, tmp_path: Path, runner_dies: bool
+) -> None:
+    engine, out = impatient, tmp_path / "out"
+    with Workflow("stream") as wf:
+        TickerTask("t", out=str(out), streaming=True)
+    engine.submit(wf)
+    ex = engine.start_execution("stream")
+    engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
+    pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
+    runner, started = parent_of(pid), process.start_time(pid)
+    folder = Path(os.readlink(f"/proc/{runner}/cwd"))  # the run folder, on the worker too
     try:
-        with Workflow("stream") as wf:
-            TickerTask("t", out=str(out), streaming=True)
-        engine.submit(wf)
-        ex = engine.start_execution("stream")
-        engine.wait_for(lambda: "tick 1" in lines(out), what="a tick")
-        [te] = engine.task_executions(ex)
-        run_dir = engine.run_dir(te.id)
-        pid, runner = job_pid(run_dir), claimed_pid(run_dir)[0]
         os.kill(runner, signal.SIGSTOP)  # the runner cannot run the job's stop command in time
         engine.stop_task(ex, "t")
-        engine.wait_for(lambda: engine.task_execution(te.id).status.finished, timeout=60, what="STOPPED")
-        assert engine.task_execution(te.id).status is TaskStatus.STOPPED
-        engine.wait_for(lambda: process.start_time(pid) is None, what="the job to be gone")
-        assert "stopped" not in lines(out)  # killed, not stopped by its command
+        if runner_dies:  # once the stop reached the run: the job is left to the executor
+            engine.wait_for((folder / "stop").exists, timeout=30, what="the stop to reach the run")
+            os.kill(runner, signal.SIGKILL)
+        [te] = engine.wait_for(
+            lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
+        )
+        assert te.status is TaskStatus.STOPPED
+        engine.wait_for(lambda: not process.alive(pid, started), timeout=30, what="the job to be gone")
+        engine.wait_for(lambda: not live_in_group(pid), timeout=30, what="the job's process group to empty")
+        assert "stopped" not in lines(out)  # killed after the grace, not stopped by its command
+        assert [s for _, s, _ in status_history(engine, ex)].count("STOPPED") == 1
     finally:
-        engine.close()
+        for leftover in (pid, runner):
+            if process.alive(leftover, None):
+                os.kill(leftover, signal.SIGKILL)
+
+
+def ticker_request(out: Path, ticks: int, te_id: int = 1) -> dict[str, Any]:
+    task = TickerTask("t", out=str(out), ticks=ticks, interval=0.05, streaming=ticks == 0)
+    return {
+        "task_execution_id": te_id,
+        "attempt": 1,
+        "execution_id": 1,
+        "workflow": "w",
+        "namespace": "default",
+        "version": 1,
+        "task": task.to_spec(),
+        "seq": 1,
+        "event": None,
+    }
+
+
+def orphaned_job(home: Path, out: Path, ticks: int) -> tuple[int, str | None]:
+    """A service launched a ticker and died, and so did the job's runner: the job runs on alone."""
+    first = LocalExecutor(home)
+    first.launch(ticker_request(out, ticks))
+    folder = run_dir(home, 1, 1)
+    _wait(lambda: (folder / HANDLE_FILE).exists() and "tick 1" in lines(out), "the job to tick")
+    runner, started = claimed_pid(folder)
+    first.close()
+    os.killpg(runner, signal.SIGKILL)
+    _wait(lambda: not process.alive(runner, started), "the runner to be gone")
+    pid = job_pid(folder)
+    return pid, process.start_time(pid)
+
+
+def test_a_stop_that_comes_as_a_job_is_re_attached_reaches_it_through_its_own_stop_command(
+    home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pid, started = orphaned_job(home, out, ticks=0)
+    executor = LocalExecutor(home)
+    try:
+        executor.recover(1, 1)  # starts a runner to watch the job again...
+        executor.stop(1, grace=60)  # ...and signals it at once, before it could set its SIGTERM handler
+        [outcome] = drain(executor)
+        assert outcome.status is TaskStatus.STOPPED
+        assert lines(out)[-1] == "stopped"  # the new runner ran the job's stop command
+        assert not process.alive(pid, started)
+    finally:
+        executor.close()
+
+
+def test_a_job_that_ends_right_after_it_is_re_attached_ends_its_run_with_its_status(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    orphaned_job(home, out, ticks=40)  # two seconds of ticks: it ends while or just after a runner takes it over
+    executor = LocalExecutor(home)
+    try:
+        executor.recover(1, 1)
+        [outcome] = drain(executor)
+        assert (outcome.status, outcome.error) == (TaskStatus.SUCCESS, None)
+        assert lines(out)[-1] == "tick 40"
+        assert "watching the ticker job again" in (run_dir(home, 1, 1) / "log.txt").read_text()
+    finally:
+        executor.close()
