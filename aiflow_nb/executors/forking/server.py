@@ -39,6 +39,7 @@ BASE_PRELOADS = {
     "kernel": ("ipykernel.kernelapp", "IPython", "ipykernel.ipkernel"),
     "runner": (
         "aiflow_nb.executors.runner",
+        "aiflow_nb.operators.builtin",  # the built-in kinds, loaded through their entry points per run
         "aiflow_nb.executors.warm_kernel",
         "aiflow_nb.executors.forking.provisioner",
         "nbclient",
