@@ -144,7 +144,7 @@ def run_task(request: dict[str, Any], run_dir: Path, kernel: WarmKernel | None =
     kind = request["task"]["kind"]
     cls = _operator(kind)
     if cls is None:
-        from aiflow_nb.workflow.tasks import task_kinds
+        from aiflow_nb.workflow.task_spec import task_kinds
 
         legacy: Any = task_kinds().get(kind)
         if legacy is None or not hasattr(legacy, "run"):

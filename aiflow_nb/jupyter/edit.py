@@ -13,7 +13,7 @@ from typing import Any
 
 from aiflow_nb.jupyter import draft
 from aiflow_nb.workflow import Workflow
-from aiflow_nb.workflow.tasks import task_from_spec
+from aiflow_nb.workflow.task_spec import task_from_spec
 
 
 def _tasks(spec: Mapping[str, Any]) -> list[dict[str, Any]]:

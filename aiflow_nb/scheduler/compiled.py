@@ -10,7 +10,7 @@ from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler.rules import trigger_rule_id
 from aiflow_nb.workflow import Condition, TaskAction, TaskStatus, TaskStatusCondition, Workflow
 from aiflow_nb.workflow.conditions import _Composite
-from aiflow_nb.workflow.tasks import Rule
+from aiflow_nb.workflow.rule import Rule
 
 EventRef = tuple[str, str]  # (namespace, key)
 

@@ -24,7 +24,7 @@ _EXPORTS = {
     "BashTask": "tasks",
     "NotebookTask": "tasks",
     "PythonTask": "tasks",
-    "Rule": "tasks",
+    "Rule": "rule",
     "Task": "tasks",
     "Workflow": "workflow",
     "Outcome": "records",
@@ -68,9 +68,10 @@ if TYPE_CHECKING:
         TaskStatusCondition,
     )
     from aiflow_nb.workflow.records import Outcome, TaskExecution, WorkflowExecution, WorkflowInfo
+    from aiflow_nb.workflow.rule import Rule
     from aiflow_nb.workflow.schedule import Schedule
     from aiflow_nb.workflow.status import TaskAction, TaskStatus, WorkflowStatus
-    from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Rule, Task
+    from aiflow_nb.workflow.tasks import BashTask, NotebookTask, PythonTask, Task
     from aiflow_nb.workflow.workflow import Workflow
 
 

@@ -9,19 +9,15 @@ subclasses of the older ``aiflow_nb.task_kinds`` entry point group still load.)
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
-import nbformat
-
-from aiflow_nb.errors import InvalidNotebookError, NotebookNotFoundError, SpecError
+from aiflow_nb.errors import InvalidNotebookError, SpecError
 from aiflow_nb.notebooks import kernel_problem
 from aiflow_nb.operators.registry import is_builtin, known_operators, operator_class
 from aiflow_nb.workflow import context
@@ -30,8 +26,9 @@ from aiflow_nb.workflow.conditions import (
     Condition,
     EventCondition,
     TaskStatusCondition,
-    condition_from_spec,
 )
+from aiflow_nb.workflow.notebook_snapshot import load_notebook
+from aiflow_nb.workflow.rule import Rule
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.status import TaskAction, TaskStatus
 
@@ -54,28 +51,6 @@ def _seconds(what: str, value: float | timedelta | None) -> float | None:
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
         raise SpecError(f"{what} must be a non-negative number of seconds, got {value!r}")
     return float(seconds)
-
-
-class Rule:
-    """``action`` on its task whenever ``condition`` is met."""
-
-    def __init__(self, action: TaskAction | str, condition: Condition) -> None:
-        try:
-            self.action = TaskAction(action)
-        except ValueError:
-            raise SpecError(f"{action!r} is not a task action (START, STOP, RESTART)") from None
-        if not isinstance(condition, Condition):
-            raise SpecError(f"a rule needs a Condition, got {condition!r}")
-        self.condition = condition
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"action": self.action.value, "condition": self.condition.to_spec()}
-
-    @classmethod
-    def from_spec(cls, spec: Any) -> Rule:
-        if not isinstance(spec, Mapping) or "action" not in spec or "condition" not in spec:
-            raise SpecError(f"a rule needs 'action' and 'condition', got {spec!r}")
-        return cls(spec["action"], condition_from_spec(spec["condition"]))
 
 
 def optional_text(task: str, field: str, value: Any) -> str | None:
@@ -253,50 +228,6 @@ class Task:
         return f"{type(self).__name__}({self.name!r})"
 
 
-def _fill_cell_ids(node: Any) -> None:
-    """Give nbformat >= 4.5 cells without an id a stable one.
-
-    nbformat would add random ids (or, with warnings as errors, reject the
-    notebook), so the same file would give a new spec, hence a new version,
-    each time.
-    """
-    cells = node.get("cells") if isinstance(node, Mapping) else None
-    minor = node.get("nbformat_minor") if isinstance(node, Mapping) else None
-    if not isinstance(cells, list) or node.get("nbformat") != 4 or not isinstance(minor, int) or minor < 5:
-        return
-    taken = {c.get("id") for c in cells if isinstance(c, Mapping)}
-    for i, cell in enumerate(cells):
-        if isinstance(cell, dict) and "id" not in cell:
-            new = f"cell-{i}"
-            while new in taken:
-                new += "x"
-            cell["id"] = new
-            taken.add(new)
-
-
-def _load_notebook(task: str, notebook: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(notebook, Mapping):
-        node = nbformat.from_dict(copy.deepcopy(dict(notebook)))
-        where = "the embedded notebook"
-    else:
-        path = Path(notebook)
-        if not path.is_file():
-            raise NotebookNotFoundError(f"task {task!r}: notebook {str(path)!r} does not exist")
-        where = f"notebook {str(path)!r}"
-        try:
-            # Not nbformat.read: it validates before the cell ids are filled in below.
-            node = nbformat.convert(nbformat.reader.reads(path.read_text(encoding="utf-8")), 4)
-        except Exception as exc:
-            raise InvalidNotebookError(f"task {task!r}: {where} is not a valid notebook ({exc})") from None
-    _fill_cell_ids(node)
-    try:
-        nbformat.validate(node)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidNotebookError(f"task {task!r}: {where} is not a valid notebook ({first})") from None
-    return json.loads(nbformat.writes(node))  # type: ignore[no-any-return]
-
-
 class NotebookTask(Task):
     """Run a notebook with papermill.
 
@@ -321,7 +252,7 @@ class NotebookTask(Task):
         **common: Any,
     ) -> None:
         check_name("task", name)
-        self.notebook = _load_notebook(name, notebook)
+        self.notebook = load_notebook(name, notebook)
         path = optional_text(name, "path", path)
         self.path = path if path is not None else (None if isinstance(notebook, Mapping) else str(notebook))
         cwd = optional_text(name, "cwd", cwd)
@@ -500,41 +431,3 @@ def _from_task_call(cls: type[Task]) -> None:
 _BUILTIN: dict[str, type[Task]] = {t.kind: t for t in (NotebookTask, PythonTask, BashTask)}
 for _cls in _BUILTIN.values():
     _from_task_call(_cls)
-_COMMON = ("streaming", "max_retries", "retry_delay", "timeout", "heartbeat_timeout", "executor")
-
-
-def task_kinds() -> dict[str, type[Task]]:
-    """Built-in kinds plus those of the ``aiflow_nb.task_kinds`` entry points."""
-    kinds = dict(_BUILTIN)
-    for ep in entry_points(group="aiflow_nb.task_kinds"):
-        if ep.name not in kinds:
-            kinds[ep.name] = ep.load()
-    return kinds
-
-
-def task_from_spec(spec: Any) -> Task:
-    if not isinstance(spec, Mapping):
-        raise SpecError(f"a task must be an object, got {spec!r}")
-    name = check_name("task", spec.get("name"))
-    kind = spec.get("kind")
-    cls = _BUILTIN.get(kind) if isinstance(kind, str) else None  # type: ignore[arg-type]
-    if cls is None:
-        cls = task_kinds().get(kind) if isinstance(kind, str) else None  # type: ignore[arg-type]
-    if cls is None:
-        if not isinstance(kind, str) or not kind:
-            raise SpecError(f"task {name!r}: unknown kind {kind!r}")
-        cls = OperatorTask  # the operator says if it exists (UnknownOperatorError naming the known ones)
-    common = {k: spec[k] for k in _COMMON if spec.get(k) is not None}
-    with context.detached():
-        task = cls.from_params(name, spec, **common)
-    rules = spec.get("rules") or []
-    if not isinstance(rules, list):
-        raise SpecError(f"task {name!r}: 'rules' must be a list")
-    for i, rule in enumerate(rules):
-        try:
-            task.rules.append(Rule.from_spec(rule))
-        except SpecError as exc:
-            raise type(exc)(f"task {name!r}, rule {i + 1}: {exc}") from None
-    if spec.get("schedule") is not None:
-        task.schedule_ = Schedule.from_spec(spec["schedule"])
-    return task

@@ -15,7 +15,8 @@ from aiflow_nb.events.event import DEFAULT_NAMESPACE
 from aiflow_nb.workflow import context
 from aiflow_nb.workflow.conditions import Condition, EventCondition, condition_from_spec
 from aiflow_nb.workflow.schedule import Schedule
-from aiflow_nb.workflow.tasks import Task, check_name, task_from_spec
+from aiflow_nb.workflow.task_spec import task_from_spec
+from aiflow_nb.workflow.tasks import Task, check_name
 
 if TYPE_CHECKING:
     from aiflow_nb.workflow.records import TaskExecution
