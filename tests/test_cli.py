@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from aiflow_nb import BashTask, Workflow
-from aiflow_nb.cli import load_workflows
+from aiflow_nb.cli.workflows import load_workflows
 from tests.conftest import RunningService
 from tests.server import wait_execution, wait_for_file, wait_task, write_notebook
 

@@ -1,0 +1,5 @@
+import sys
+
+from aiflow_nb.cli.main import main
+
+sys.exit(main())
