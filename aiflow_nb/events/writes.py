@@ -44,8 +44,7 @@ _ARROW_SCHEMA = pa.schema(
         ("idempotency_key", pa.string()),
     ]
 )
-#: Inserts of fewer rows bind a VALUES list; from ARROW_ROWS on they go through Arrow (see ``_insert``).
-VALUES_ROWS = 4
+#: Inserts of fewer rows go through DuckDB's appender; from ARROW_ROWS on through Arrow (see ``_insert``).
 ARROW_ROWS = 500
 _EVENTS_INSERT = 'events ("offset", key, value, namespace, sender, context, create_time, idempotency_key)'
 
@@ -96,12 +95,14 @@ class HeldWrites:
         The events in one statement unless they are many and of several create_times.
         """
         held, self.held = self.held, []
-        if batches:
+        if len(batches) >= ARROW_ROWS:
             self.db.conn.execute(
                 "INSERT INTO batch_idempotency (idempotency_key, first_offset, size) "
                 "SELECT unnest($1), unnest($2), unnest($3)",
                 [list(batches), [first for first, _ in batches.values()], [size for _, size in batches.values()]],
             )
+        elif batches:
+            self.db.conn.append("batch_idempotency", [(k, first, size) for k, (first, size) in batches.items()])
         if not held:
             return
         if len(held) == 1 or (sum(len(h[0]) for h in held) >= ARROW_ROWS and len({h[3] for h in held}) > 1):
@@ -122,35 +123,21 @@ class HeldWrites:
         """Insert new events (``keys``: their idempotency keys, None for none at all; ``times``: create_time).
 
         ARROW_ROWS rows or more must share one create_time (``flush`` sees to it).  Each
-        statement form is the quickest for its size (DuckDB 2.0, one thread): binding each
-        value of a VALUES list costs most beyond a few rows, a list per column (unnested)
-        up to a few hundred, registering an Arrow table has the highest fixed cost but the
-        lowest per row.
+        form is the quickest for its size (DuckDB 2.0, one thread): DuckDB's appender has
+        no SQL to parse or plan, but converts row by row; registering an Arrow table has
+        a higher fixed cost and the lowest per row.
         """
         conn = self.db.conn
         n = len(offsets)
-        if n < VALUES_ROWS:
-            keys = keys if keys is not None else [None] * n
-            rows = zip(offsets, *encoded, keys, times, strict=True)
-            params = [x for o, k, v, ns, s, c, ik, t in rows for x in (o, k, v, ns, s, c, t, ik)]
-            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * n)
-            conn.execute(f"INSERT INTO {_EVENTS_INSERT} VALUES {marks}", params)
-        elif n < ARROW_ROWS:
-            conn.execute(
-                f"INSERT INTO {_EVENTS_INSERT} SELECT unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "
-                "unnest($6), unnest($7), unnest($8)",
-                [offsets, *encoded, times, keys if keys is not None else [None] * n],
-            )
-        else:
+        if n >= ARROW_ROWS:
             self._insert_arrow(offsets, encoded, keys, times[0])
             return
+        # The columns in the table's order (see SCHEMA).
+        conn.append("events", zip(offsets, *encoded, times, keys if keys is not None else [None] * n, strict=True))
         if keys is not None:
             keyed = [(k, o) for o, k in zip(offsets, keys, strict=True) if k is not None]
             if keyed:
-                conn.execute(
-                    'INSERT INTO event_idempotency (idempotency_key, "offset") SELECT unnest($1), unnest($2)',
-                    [[k for k, _ in keyed], [o for _, o in keyed]],
-                )
+                conn.append("event_idempotency", keyed)
 
     def _insert_arrow(
         self, offsets: list[int], encoded: EncodedEvents, keys: Sequence[str | None] | None, time: datetime
