@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ class LoadResult:
     wall: float
     latencies: list[float]
     client_cpu: float
+    #: CPU seconds the server process used meanwhile (where this module started it: the bare handler).
+    server_cpu: float | None = None
 
     @property
     def rate(self) -> float:
@@ -112,6 +115,13 @@ def _bare_tornado(port: Any, ready: Any) -> None:
         runner.run(serve())
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bare_tornado(connections: int, per_connection: int) -> LoadResult:
     """The same load against a tornado handler that only parses the JSON and answers, on the service's loop."""
     ctx = multiprocessing.get_context("spawn")
@@ -121,7 +131,13 @@ def bare_tornado(connections: int, per_connection: int) -> LoadResult:
     try:
         if not ready.wait(30):
             raise RuntimeError("the bare tornado server did not start")
-        return post_events(f"http://127.0.0.1:{port.value}", "-", connections, per_connection)
+        url, pid = f"http://127.0.0.1:{port.value}", proc.pid
+        assert pid is not None
+        post_events(url, "-", connections, 5)  # connect and warm up, as the service was
+        before = _cpu_seconds(pid)
+        result = post_events(url, "-", connections, per_connection)
+        result.server_cpu = _cpu_seconds(pid) - before
+        return result
     finally:
         proc.kill()
         proc.join()
