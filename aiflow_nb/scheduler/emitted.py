@@ -86,6 +86,13 @@ class Emitted:
         """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
         self._entries.append((_EXECUTION, fields))
 
+    def entries(self) -> tuple[Entry, ...]:
+        """Every entry, oldest first (for :class:`~.decisions.Decisions`)."""
+        return tuple(self._entries)
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        self._entries.extend(entries)
+
     def clear(self) -> None:
         self._entries.clear()
 
