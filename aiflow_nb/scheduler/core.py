@@ -117,8 +117,18 @@ class Draft(Commands):
         if index.added or index.removed:
             index.added, index.removed = {}, {}
         c = self.changes
-        if c.executions or c.tasks or c.states or c.causes or c.launches or c.ticks:
-            self.changes = Changes()
+        if c.executions:
+            c.executions, c.new_executions = {}, set()
+        if c.tasks:
+            c.tasks, c.new_tasks = {}, set()
+        if c.causes:
+            c.causes = {}
+        if c.states:
+            c.states = {}
+        if c.launches:
+            c.launches = []
+        if c.ticks:
+            c.ticks = {}
         if self.events:
             self.events = Emitted()
         if self.outbox.stops:
@@ -142,8 +152,8 @@ class Draft(Commands):
             c.new_tasks or _NO_SET,
             c.causes or _NO_MAP,
             c.states or _NO_MAP,
-            self.events.entries(),
-            tuple(c.launches),
+            self.events.entries() or (),
+            c.launches or (),
             tuple(self.outbox.stops),
             c.ticks or _NO_MAP,
             dict(next_due) if next_due else _NO_MAP,

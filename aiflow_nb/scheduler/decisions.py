@@ -10,7 +10,7 @@ of those it changed), and the state keeps its old ones until it is applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -55,9 +55,9 @@ class Decisions(NamedTuple):
     #: Condition state set, by (execution id, rule id).
     states: Mapping[StateKey, dict[str, Any]]
     #: Events to append, oldest first (entries of :class:`.emitted.Emitted`).
-    events: tuple[Any, ...]
+    events: Sequence[Any]
     #: Launches queued: (task execution id, attempt); stops to send: (task execution id, reason).
-    launches: tuple[tuple[int, int], ...]
+    launches: Sequence[tuple[int, int]]
     stops: tuple[tuple[int, str], ...]
     #: Schedule ticks sent (the last due time of each schedule), and when each schedule is next due.
     ticks: Mapping[TickKey, datetime]
@@ -73,13 +73,6 @@ class Decisions(NamedTuple):
     workflows: tuple[tuple[tuple[str, str], WorkflowInfo | None], ...] = ()
     #: What a command answers (a version, an execution id), else None.
     answer: Any = None
-
-    def changes_anything(self) -> bool:
-        """True if it changes anything beyond the time."""
-        return bool(
-            self.executions or self.tasks or self.states or self.events or self.launches or self.stops
-            or self.ticks or self.next_due or self.next_due_reset or self.unseen or self.versions or self.workflows
-        )  # fmt: skip
 
 
 class Orders:

@@ -14,7 +14,7 @@ and every other event go through the log's own checks
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from aiflow_nb.events import Event
@@ -86,9 +86,9 @@ class Emitted:
         """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
         self._entries.append((_EXECUTION, fields))
 
-    def entries(self) -> tuple[Entry, ...]:
-        """Every entry, oldest first (for :class:`~.decisions.Decisions`)."""
-        return tuple(self._entries)
+    def entries(self) -> Sequence[Entry]:
+        """Every entry, oldest first, handed over (for :class:`~.decisions.Decisions`: not to be changed)."""
+        return self._entries
 
     def extend(self, entries: Iterable[Entry]) -> None:
         self._entries.extend(entries)
