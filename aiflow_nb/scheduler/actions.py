@@ -26,6 +26,7 @@ from aiflow_nb.scheduler.state import (
     event_dict,
     execution_status_fields,
     failure_event,
+    rule_cause,
     task_status_event_of,
     task_status_fields,
 )
@@ -69,7 +70,8 @@ class Actions(Reads):
     #: How far the log has been read (the offset of the last event applied, or passed over).
     checkpoint: int
     #: Why what the current input makes is made: the fields of :func:`.state.cause`, encoded when first used.
-    _why: dict[str, Any]
+    _why: dict[str, Any] | None
+    _why_rule: tuple[int | None, str]
     _why_text: str | None
     outbox: Orders
     changes: Changes
@@ -90,12 +92,21 @@ class Actions(Reads):
         self._why = fields
         self._why_text = None
 
+    def because_rule(self, offset: int | None, rule: str) -> None:
+        """Why, for a rule (or a schedule) on an event of the log: ``because(event=offset, rule=rule)``."""
+        self._why = None
+        self._why_rule = (offset, rule)
+        self._why_text = None
+
     @property
     def cause(self) -> str:
         """The current cause as stored in a ``cause`` column, encoded once, only if something is made."""
         text = self._why_text
         if text is None:
             fields = self._why
+            if fields is None:
+                text = self._why_text = rule_cause(*self._why_rule)
+                return text
             now = fields.get("now")
             if isinstance(now, datetime):
                 fields = {**fields, "now": now.isoformat()}
@@ -283,7 +294,6 @@ class Actions(Reads):
         ex.status = status
         if status.finished:
             ex.end_time = self.now
-        self.changes.executions[ex.id] = ex
         self.events.execution_status(execution_status_fields(ex))
 
     def _check_done(self, ex: ExecutionState) -> None:

@@ -158,7 +158,7 @@ class Draft(Commands):
             c.ticks or _NO_MAP,
             dict(next_due) if next_due else _NO_MAP,
             tuple(self.next_due_reset),
-            {i: ex.unseen for i, ex in owned.items() if running.get(i) is ex} if owned else _NO_MAP,
+            {i: ex for i, ex in owned.items() if running.get(i) is ex} if owned else _NO_MAP,
             (self.last_execution_id, self.last_task_id),
             tuple(self.new_versions),
             tuple(self.workflow_changes),
@@ -172,7 +172,7 @@ class Draft(Commands):
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
-        self.because(event=event.offset, rule="schedule")
+        self.because_rule(event.offset, "schedule")
         if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
         scoped = event.execution_id
@@ -205,7 +205,7 @@ class Draft(Commands):
                 continue
             for rule_id, condition in self.compiled(key).trigger_rules.get(ref, ()):
                 if self._met(condition, event, key[0], 0, rule_id):
-                    self.because(event=event.offset, rule=rule_id)
+                    self.because_rule(event.offset, rule_id)
                     self.trigger_execution(key[0], key[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
@@ -221,7 +221,7 @@ class Draft(Commands):
         for task, rule_id, rule in self.compiled((r.namespace, r.workflow, r.version)).rules_for(event):
             if self._met(rule.condition, event, r.namespace, r.id, rule_id):
                 log.debug("execution %s: %s %s on event %s", r.id, rule.action.value, task, event.offset)
-                self.because(event=event.offset, rule=rule_id)
+                self.because_rule(event.offset, rule_id)
                 self.apply(ex, task, rule.action, event)
                 if r.id not in self.running:
                     return

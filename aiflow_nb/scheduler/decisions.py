@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.state import ExecutionState
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
 
 #: (namespace, workflow, task): a schedule ('' is the workflow's own).
@@ -64,8 +65,9 @@ class Decisions(NamedTuple):
     next_due: Mapping[TickKey, datetime]
     #: Workflows whose schedules' next due times are forgotten (a new version).
     next_due_reset: tuple[tuple[str, str], ...]
-    #: Status events emitted for each running execution and not yet consumed, where that changed.
-    unseen: Mapping[int, int]
+    #: The running executions whose state changed or began (record, latest runs, status events not yet
+    #: consumed): the draft's own copies, which become the state's as they are.
+    running: Mapping[int, ExecutionState]
     #: The largest execution and task execution ids made so far.
     last_ids: tuple[int, int]
     #: Workflow versions added, and workflows put (their new info) or deleted (None), in order.

@@ -164,31 +164,27 @@ class State(Reads):
         if d.states:
             self.states.update(d.states)
         running = self.running
-        for ex_id, record in d.executions.items():
-            if ex_id in d.new_executions:
-                if record.status is WorkflowStatus.RUNNING:
-                    self._track(ExecutionState(record))
-            elif record.status is WorkflowStatus.RUNNING:
-                running[ex_id].record = record
-            else:
-                self._untrack(ex_id)
+        by_version = self.by_version
+        for ex_id, ex in d.running.items():
+            # The decision's own copy, with its record, latest runs and unseen status events.
+            if ex_id not in running:
+                r = ex.record
+                by_version[(r.namespace, r.workflow, r.version)].add(ex_id)
+            running[ex_id] = ex
+        if d.executions:
+            for ex_id, record in d.executions.items():
+                if record.status is not WorkflowStatus.RUNNING:
+                    self._untrack(ex_id)
         alive = self.alive
+        timed = self.timed
         for te in d.tasks.values():
-            ex = running.get(te.execution_id)
-            if ex is not None:
-                latest = ex.latest.get(te.task)
-                if latest is None or latest.seq <= te.seq:
-                    ex.latest[te.task] = te
-            if te.status.alive:
+            status = te.status
+            if status.alive:
                 alive[te.id] = te
             else:
                 alive.pop(te.id, None)
-            if te.id in self.timed or te.status is TaskStatus.RETRYING or te.status is TaskStatus.RUNNING:
+            if status is TaskStatus.RETRYING or status is TaskStatus.RUNNING or te.id in timed:
                 self._watch_time(te)
-        for ex_id, unseen in d.unseen.items():
-            ex = running.get(ex_id)
-            if ex is not None:
-                ex.unseen = unseen
 
     # -- reads for the shell ----------------------------------------------------------
 
