@@ -61,6 +61,14 @@ def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None)
     return draft.decisions(draft.take(inp, now if now is not None else state.now))
 
 
+def _still_running(owned: dict[int, Any], running: Overlay[int, Any]) -> Mapping[int, Any]:
+    """The draft's own execution states that still run (``owned`` itself when all do, as is usual)."""
+    for i, ex in owned.items():
+        if running.get(i) is not ex:
+            return {i: ex for i, ex in owned.items() if running.get(i) is ex}
+    return owned
+
+
 class Draft(Commands):
     """The rules and the state machine, deciding one input over a state through copy-on-write views.
 
@@ -110,7 +118,12 @@ class Draft(Commands):
 
     def _hand_over(self) -> None:
         """New layers wherever the last input left something (it belongs to its decisions now)."""
-        for view in (self.running, self.alive, self.timed, self.states, self.last_ticks, self.next_due):
+        running, alive = self.running, self.alive
+        if running.upper:
+            running.upper = {}
+        if alive.upper:
+            alive.upper = {}
+        for view in (self.timed, self.states, self.last_ticks, self.next_due):
             if view.upper:
                 view.upper = {}
         index = self.by_version
@@ -158,7 +171,7 @@ class Draft(Commands):
             c.ticks or _NO_MAP,
             dict(next_due) if next_due else _NO_MAP,
             tuple(self.next_due_reset),
-            {i: ex for i, ex in owned.items() if running.get(i) is ex} if owned else _NO_MAP,
+            _still_running(owned, running) if owned else _NO_MAP,
             (self.last_execution_id, self.last_task_id),
             tuple(self.new_versions),
             tuple(self.workflow_changes),
