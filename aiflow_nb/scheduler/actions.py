@@ -214,14 +214,20 @@ class Actions(Reads):
         ex = self._ex(ex)
         latest = ex.latest.get(task)
         self.last_task_id += 1
+        # Positional (id, execution_id, task, seq, status, attempt, create_time, start_time, end_time,
+        # error, event): the record is made for every run.
         te = TaskExecution(
-            id=self.last_task_id,
-            execution_id=ex.record.id,
-            task=task,
-            seq=(latest.seq + 1) if latest else 1,
-            status=TaskStatus.QUEUED,
-            create_time=self.now,
-            event=event_dict(event) if isinstance(event, Event) else event,
+            self.last_task_id,
+            ex.record.id,
+            task,
+            (latest.seq + 1) if latest else 1,
+            TaskStatus.QUEUED,
+            1,
+            self.now,
+            None,
+            None,
+            None,
+            event_dict(event) if isinstance(event, Event) else event,
         )
         ex.latest[task] = te
         changes = self.changes
@@ -367,14 +373,9 @@ class Actions(Reads):
             )
         self.last_execution_id += 1
         data = event_dict(event)
+        # Positional (id, namespace, workflow, version, status, start_time, end_time, event).
         record = WorkflowExecution(
-            id=self.last_execution_id,
-            namespace=namespace,
-            workflow=name,
-            version=info.version,
-            status=WorkflowStatus.INIT,
-            start_time=self.now,
-            event=data,
+            self.last_execution_id, namespace, name, info.version, WorkflowStatus.INIT, self.now, None, data
         )
         changes = self.changes
         changes.executions[record.id] = record
