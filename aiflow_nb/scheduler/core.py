@@ -347,8 +347,8 @@ class Core(State):
         self.changes.add(d)
         self.events.extend(d.events)
         outbox = self.outbox
-        for te_id, attempt in d.launches:
-            outbox.queue_launch(te_id, attempt)
+        if d.launches:
+            outbox.queue_launches(d.launches)
         for te_id, reason in d.stops:
             outbox.queue_stop(te_id, reason)
 

@@ -26,6 +26,8 @@ from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.tasks import Task
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The alive statuses (``TaskStatus.alive``), as a set to look up.
+_ALIVE = frozenset(s for s in TaskStatus if s.alive)
 
 
 class Rows(Protocol):
@@ -179,7 +181,7 @@ class State(Reads):
         timed = self.timed
         for te in d.tasks.values():
             status = te.status
-            if status.alive:
+            if status in _ALIVE:
                 alive[te.id] = te
             else:
                 alive.pop(te.id, None)
