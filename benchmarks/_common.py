@@ -205,3 +205,43 @@ def record(case: str, value: float, unit: str, target: str = "-") -> None:
     line = {"benchmark": os.path.basename(sys.argv[0]), "case": case, "value": value, "unit": unit, "target": target}
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")
+
+
+#: Events appended per call while filling a large log.
+FILL_CHUNK = 100_000
+
+
+def fill_large_log(home: Any, events: int, workflows: int, runs: int) -> None:
+    """A home whose log holds ``events`` events: ``workflows`` submitted workflows ``w<n>`` (each triggered by
+    ``w<n>.go``, one task), ``runs`` triggering events spread over them, each run ended SUCCESS (no process
+    launched), and history no rule reads for the rest.
+    """
+    from aiflow_nb import BashTask, Engine, Event, Workflow
+    from aiflow_nb.workflow import TaskStatus
+    from aiflow_nb.workflow.records import Outcome
+
+    with Engine(home, max_parallel=0) as engine:
+        for n in range(workflows):
+            with Workflow(f"w{n}") as wf:
+                BashTask("t", command="true")
+            engine.submit(wf.trigger_on(f"w{n}.go"))
+        # Each run logs 7: its event, execution RUNNING, task QUEUED, its outcome (an input), RUNNING and
+        # SUCCESS, execution SUCCESS.
+        history = events - runs * 7
+        for first in range(0, history, FILL_CHUNK):
+            n = min(FILL_CHUNK, history - first)
+            engine.log.append_many([Event("bench.history", {"i": i}, sender="bench") for i in range(first, first + n)])
+        with engine.db.transaction():
+            engine.scheduler.checkpoint = engine.scheduler.changes.checkpoint = engine.log.latest_offset()
+            engine.scheduler.commit(force=True)
+        for first in range(0, runs, 1000):
+            engine.send_events([Event(f"w{i % workflows}.go", i) for i in range(first, min(runs, first + 1000))])
+        while engine.step():
+            pass
+        alive = sorted(engine.scheduler.alive.values(), key=lambda te: te.id)
+        with engine.db.lock, engine.db.transaction():
+            for te in alive:
+                engine.scheduler.finished(Outcome(te.id, te.attempt, TaskStatus.SUCCESS))
+            engine._commit()
+        while engine.step():
+            pass

@@ -20,43 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import print_machine
+from _common import fill_large_log, print_machine
 
 REPLAY_TARGET_S = 30.0
 WHY_TARGET_MS = 50.0
-CHUNK = 100_000
-
-
-def fill(home: Path, events: int, workflows: int, runs: int) -> None:
-    """``runs`` triggering events (spread over the workflows) among ``events``, each run ended SUCCESS."""
-    from aiflow_nb import BashTask, Engine, Event, Workflow
-    from aiflow_nb.workflow import TaskStatus
-    from aiflow_nb.workflow.records import Outcome
-
-    with Engine(home, max_parallel=0) as engine:
-        for n in range(workflows):
-            with Workflow(f"w{n}") as wf:
-                BashTask("t", command="true")
-            engine.submit(wf.trigger_on(f"w{n}.go"))
-        # Each run logs 7 events (see bench_verify.py); the rest is history no rule reads.
-        history = events - runs * 7
-        for first in range(0, history, CHUNK):
-            n = min(CHUNK, history - first)
-            engine.log.append_many([Event("bench.history", {"i": i}, sender="bench") for i in range(first, first + n)])
-        with engine.db.transaction():
-            engine.scheduler.checkpoint = engine.scheduler.changes.checkpoint = engine.log.latest_offset()
-            engine.scheduler.commit(force=True)
-        for first in range(0, runs, 1000):
-            engine.send_events([Event(f"w{i % workflows}.go", i) for i in range(first, min(runs, first + 1000))])
-        while engine.step():
-            pass
-        alive = sorted(engine.scheduler.alive.values(), key=lambda te: te.id)
-        with engine.db.lock, engine.db.transaction():
-            for te in alive:
-                engine.scheduler.finished(Outcome(te.id, te.attempt, TaskStatus.SUCCESS))
-            engine._commit()
-        while engine.step():
-            pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         home = folder / "home"
         start = time.perf_counter()
-        fill(home, args.events, args.workflows, args.runs)
+        fill_large_log(home, args.events, args.workflows, args.runs)
         print(
             f"filled {args.events:,} events, {args.workflows} workflows, {args.runs:,} task runs "
             f"in {time.perf_counter() - start:.1f} s"

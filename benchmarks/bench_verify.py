@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/bench_verify.py                 # 1M events, 10k task runs
     .venv/bin/python benchmarks/bench_verify.py --events 100000 --runs 1000
 
-* core alone: ``Scheduler.process`` on events that each meet a one-task
-  START rule (a trigger: each starts an execution and queues its task),
-  in memory, no database read or written (what it decided is dropped);
-  per wall and per CPU second, and the share of the time Python's cyclic
-  garbage collector took (the decisions pile up in memory: nothing is written);
+* core alone: each event meets a one-task START rule (a trigger: each starts
+  an execution and queues its task), in memory, no database read or written
+  (what was decided is dropped at the end): ``decide`` and the shell's
+  ``apply`` in turn, as the engine does (``Core.process``), and ``decide``
+  alone over the same state; per wall and per CPU second, and the share of
+  the time Python's cyclic garbage collector took (the running executions
+  pile up in memory; the batch to write is dropped every 1,000 events, as
+  the engine's commit does once it is written: nothing is written here);
 * verify: a home whose log holds ``--events`` events, ``--runs`` of them
   starting an execution whose task then succeeds; ``Engine.verify()`` on the
   open engine, and ``aiflow-nb verify`` on the closed home (read-only open
@@ -27,19 +30,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import print_machine
+from _common import fill_large_log, print_machine
 
 CORE_TARGET = 100_000
 VERIFY_TARGET_S = 30.0
-CHUNK = 100_000
+#: The engine writes (and drops from memory) the decisions of a batch of at most this many events.
+WRITE_EVERY = 1000
 
 
-def core_alone(home: Path, events: int) -> tuple[float, float, float]:
-    """Events a second ``Scheduler.process`` takes, each starting an execution and its one task.
+def core_alone(home: Path, events: int) -> dict[str, float]:
+    """The decision core on ``events`` events, each starting an execution and its one task.
 
-    (wall rate, rate per CPU second, share of the wall time spent in Python's cyclic garbage collector).
+    ``rate``/``cpu_rate``/``gc_share``: decide and apply each (wall, per CPU second, the collector's share
+    of the wall time); ``decide_cpu_rate``: decide alone over the same state, per CPU second.
     """
     from aiflow_nb import BashTask, Engine, Event, Workflow
+    from aiflow_nb.scheduler.core import decide
+    from aiflow_nb.scheduler.emitted import Emitted
+    from aiflow_nb.scheduler.writes import Changes
 
     collecting = [0.0, 0.0]  # started, total
 
@@ -57,50 +65,29 @@ def core_alone(home: Path, events: int) -> tuple[float, float, float]:
         batch = [Event("core.go", i) for i in range(events)]
         scheduler = engine.scheduler
         with engine.db.lock:
+            cpu = time.process_time()
+            for event in batch:
+                decide(scheduler, event)
+            decide_cpu = time.process_time() - cpu
             gc.callbacks.append(collector)
             start, cpu = time.perf_counter(), time.process_time()
             try:
-                for event in batch:
-                    scheduler.process(event)
+                for first in range(0, events, WRITE_EVERY):
+                    for event in batch[first : first + WRITE_EVERY]:
+                        scheduler.apply(decide(scheduler, event))
+                    # What the engine's commit does with the batch once written (nothing is written here).
+                    scheduler.changes, scheduler.events = Changes(), Emitted()
             finally:
                 gc.callbacks.remove(collector)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
             assert scheduler.last_execution_id == events
             scheduler.load()  # drop what it decided: nothing is written
-    return events / seconds, events / cpu_seconds, collecting[1] / seconds
-
-
-def fill(home: Path, events: int, runs: int) -> None:
-    """``runs`` triggering events among ``events``, each run ended SUCCESS (no process launched)."""
-    from aiflow_nb import BashTask, Engine, Event, Workflow
-    from aiflow_nb.workflow import TaskStatus
-    from aiflow_nb.workflow.records import Outcome
-
-    with Engine(home, max_parallel=0) as engine:
-        with Workflow("runs") as wf:
-            BashTask("t", command="true")
-        wf.trigger_on("runs.go")
-        engine.submit(wf)
-        # Each run logs 7: its event, execution RUNNING, task QUEUED, its outcome (an input), RUNNING and SUCCESS,
-        # execution SUCCESS.
-        history = events - runs * 7
-        for first in range(0, history, CHUNK):
-            n = min(CHUNK, history - first)
-            engine.log.append_many([Event("bench.history", {"i": i}, sender="bench") for i in range(first, first + n)])
-        with engine.db.transaction():
-            engine.scheduler.checkpoint = engine.scheduler.changes.checkpoint = engine.log.latest_offset()
-            engine.scheduler.commit(force=True)
-        for first in range(0, runs, 1000):
-            engine.send_events([Event("runs.go", i) for i in range(first, min(runs, first + 1000))])
-        while engine.step():
-            pass
-        alive = sorted(engine.scheduler.alive.values(), key=lambda te: te.id)
-        with engine.db.lock, engine.db.transaction():
-            for te in alive:
-                engine.scheduler.finished(Outcome(te.id, te.attempt, TaskStatus.SUCCESS))
-            engine._commit()
-        while engine.step():
-            pass
+    return {
+        "rate": events / seconds,
+        "cpu_rate": events / cpu_seconds,
+        "gc_share": collecting[1] / seconds,
+        "decide_cpu_rate": events / decide_cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="aiflow-bench-verify-"))
     try:
         runs = [core_alone(folder / f"core{i}", args.core_events) for i in range(3)]
-        rates = [wall for wall, _, _ in runs]
-        best = max(runs)
+        best = max(runs, key=lambda r: r["rate"])
         print(
-            f"core alone: {best[0]:,.0f} events/s best of 3 ({args.core_events:,} events each; "
-            f"target >= {CORE_TARGET:,}); {max(cpu for _, cpu, _ in runs):,.0f} per CPU second; "
-            f"{best[2]:.0%} of the best run's time in the garbage collector"
+            f"core alone (decide + apply): {best['rate']:,.0f} events/s best of 3 ({args.core_events:,} events "
+            f"each; target >= {CORE_TARGET:,}); {max(r['cpu_rate'] for r in runs):,.0f} per CPU second; "
+            f"{best['gc_share']:.0%} of the best run's time in the garbage collector; decide alone "
+            f"{max(r['decide_cpu_rate'] for r in runs):,.0f} per CPU second"
         )
+        rates = [r["rate"] for r in runs]
         home = folder / "home"
         start = time.perf_counter()
-        fill(home, args.events, args.runs)
+        fill_large_log(home, args.events, 1, args.runs)
         print(f"filled {args.events:,} events, {args.runs:,} task runs in {time.perf_counter() - start:.1f} s")
         from aiflow_nb import Engine
 

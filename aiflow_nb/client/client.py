@@ -259,12 +259,7 @@ class Client:
         context: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> int:
-        """Append an event and return its offset; a retried send is never doubled.
-
-        The request carries an ``Idempotency-Key`` of its own, the same on
-        every retry; ``idempotency_key`` is the event's own (the same key sent
-        again later, by anyone, returns the first event's offset).
-        """
+        """See :meth:`AiflowApi.send_event`; the request carries a key of its own, so a retry is never doubled."""
         body = {"key": key, "value": value, "namespace": namespace, "sender": sender, "context": context}
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
@@ -277,7 +272,7 @@ class Client:
         return int(offset.json()["offset"])
 
     def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
-        """Append events in one transaction (all or none); a retried send is never doubled.
+        """See :meth:`AiflowApi.send_events`; a retried request is never doubled.
 
         >>> client.send_events([Event("row", 1), Event("row", 2)])  # doctest: +SKIP
         [41, 42]
@@ -307,7 +302,7 @@ class Client:
         namespace: str | None = None,
         sender: str | None = None,
     ) -> list[Event]:
-        """The events after offset ``since``, oldest first, matching the filters."""
+        """See :meth:`AiflowApi.events`."""
         params = {"since": since, "limit": limit, "key": key, "namespace": namespace, "sender": sender}
         return [Event.from_dict(e) for e in self.request("GET", "/events", params=params, retry=True)["events"]]
 

@@ -1,44 +1,45 @@
-"""The state machine of the running executions, in memory: runs made, stopped, ended; executions ended.
+"""The state machine of the running executions, decided on a draft: runs made, stopped, ended; executions ended.
 
-Every change goes to ``changes`` (written with the batch) and its status
-event to ``events`` (appended with it); launches and stops to the outbox.
-What each action does is looked up in :data:`.transitions.ACTIONS`.  No
-clock: every time comes from ``now``, the time of the input being applied.
+Every change goes to the draft's ``changes`` and its status event to its
+``events``; launches to ``changes.launches``, stops to its ``outbox``: all
+of it becomes the input's :class:`~.decisions.Decisions`.  What each action
+does is looked up in :data:`.transitions.ACTIONS`.  No clock: every time
+comes from ``now``, the time of the input being applied.
 """
 
 import json
 import logging
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
-from aiflow_nb.errors import LimitReachedError, NotFoundError, SpecError
+from aiflow_nb.errors import LimitReachedError, SpecError
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules
-from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.decisions import Orders
 from aiflow_nb.scheduler.emitted import Emitted
-from aiflow_nb.scheduler.outbox import Outbox
-from aiflow_nb.scheduler.registry import Registry, VersionKey
+from aiflow_nb.scheduler.memory import Reads
+from aiflow_nb.scheduler.overlay import Overlay, VersionIndex
 from aiflow_nb.scheduler.state import (
     ExecutionState,
     cause,
     event_dict,
     execution_status_fields,
     failure_event,
+    rule_cause,
     task_status_event_of,
     task_status_fields,
 )
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
-from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
+from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 from aiflow_nb.workflow.status import (
     TASK_TRANSITIONS,
     WORKFLOW_TRANSITIONS,
     check_task_transition,
     check_workflow_transition,
 )
-from aiflow_nb.workflow.tasks import Task
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
@@ -46,44 +47,55 @@ log = logging.getLogger("aiflow_nb.scheduler")
 _ENDED = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
 
 
-class Rows(Protocol):
-    """What the core reads and writes beyond its memory: the DuckDB store in the engine, memory in ``verify``."""
-
-    def execution(self, execution_id: int) -> WorkflowExecution | None: ...
-    def spec(self, namespace: str, name: str, version: int) -> tuple[str, str] | None: ...
-    def latest_version(self, namespace: str, name: str) -> int: ...
-    def add_version(self, namespace: str, name: str, version: int, spec: str, digest: str, now: datetime) -> None: ...
-    def put_workflow(self, info: WorkflowInfo) -> None: ...
-    def delete_workflow(self, namespace: str, name: str) -> None: ...
+R = TypeVar("R", TaskExecution, WorkflowExecution)
 
 
-class Actions:
-    """Changes to the running executions and their runs (the base of :class:`.core.Core`)."""
+def _copy(record: R) -> R:
+    """A shallow copy of a record (its fields, not what they hold)."""
+    mine = object.__new__(type(record))
+    mine.__dict__.update(record.__dict__)
+    return mine
 
-    store: Rows
+
+class Actions(Reads):
+    """Changes to the running executions and their runs, made on the draft (the base of :class:`.core.Draft`).
+
+    The draft reads the state through copy-on-write views (:mod:`.overlay`):
+    a record is copied before it is changed (:meth:`_te`, :meth:`_ex`,
+    :meth:`_own_record`) and the copy is what the decisions carry.
+    """
+
     #: The time of the input being applied (an event's create_time, a command's or a tick's ``now``).
     now: datetime
     #: How far the log has been read (the offset of the last event applied, or passed over).
     checkpoint: int
     #: Why what the current input makes is made: the fields of :func:`.state.cause`, encoded when first used.
-    _why: dict[str, Any]
+    _why: dict[str, Any] | None
+    _why_rule: tuple[int | None, str]
     _why_text: str | None
-    outbox: Outbox
-    registry: Registry
+    outbox: Orders
     changes: Changes
     events: Emitted
-    running: dict[int, ExecutionState]
-    by_version: dict[VersionKey, set[int]]
-    alive: dict[int, TaskExecution]
-    timed: dict[int, TaskExecution]
-    states: rules.States
+    running: Overlay[int, ExecutionState]
+    by_version: VersionIndex
+    alive: Overlay[int, TaskExecution]
+    timed: Overlay[int, TaskExecution]
+    states: Overlay[rules.StateKey, dict[str, Any]]
     last_execution_id: int
     last_task_id: int
-    next_due: dict[tuple[str, str, str], datetime]
+    next_due: Overlay[tuple[str, str, str], datetime]
+    #: The draft's own copies of the running executions' states it changed (by id; also once ended).
+    _owned: dict[int, ExecutionState]
 
     def because(self, **fields: Any) -> None:
         """Why what the current input makes is made (see :func:`.state.cause`); a ``now`` is a datetime."""
         self._why = fields
+        self._why_text = None
+
+    def because_rule(self, offset: int | None, rule: str) -> None:
+        """Why, for a rule (or a schedule) on an event of the log: ``because(event=offset, rule=rule)``."""
+        self._why = None
+        self._why_rule = (offset, rule)
         self._why_text = None
 
     @property
@@ -92,53 +104,74 @@ class Actions:
         text = self._why_text
         if text is None:
             fields = self._why
+            if fields is None:
+                text = self._why_text = rule_cause(*self._why_rule)
+                return text
             now = fields.get("now")
             if isinstance(now, datetime):
                 fields = {**fields, "now": now.isoformat()}
             text = self._why_text = cause(**fields)
         return text
 
-    @property
-    def workflows(self) -> dict[tuple[str, str], WorkflowInfo]:
-        return self.registry.workflows
-
-    def compiled(self, key: VersionKey) -> CompiledWorkflow:
-        return self.registry.compiled(key)
-
     def _record(self, execution_id: int) -> WorkflowExecution:
-        ex = self.running.get(execution_id)
+        mine = self.changes.executions.get(execution_id)
+        return mine if mine is not None else super()._record(execution_id)
+
+    # -- copies on write --------------------------------------------------------------
+
+    def _ex(self, ex: ExecutionState) -> ExecutionState:
+        """The draft's own copy of a running execution's state (its latest runs copied, not the runs)."""
+        rid = ex.record.id
+        mine = self._owned.get(rid)
+        if mine is None:
+            mine = ExecutionState(ex.record, dict(ex.latest), ex.unseen)
+            self._owned[rid] = mine
+            if rid in self.running:
+                self.running[rid] = mine
+        return mine
+
+    def _fresh(self, ex: ExecutionState) -> ExecutionState:
+        """The latest view of ``ex``: the draft's copy if it has one."""
+        return self._owned.get(ex.record.id, ex)
+
+    def _te(self, te: TaskExecution) -> TaskExecution:
+        """The draft's own copy of a run, to change (made once per input; the views then show it)."""
+        mine = self.changes.tasks.get(te.id)
+        if mine is not None:
+            return mine
+        mine = _copy(te)
+        self.changes.tasks[te.id] = mine
+        if te.id in self.alive:
+            self.alive[te.id] = mine
+        if te.id in self.timed:
+            self.timed[te.id] = mine
+        ex = self.running.get(te.execution_id)
         if ex is not None:
-            return ex.record
-        found = self.store.execution(execution_id)
-        if found is None:
-            raise NotFoundError(f"execution {execution_id} does not exist")
-        return found
+            latest = ex.latest.get(te.task)
+            if latest is not None and latest.id == te.id:
+                self._ex(ex).latest[te.task] = mine
+        return mine
 
-    def _task_of(self, te: TaskExecution) -> Task | None:
-        r = self._record(te.execution_id)
-        return self.registry.task(r.namespace, r.workflow, r.version, te.task)
-
-    def _watch_time(self, te: TaskExecution) -> None:
-        if te.status is TaskStatus.RETRYING:
-            self.timed[te.id] = te
-            return
-        if te.status is TaskStatus.RUNNING:
-            task = self._task_of(te)
-            if task is not None and task.timeout is not None:
-                self.timed[te.id] = te
-                return
-        self.timed.pop(te.id, None)
+    def _own_record(self, record: WorkflowExecution) -> WorkflowExecution:
+        mine = self.changes.executions.get(record.id)
+        if mine is not None:
+            return mine
+        mine = self.changes.executions[record.id] = _copy(record)
+        ex = self.running.get(record.id)
+        if ex is not None:
+            self._ex(ex).record = mine
+        return mine
 
     def _track(self, state: ExecutionState) -> None:
         r = state.record
+        self._owned[r.id] = state
         self.running[r.id] = state
-        self.by_version[(r.namespace, r.workflow, r.version)].add(r.id)
-        self.compiled((r.namespace, r.workflow, r.version))
+        self.by_version.add((r.namespace, r.workflow, r.version), r.id)
 
     def _untrack(self, state: ExecutionState) -> None:
         r = state.record
         self.running.pop(r.id, None)
-        self.by_version[(r.namespace, r.workflow, r.version)].discard(r.id)
+        self.by_version.discard((r.namespace, r.workflow, r.version), r.id)
 
     def emit(self, event: Event, idempotency_key: str | None = None) -> None:
         self.events.append((event, idempotency_key))
@@ -157,6 +190,7 @@ class Actions:
 
         ``parameters``: overrides for the run a START makes (a user's command).
         """
+        ex = self._fresh(ex)
         latest = ex.latest.get(task)
         effect = ACTIONS[(latest.status if latest is not None else None, action)]
         if effect is Effect.NEW_RUN:
@@ -192,16 +226,23 @@ class Actions:
         why: str | None = None,
         parameters: dict[str, Any] | None = None,
     ) -> None:
+        ex = self._ex(ex)
         latest = ex.latest.get(task)
         self.last_task_id += 1
+        # Positional (id, execution_id, task, seq, status, attempt, create_time, start_time, end_time,
+        # error, event): the record is made for every run.
         te = TaskExecution(
-            id=self.last_task_id,
-            execution_id=ex.record.id,
-            task=task,
-            seq=(latest.seq + 1) if latest else 1,
-            status=TaskStatus.QUEUED,
-            create_time=self.now,
-            event=event_dict(event) if isinstance(event, Event) else event,
+            self.last_task_id,
+            ex.record.id,
+            task,
+            (latest.seq + 1) if latest else 1,
+            TaskStatus.QUEUED,
+            1,
+            self.now,
+            None,
+            None,
+            None,
+            event_dict(event) if isinstance(event, Event) else event,
             parameters=parameters or None,
         )
         ex.latest[task] = te
@@ -215,18 +256,20 @@ class Actions:
 
     def _queue_launch(self, te: TaskExecution) -> None:
         self.changes.launches.append((te.id, te.attempt))
-        self.outbox.queue_launch(te.id, te.attempt)
 
     def _stop(self, te: TaskExecution, reason: str = "stop") -> None:
+        te = self.changes.tasks.get(te.id, te)
         after = stop_status(te.status)
         if after is None:
             return
+        te = self._te(te)
         self._set_status(te, after)
         if after is TaskStatus.STOPPING:
             te.stop_reason = reason
             self.outbox.queue_stop(te.id, reason)
 
     def _set_status(self, te: TaskExecution, status: TaskStatus, error: str | None = None) -> None:
+        te = self._te(te)
         if status not in TASK_TRANSITIONS[te.status]:
             check_task_transition(te.status, status, f"task {te.task!r} (task execution {te.id})")
         now = self.now
@@ -257,6 +300,7 @@ class Actions:
         if ex is None:
             record = self._record(te.execution_id)
         else:
+            ex = self._ex(ex)
             record = ex.record
             ex.unseen += 1
         fields = task_status_fields(record, te)
@@ -268,14 +312,15 @@ class Actions:
     def _set_execution_status(self, ex: WorkflowExecution, status: WorkflowStatus) -> None:
         if status not in WORKFLOW_TRANSITIONS[ex.status]:
             check_workflow_transition(ex.status, status, f"execution {ex.id}")
+        ex = self._own_record(ex)
         ex.status = status
         if status.finished:
             ex.end_time = self.now
-        self.changes.executions[ex.id] = ex
         self.events.execution_status(execution_status_fields(ex))
 
     def _check_done(self, ex: ExecutionState) -> None:
         """End the execution once nothing can run in it any more."""
+        ex = self._fresh(ex)
         if ex.unseen > 0 or any(te.status.alive for te in ex.latest.values()):
             return
         r = ex.record
@@ -289,6 +334,7 @@ class Actions:
             self._finish(ex, verdict)
 
     def _finish(self, ex: ExecutionState, status: WorkflowStatus) -> None:
+        ex = self._ex(ex)
         self._set_execution_status(ex.record, status)
         self._untrack(ex)
         self._start_waiting(ex.record.namespace, ex.record.workflow)
@@ -296,12 +342,16 @@ class Actions:
     # -- max_active_executions -------------------------------------------------------
 
     def active_executions(self, namespace: str, name: str) -> int:
-        return sum(len(ids) for (ns, wf, _), ids in self.by_version.items() if (ns, wf) == (namespace, name))
+        return self.by_version.count(namespace, name)
 
     def _waiting(self, namespace: str, name: str) -> dict[str, Any]:
+        """The workflow's queue of waiting triggers, the draft's own copy (to change)."""
         key = rules.waiting_key(namespace, name)
-        state = self.states.setdefault(key, {"events": []})
-        self.changes.states[key] = state
+        state = self.changes.states.get(key)
+        if state is None:
+            before = self.states.get(key)
+            state = {**before, "events": list(before["events"])} if before else {"events": []}
+            self._set_state(key, state)
         return state
 
     def trigger_execution(self, namespace: str, name: str, event: Event) -> None:
@@ -345,14 +395,16 @@ class Actions:
             )
         self.last_execution_id += 1
         data = event_dict(event)
+        # Positional (id, namespace, workflow, version, status, start_time, end_time, event).
         record = WorkflowExecution(
-            id=self.last_execution_id,
-            namespace=namespace,
-            workflow=name,
-            version=info.version,
-            status=WorkflowStatus.INIT,
-            start_time=self.now,
-            event=data,
+            self.last_execution_id,
+            namespace,
+            name,
+            info.version,
+            WorkflowStatus.INIT,
+            self.now,
+            None,
+            data,
             parameters=parameters or None,
         )
         changes = self.changes
@@ -361,8 +413,7 @@ class Actions:
         changes.causes[("execution", record.id)] = self.cause
         state = ExecutionState(record)
         self._set_execution_status(record, WorkflowStatus.RUNNING)
-        self.running[record.id] = state  # tracked (its version is compiled already)
-        self.by_version[key].add(record.id)
+        self._track(state)  # its version is compiled already
         for task in compiled.initial:
             self._new_task_execution(state, task, data)
         return record.id

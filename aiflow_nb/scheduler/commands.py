@@ -2,7 +2,7 @@
 executions and tasks), the executor's dispatches and reports, and timeouts.
 
 :meth:`Commands.take` is the one way in: it records the input in the log
-(see :mod:`.inputs`) and applies it at the ``now`` given.
+(see :mod:`.inputs`) and decides it at the ``now`` given, on the draft.
 """
 
 import json
@@ -11,12 +11,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from aiflow_nb import faults
 from aiflow_nb.errors import IllegalTransitionError, NotFoundError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, timers
 from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
+from aiflow_nb.scheduler.decisions import NewVersion
 from aiflow_nb.scheduler.state import (
     ExecutionState,
     failure_event,
@@ -27,18 +27,26 @@ from aiflow_nb.scheduler.transitions import outcome_change
 from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
 from aiflow_nb.workflow.records import WorkflowInfo
 
+WorkflowKey = tuple[str, str]
+
 log = logging.getLogger("aiflow_nb.scheduler")
 
 
 class Commands(Actions):
-    """What users and the executor ask of the scheduler (the base of :class:`.core.Core`)."""
+    """What users and the executor ask of the scheduler (the base of :class:`.core.Draft`)."""
+
+    #: Versions added, workflows put or deleted, schedules forgotten: the registry's part of the decisions.
+    new_versions: list[NewVersion]
+    workflow_changes: list[tuple[WorkflowKey, WorkflowInfo | None]]
+    next_due_reset: list[WorkflowKey]
 
     def take(self, inp: inputs.Input, now: datetime) -> Any:
-        """Apply one input decided at ``now``; what it returns is the command's answer.
+        """Decide one input at ``now``; what it returns is the command's answer.
 
-        A command is recorded before it is applied (one that fails is rolled
-        back with its record); a dispatch, an outcome or the clock only when
-        it changes something, so the log does not fill with inputs that did nothing.
+        A command is recorded (its ``aiflow.input`` event is the first of its
+        decisions; one that fails decides nothing); a dispatch, an outcome or
+        the clock only when it changes something, so the log does not fill
+        with inputs that did nothing.
         """
         self.now = now
         self.because(input=inputs.kind(inp), now=now)
@@ -88,38 +96,25 @@ class Commands(Actions):
             stored = self.store.spec(*key, latest)
             if stored is not None and stored[1] == digest:
                 if info is None:  # deleted, now submitted again
-                    info = WorkflowInfo(key[0], key[1], latest, False, self.now)
-                    self.store.put_workflow(info)
-                    registry.activate(self.compiled((*key, latest)), latest=True)
-                    registry.put(info)
+                    self.workflow_changes.append((key, WorkflowInfo(key[0], key[1], latest, False, self.now)))
                     self.emit(workflow_event(event_keys.WORKFLOW_SUBMITTED, *key, latest))
                 return latest
         version = latest + 1
         now = self.now
-        self.store.add_version(key[0], key[1], version, json.dumps(spec), digest, now)
-        faults.point("submit.half")
-        if info is not None:
-            registry.deactivate_triggers(registry.latest(key))
-        info = WorkflowInfo(key[0], key[1], version, info.paused if info else False, now)
-        self.store.put_workflow(info)
         compiled = CompiledWorkflow.build(workflow, version, digest)
-        registry.add(compiled)
-        registry.activate(compiled, latest=True)
-        registry.put(info)
-        self.next_due = {k: v for k, v in self.next_due.items() if k[:2] != key}
+        self.new_versions.append(NewVersion(key[0], key[1], version, json.dumps(spec), digest, now, compiled))
+        info = WorkflowInfo(key[0], key[1], version, info.paused if info else False, now)
+        self.workflow_changes.append((key, info))
+        self.next_due_reset.append(key)
         self.emit(workflow_event(event_keys.WORKFLOW_SUBMITTED, *key, version))
         return version
-
-    def workflow_info(self, namespace: str, name: str) -> WorkflowInfo:
-        return self.registry.info(namespace, name)
 
     def _set_paused(self, namespace: str, name: str, paused: bool) -> None:
         before = self.registry.info(namespace, name)
         if before.paused == paused:
             return
         info = replace(before, paused=paused)
-        self.store.put_workflow(info)
-        self.registry.workflows[(namespace, name)] = info
+        self.workflow_changes.append(((namespace, name), info))
         change = event_keys.WORKFLOW_PAUSED if paused else event_keys.WORKFLOW_RESUMED
         self.emit(workflow_event(change, namespace, name, info.version))
 
@@ -129,8 +124,7 @@ class Commands(Actions):
             i for i, ex in self.running.items() if (ex.record.namespace, ex.record.workflow) == (namespace, name)
         ]:
             self._stop_execution(ex_id)
-        self.store.delete_workflow(namespace, name)
-        self.registry.remove((namespace, name))
+        self.workflow_changes.append(((namespace, name), None))
         self.emit(workflow_event(event_keys.WORKFLOW_DELETED, namespace, name, info.version))
 
     def running_execution(self, execution_id: int) -> ExecutionState:
@@ -164,30 +158,6 @@ class Commands(Actions):
 
     # -- the executor's side -------------------------------------------------------
 
-    def launch_request(self, te_id: int, attempt: int) -> dict[str, Any] | None:
-        """What the executor needs to run it, or None if it must not run.
-
-        A RUNNING one is in the outbox still when the process that marked it
-        ended before the next write: it is sent again (its claim decides).
-        """
-        te = self.alive.get(te_id)
-        if te is None or te.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or te.attempt != attempt:
-            return None
-        ex = self._record(te.execution_id)
-        task = self.compiled((ex.namespace, ex.workflow, ex.version)).workflow.tasks[te.task]
-        given = {**(ex.parameters or {}), **(te.parameters or {})}
-        return {
-            "task_execution_id": te.id,
-            "attempt": te.attempt,
-            "execution_id": ex.id,
-            "workflow": ex.workflow,
-            "namespace": ex.namespace,
-            "version": ex.version,
-            "task": overrides.with_overrides(task.to_spec(), given),
-            "seq": te.seq,
-            "event": te.event,
-        }
-
     def _mark_running(self, inp: inputs.Dispatch) -> None:
         """It is about to be launched (right after this transaction commits)."""
         te = self.alive.get(inp.task_execution_id)
@@ -212,6 +182,7 @@ class Commands(Actions):
         )
         if change is None:
             return
+        te = self._te(te)
         self._record_input(outcome)
         if te.status is TaskStatus.QUEUED:  # it ran before we marked it RUNNING
             self._set_status(te, TaskStatus.RUNNING)

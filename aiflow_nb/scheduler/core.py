@@ -1,20 +1,24 @@
-"""The decision core: the rules applied to one event of the log, and the clock's ticks.
+"""The decision core: one input over the state in, its :class:`~.decisions.Decisions` out.
 
-No clock, database, environment or file: :class:`Core` holds the state in
-memory, takes one input at a time (:meth:`process` for an event of the log,
-:meth:`~.commands.Commands.take` for the others, with ``now`` given) and
-leaves its decisions as plain data: rows changed in ``changes``, events to
-append in ``events``, launches and stops in ``outbox``.  The engine's
-:class:`~.scheduler.Scheduler` writes them; ``verify`` replays the log
-through the same core in memory (:mod:`.replay`).
+:func:`decide` takes the scheduler's memory (a :class:`~.memory.State`) and
+one input: an event of the log, or a command, dispatch, outcome or clock
+tick with the ``now`` it is decided at.  It reads the state through a
+:class:`Draft` (copy-on-write views) and returns what it decided as plain
+data; the state is left as it was.  No clock, database, environment or
+file: the same state and input give the same decisions.
+
+:class:`Core` is the shell around it in memory: it applies each decision to
+its state and collects the batch to write (``changes``, ``events``, the
+outbox).  The engine's :class:`~.scheduler.Scheduler` writes that batch;
+``verify`` and the dry run keep it in memory.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from aiflow_nb import faults
@@ -23,56 +27,165 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
+from aiflow_nb.scheduler.decisions import Decisions, Orders, TickKey
 from aiflow_nb.scheduler.emitted import Emitted
-from aiflow_nb.scheduler.outbox import Launch
-from aiflow_nb.scheduler.registry import Registry, VersionKey
-from aiflow_nb.scheduler.state import ExecutionState, tick_event
+from aiflow_nb.scheduler.memory import State, schedules
+from aiflow_nb.scheduler.outbox import Launch, Outbox
+from aiflow_nb.scheduler.overlay import Overlay, VersionIndex
+from aiflow_nb.scheduler.registry import Registry
+from aiflow_nb.scheduler.state import tick_event
 from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
-from aiflow_nb.workflow.records import TaskExecution
-from aiflow_nb.workflow.schedule import Schedule
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
-TickKey = tuple[str, str, str]
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: What a decision holds where it changed nothing (shared, read-only).
+_NO_MAP: Mapping[Any, Any] = MappingProxyType({})
+_NO_SET: frozenset[Any] = frozenset()
 
 
-class Core(Commands):
-    """The rules and the state machine over the state in memory; the engine and ``verify`` feed it inputs."""
+def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None) -> Decisions:
+    """What ``inp`` changes, decided over ``state`` (left as it was).
 
-    def reset(
-        self,
-        registry: Registry,
-        checkpoint: int,
-        last_ids: tuple[int, int],
-        pending: Iterable[Launch] = (),
-        last_ticks: dict[TickKey, datetime] | None = None,
-    ) -> None:
-        """Empty memory (the shell then loads the running executions into it)."""
-        self.registry = registry
-        #: Only an event without a create_time (not from the log) leaves it as it was.
-        self.now = EPOCH
-        self.because()
-        self.checkpoint = checkpoint
-        self.last_execution_id, self.last_task_id = last_ids
-        self.outbox.reset(pending)
+    An event of the log is decided at its create_time (or the state's
+    ``now`` if it has none); any other input at ``now``.  A command that is
+    refused raises its error and decides nothing.
+    """
+    draft: Draft | None = state.draft
+    if draft is None:
+        draft = state.draft = Draft()
+    draft.begin(state)
+    if isinstance(inp, Event):
+        draft.process(inp)
+        return draft.decisions(None)
+    return draft.decisions(draft.take(inp, now if now is not None else state.now))
+
+
+def _still_running(owned: dict[int, Any], running: Overlay[int, Any]) -> Mapping[int, Any]:
+    """The draft's own execution states that still run (``owned`` itself when all do, as is usual)."""
+    for i, ex in owned.items():
+        if running.get(i) is not ex:
+            return {i: ex for i, ex in owned.items() if running.get(i) is ex}
+    return owned
+
+
+class Draft(Commands):
+    """The rules and the state machine, deciding one input over a state through copy-on-write views.
+
+    One draft serves every input of a state in turn (:meth:`begin` points
+    it at the state and empties its layers); what it hands over in
+    :meth:`decisions` it never touches again.
+    """
+
+    def __init__(self) -> None:
+        empty: dict[Any, Any] = {}
+        self.running = Overlay(empty)
+        self.by_version = VersionIndex(empty)
+        self.alive = Overlay(empty)
+        self.timed = Overlay(empty)
+        self.states = Overlay(empty)
+        self.last_ticks = Overlay(empty)
+        self.next_due = Overlay(empty)
         self.changes = Changes()
         self.events = Emitted()
-        self.running: dict[int, ExecutionState] = {}
-        self.by_version: dict[VersionKey, set[int]] = defaultdict(set)
-        self.alive: dict[int, TaskExecution] = {}
-        self.states: rules.States = {}
-        #: Alive runs a timer may change: RETRYING ones, RUNNING ones with a timeout.
-        self.timed: dict[int, TaskExecution] = {}
-        self.last_ticks: dict[TickKey, datetime] = dict(last_ticks or {})
-        self.next_due: dict[TickKey, datetime] = {}
+        self.outbox = Orders()
+        self._owned = {}
+        self.new_versions = []
+        self.workflow_changes = []
+        self.next_due_reset = []
+        self._state: State | None = None
+        self._dirty = False
+
+    def begin(self, state: State) -> None:
+        """Decide the next input over ``state``: its values read, every layer of the last input dropped."""
+        self.store = state.store
+        self.registry = state.registry
+        self.now = state.now
+        self.checkpoint = state.checkpoint
+        self.last_execution_id, self.last_task_id = state.last_execution_id, state.last_task_id
+        if self._state is not state:
+            self._state = state
+            self._point(state)
+        if self._dirty:  # the last input was refused half way
+            self._point(state)
+            self._hand_over()
+        self._dirty = True
+
+    def _point(self, state: State) -> None:
+        self.running.base, self.alive.base, self.timed.base = state.running, state.alive, state.timed
+        self.states.base, self.last_ticks.base, self.next_due.base = state.states, state.last_ticks, state.next_due
+        self.by_version.base = state.by_version
+
+    def _hand_over(self) -> None:
+        """New layers wherever the last input left something (it belongs to its decisions now)."""
+        running, alive = self.running, self.alive
+        if running.upper:
+            running.upper = {}
+        if alive.upper:
+            alive.upper = {}
+        for view in (self.timed, self.states, self.last_ticks, self.next_due):
+            if view.upper:
+                view.upper = {}
+        index = self.by_version
+        if index.added or index.removed:
+            index.added, index.removed = {}, {}
+        c = self.changes
+        if c.executions:
+            c.executions, c.new_executions = {}, set()
+        if c.tasks:
+            c.tasks, c.new_tasks = {}, set()
+        if c.causes:
+            c.causes = {}
+        if c.states:
+            c.states = {}
+        if c.launches:
+            c.launches = []
+        if c.ticks:
+            c.ticks = {}
+        if self.events:
+            self.events = Emitted()
+        if self.outbox.stops:
+            self.outbox = Orders()
+        if self._owned:
+            self._owned = {}
+        if self.new_versions or self.workflow_changes or self.next_due_reset:
+            self.new_versions, self.workflow_changes, self.next_due_reset = [], [], []
+
+    def decisions(self, answer: Any) -> Decisions:
+        """What was decided, as plain data (the draft's layers handed over, never touched again)."""
+        c = self.changes
+        owned = self._owned
+        running = self.running
+        next_due = self.next_due.upper
+        decided = Decisions(
+            self.now,
+            c.executions or _NO_MAP,
+            c.new_executions or _NO_SET,
+            c.tasks or _NO_MAP,
+            c.new_tasks or _NO_SET,
+            c.causes or _NO_MAP,
+            c.states or _NO_MAP,
+            self.events.entries() or (),
+            c.launches or (),
+            tuple(self.outbox.stops),
+            c.ticks or _NO_MAP,
+            dict(next_due) if next_due else _NO_MAP,
+            tuple(self.next_due_reset),
+            _still_running(owned, running) if owned else _NO_MAP,
+            (self.last_execution_id, self.last_task_id),
+            tuple(self.new_versions),
+            tuple(self.workflow_changes),
+            answer,
+        )
+        self._hand_over()
+        self._dirty = False
+        return decided
 
     def process(self, event: Event) -> None:
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
-        self.because(event=event.offset, rule="schedule")
+        self.because_rule(event.offset, "schedule")
         if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
         scoped = event.execution_id
@@ -82,6 +195,7 @@ class Core(Commands):
                 return
             self._evaluate(ex, event)
             if event.key == event_keys.TASK_STATUS:
+                ex = self._ex(ex)
                 ex.unseen -= 1
                 if ex.record.id in self.running:
                     self._check_done(ex)
@@ -104,7 +218,7 @@ class Core(Commands):
                 continue
             for rule_id, condition in self.compiled(key).trigger_rules.get(ref, ()):
                 if self._met(condition, event, key[0], 0, rule_id):
-                    self.because(event=event.offset, rule=rule_id)
+                    self.because_rule(event.offset, rule_id)
                     self.trigger_execution(key[0], key[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
@@ -112,16 +226,15 @@ class Core(Commands):
             condition, event, namespace, execution_id, rule, self.states.get((execution_id, rule))
         )
         if changed is not None:
-            self.states[(execution_id, rule)] = changed
-            self.changes.states[(execution_id, rule)] = changed
+            self._set_state((execution_id, rule), changed)
         return met
 
-    def _evaluate(self, ex: ExecutionState, event: Event) -> None:
+    def _evaluate(self, ex: Any, event: Event) -> None:
         r = ex.record
         for task, rule_id, rule in self.compiled((r.namespace, r.workflow, r.version)).rules_for(event):
             if self._met(rule.condition, event, r.namespace, r.id, rule_id):
                 log.debug("execution %s: %s %s on event %s", r.id, rule.action.value, task, event.offset)
-                self.because(event=event.offset, rule=rule_id)
+                self.because_rule(event.offset, rule_id)
                 self.apply(ex, task, rule.action, event)
                 if r.id not in self.running:
                     return
@@ -140,6 +253,7 @@ class Core(Commands):
         """Retries and interval ticks due at ``now`` (elapsed time); a cron schedule's at ``wall``."""
         for te in list(self.timed.values()):
             if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now):
+                te = self._te(te)
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
                 te.retry_at = None
                 te.stop_reason = None  # the new attempt was not asked to stop (a timeout was the last one's)
@@ -149,7 +263,7 @@ class Core(Commands):
             info = self.workflows[key]
             if info.paused:
                 continue
-            for task, schedule in self._schedules(key):
+            for task, schedule in schedules(self.registry, key):
                 tick_key = (*key, task)
                 due = self.next_due.get(tick_key) or timers.first_due(
                     schedule, self.last_ticks.get(tick_key), info.create_time
@@ -157,42 +271,8 @@ class Core(Commands):
                 at = wall if wall is not None and schedule.cron is not None else now
                 ticks, self.next_due[tick_key] = timers.due_ticks(schedule, due, at)
                 for tick in ticks:
-                    self._emit_tick(key[0], key[1], task, tick)
+                    self.emit(*tick_event(key[0], key[1], task, tick.isoformat(), False))
                     self.last_ticks[tick_key] = self.changes.ticks[tick_key] = tick
-
-    def _schedules(self, key: tuple[str, str]) -> list[tuple[str, Schedule]]:
-        """The latest version's schedules: ``""`` for the workflow's own, else the task's name."""
-        workflow = self.registry.latest(key).workflow
-        found: Iterable[tuple[str, Schedule | None]] = [
-            ("", workflow.schedule_),
-            *((t.name, t.schedule_) for t in workflow.tasks.values()),
-        ]
-        return [(task, schedule) for task, schedule in found if schedule is not None]
-
-    def _emit_tick(self, ns: str, name: str, task: str, due: datetime, backfill: bool = False) -> None:
-        faults.point("schedule.tick")
-        self.emit(*tick_event(ns, name, task, due.isoformat(), backfill))
-
-    def next_runs(self, namespace: str, name: str) -> dict[str, datetime]:
-        """When each schedule of the workflow is next due ('' is the workflow's own)."""
-        info = self.registry.info(namespace, name)
-        due = {}
-        for task, schedule in self._schedules((namespace, name)):
-            key = (namespace, name, task)
-            due[task] = self.next_due.get(key) or timers.first_due(schedule, self.last_ticks.get(key), info.create_time)
-        return due
-
-    def backfill(self, namespace: str, name: str, start: datetime, end: datetime) -> int:
-        """Send the workflow schedule's ticks due in [start, end]; returns how many."""
-        timers.check_period(start, end)
-        self.registry.info(namespace, name)
-        schedule = self.registry.latest((namespace, name)).workflow.schedule_
-        if schedule is None:
-            raise SpecError(f"backfill: workflow {namespace}/{name} has no schedule")
-        times = timers.backfill_times(schedule, start, end)
-        for due in times:
-            self._emit_tick(namespace, name, "", due, backfill=True)
-        return len(times)
 
     def _tick(self, event: Event) -> None:
         value = event.value if isinstance(event.value, dict) else {}
@@ -210,3 +290,77 @@ class Core(Commands):
             pinned = self.registry.task(event.namespace, info.name, ex.record.version, task)
             if pinned is not None and pinned.schedule_ is not None:
                 self.apply(ex, task, TaskAction.START, event)
+
+
+class Core(State):
+    """The shell in memory: decides each input (:func:`decide`), applies it, and keeps the batch to write.
+
+    ``changes`` and ``events`` hold every decision since the last write;
+    launches and stops go to ``outbox``; ``store`` takes the workflows and
+    versions a decision adds.
+    """
+
+    outbox: Outbox
+    changes: Changes
+    events: Emitted
+
+    def reset(
+        self,
+        registry: Registry,
+        checkpoint: int,
+        last_ids: tuple[int, int],
+        pending: Iterable[Launch] = (),
+        last_ticks: dict[TickKey, datetime] | None = None,
+    ) -> None:
+        """Empty memory and batch (the shell then loads the running executions into it)."""
+        self.clear(registry, checkpoint, last_ids, last_ticks)
+        self.outbox.reset(pending)
+        self.changes = Changes()
+        self.events = Emitted()
+
+    def process(self, event: Event) -> None:
+        """Decide one event of the log and apply it."""
+        self.apply(decide(self, event))
+
+    def take(self, inp: inputs.Input, now: datetime) -> Any:
+        """Decide one input at ``now`` and apply it; returns the command's answer."""
+        d = decide(self, inp, now)
+        self.apply(d)
+        return d.answer
+
+    def apply(self, d: Decisions) -> None:
+        """Apply ``d`` to memory, add it to the batch, write its workflows and hand over its launches and stops."""
+        store = self.store
+        for version in d.versions:
+            store.add_version(
+                version.namespace, version.name, version.version, version.spec, version.digest, version.time
+            )
+            faults.point("submit.half")
+        for key, info in d.workflows:
+            if info is None:
+                store.delete_workflow(*key)
+            else:
+                store.put_workflow(info)
+        if d.ticks:
+            faults.point("schedule.tick")
+        super().apply(d)
+        self.changes.add(d)
+        self.events.extend(d.events)
+        outbox = self.outbox
+        if d.launches:
+            outbox.queue_launches(d.launches)
+        for te_id, reason in d.stops:
+            outbox.queue_stop(te_id, reason)
+
+    def backfill(self, namespace: str, name: str, start: datetime, end: datetime) -> int:
+        """Send the workflow schedule's ticks due in [start, end]; returns how many."""
+        timers.check_period(start, end)
+        self.registry.info(namespace, name)
+        schedule = self.registry.latest((namespace, name)).workflow.schedule_
+        if schedule is None:
+            raise SpecError(f"backfill: workflow {namespace}/{name} has no schedule")
+        times = timers.backfill_times(schedule, start, end)
+        for due in times:
+            faults.point("schedule.tick")
+            self.events.append(tick_event(namespace, name, "", due.isoformat(), True))
+        return len(times)

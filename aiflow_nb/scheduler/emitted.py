@@ -14,7 +14,7 @@ and every other event go through the log's own checks
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from aiflow_nb.events import Event
@@ -42,25 +42,26 @@ _DIRECT = frozenset({event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS})
 _LARGE = MAX_VALUE_BYTES // 4
 
 _TASK, _EXECUTION = "task", "execution"
-#: (event, idempotency key), or (``_TASK`` or ``_EXECUTION``, a status event's fields).
-Entry = tuple[Any, Any]
+#: (event, idempotency key), or ``_TASK`` or ``_EXECUTION`` followed by a status event's fields, in one
+#: tuple (one object per status event kept until the batch is written).
+Entry = tuple[Any, ...]
 
 
 def _event(entry: Entry) -> tuple[Event, str | None]:
-    kind, rest = entry
+    kind = entry[0]
     if kind is _TASK:
-        return task_status_event_of(*rest), None
+        return task_status_event_of(*entry[1:]), None
     if kind is _EXECUTION:
-        return execution_status_event_of(*rest), None
-    return kind, rest
+        return execution_status_event_of(*entry[1:]), None
+    return kind, entry[1]
 
 
 def _row(entry: Entry) -> tuple[Any, Any, Any, Any, Any]:
-    kind, rest = entry
+    kind = entry[0]
     if kind is _TASK:
-        return task_status_row(*rest)
+        return task_status_row(*entry[1:])
     if kind is _EXECUTION:
-        return execution_status_row(*rest)
+        return execution_status_row(*entry[1:])
     return (kind.key, kind.value, kind.namespace, kind.sender, kind.context)
 
 
@@ -80,11 +81,18 @@ class Emitted:
 
     def task_status(self, fields: TaskStatusFields) -> None:
         """An ``aiflow.task.status`` event (see :func:`.state.task_status_event_of`)."""
-        self._entries.append((_TASK, fields))
+        self._entries.append((_TASK, *fields))
 
     def execution_status(self, fields: ExecutionStatusFields) -> None:
         """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
-        self._entries.append((_EXECUTION, fields))
+        self._entries.append((_EXECUTION, *fields))
+
+    def entries(self) -> Sequence[Entry]:
+        """Every entry, oldest first, handed over (for :class:`~.decisions.Decisions`: not to be changed)."""
+        return self._entries
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        self._entries.extend(entries)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -99,7 +107,7 @@ class Emitted:
         return map(_event, self._entries)
 
     def idempotency_keys(self) -> list[str | None]:
-        return [None if kind is _TASK or kind is _EXECUTION else rest for kind, rest in self._entries]
+        return [None if e[0] is _TASK or e[0] is _EXECUTION else e[1] for e in self._entries]
 
     def encoded(self) -> EncodedEvents:
         """Every event's columns for the log, in order (as :func:`~aiflow_nb.events.event.encode_many`)."""

@@ -33,6 +33,10 @@ class Outbox:
     def queue_launch(self, te_id: int, attempt: int) -> None:
         self._queue.append((te_id, attempt))
 
+    def queue_launches(self, launches: Iterable[Launch]) -> None:
+        """Launches decided, in order (the decision's own pairs, kept as they are)."""
+        self._queue.extend(launches)
+
     def queue_stop(self, te_id: int, reason: str) -> None:
         self._stops.append((te_id, reason))
 

@@ -35,7 +35,7 @@ Specs = Mapping[VersionKey, tuple[str, str]]
 
 
 class MemoryRows:
-    """The rows the core reads and writes directly, kept in memory (see :class:`.actions.Rows`)."""
+    """The rows the core reads and writes directly, kept in memory (see :class:`.memory.Rows`)."""
 
     def __init__(self, core: Core, specs: Specs) -> None:
         self.core = core
@@ -82,8 +82,8 @@ def wanted_keys(specs: Specs) -> set[str]:
 class Rerun:
     """Feeds the log to a fresh core, in offset order, and the recorded inputs where they were applied."""
 
-    def __init__(self, specs: Specs, recorded: Iterable[inputs.Recorded]) -> None:
-        self.core = Core()
+    def __init__(self, specs: Specs, recorded: Iterable[inputs.Recorded], core: Core | None = None) -> None:
+        self.core = core if core is not None else Core()
         self.core.outbox = Outbox()
         self.rows = MemoryRows(self.core, specs)
         self.core.store = self.rows

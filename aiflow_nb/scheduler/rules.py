@@ -43,19 +43,16 @@ def evaluate(
 ) -> tuple[bool, dict[str, Any] | None]:
     """Whether ``event`` meets ``condition``, and the rule's new state if the condition changed it.
 
-    A condition that raises (a broken custom one) is taken as not met and
-    its state is left as it was: it must not stall the scheduler for ever.
+    ``state`` is left as it is: the condition works on a copy.  A condition
+    that raises (a broken custom one) is taken as not met and changes
+    nothing: it must not stall the scheduler for ever.
     """
-    before = copy.deepcopy(state) if state is not None else None
-    work = state if state is not None else {}
+    work = copy.deepcopy(state) if state else {}
     try:
         met = bool(condition.is_met(event, ConditionContext(namespace, execution_id or None, work)))
     except Exception:
         log.exception("rule %s: %s raised on event %s; taken as not met", rule, type(condition).__name__, event.offset)
-        if state is not None:
-            state.clear()
-            state.update(before or {})
         return False, None
-    if work != (before or {}):
+    if work != (state or {}):
         return met, work
     return met, None

@@ -1,11 +1,12 @@
 """The scheduler: the engine's shell around the decision core (:mod:`.core`).
 
-It loads the core's memory from the store, feeds it the log's events after
-the checkpoint and the other inputs (commands, dispatches, outcomes, the
-clock: each read here, once, and passed in as ``now``), and writes every
-decision of one batch (rows, condition state, events, launches and the
-consumed offset) through :meth:`Scheduler.commit` inside the caller's
-transaction.  Launches and stops go to its :class:`~.outbox.Outbox`.  After
+It loads the memory (:class:`~.memory.State`) from the store, feeds the
+core the log's events after the checkpoint and the other inputs (commands,
+dispatches, outcomes, the clock: each read here, once, and passed in as
+``now``), applies each input's :class:`~.decisions.Decisions` to the memory
+and the batch (:meth:`.core.Core.apply`), and writes the batch (rows,
+condition state, events, launches and the consumed offset) through
+:meth:`Scheduler.commit` inside the caller's transaction.  Launches and stops go to its :class:`~.outbox.Outbox`.  After
 a crash, :meth:`Scheduler.load` rebuilds the memory from what was
 committed, so no event is skipped and none is applied twice.
 """

@@ -12,7 +12,7 @@ from aiflow_nb.events import keys as event_keys
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionState:
     """A RUNNING execution and the latest run of each of its tasks."""
 
@@ -39,8 +39,15 @@ def cause(**fields: Any) -> str:
         # The common one, a rule on an event of the log, written directly (the encoder's very text).
         offset, rule = fields.get("event"), fields.get("rule")
         if type(rule) is str and (type(offset) is int or (offset is None and "event" in fields)):
-            return f'{{"event":{"null" if offset is None else offset},"rule":{_json_string(rule)}}}'
+            return rule_cause(offset, rule)
     return _cause_json(fields)
+
+
+def rule_cause(offset: int | None, rule: str) -> str:
+    """``cause(event=offset, rule=rule)``: a rule (or a schedule) on an event of the log."""
+    if type(offset) is int or offset is None:
+        return f'{{"event":{"null" if offset is None else offset},"rule":{_json_string(rule)}}}'
+    return _cause_json({"event": offset, "rule": rule})
 
 
 def event_dict(event: Event | None) -> dict[str, Any] | None:
@@ -71,7 +78,7 @@ TaskStatusFields = tuple[str, str, int, str, int, int, int, str, "str | None"]
 
 
 def task_status_fields(record: WorkflowExecution, te: TaskExecution) -> TaskStatusFields:
-    status = te.status.value
+    status = te.status._value_
     # RETRYING carries why the attempt failed, as FAILED does.
     error = te.error if status in ("FAILED", "RETRYING") else None
     return (record.namespace, record.workflow, record.id, te.task, te.seq, te.attempt, te.id, status, error)
@@ -112,7 +119,7 @@ ExecutionStatusFields = tuple[str, str, int, int, str]
 
 
 def execution_status_fields(record: WorkflowExecution) -> ExecutionStatusFields:
-    return (record.namespace, record.workflow, record.id, record.version, record.status.value)
+    return (record.namespace, record.workflow, record.id, record.version, record.status._value_)
 
 
 def execution_status_row(namespace: str, workflow: str, execution_id: int, version: int, status: str) -> EventRow:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from aiflow_nb.scheduler.decisions import Decisions
 from aiflow_nb.scheduler.schema import EXECUTION_COLUMNS, TASK_COLUMNS, execution_row, task_row, to_db_time
 from aiflow_nb.storage import Database
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
@@ -35,6 +36,23 @@ class Changes:
     #: ("execution" or "task", id) -> why it was made, for the new rows.
     causes: dict[tuple[str, int], str] = field(default_factory=dict)
     checkpoint: int | None = None
+
+    def add(self, d: Decisions) -> None:
+        """Add one input's decisions to the batch (a row changed twice is written once, as it is last)."""
+        if d.executions:
+            self.executions.update(d.executions)
+            self.new_executions |= d.new_executions
+        if d.tasks:
+            self.tasks.update(d.tasks)
+            self.new_tasks |= d.new_tasks
+        if d.causes:
+            self.causes.update(d.causes)
+        if d.states:
+            self.states.update(d.states)
+        if d.launches:
+            self.launches.extend(d.launches)
+        if d.ticks:
+            self.ticks.update(d.ticks)
 
     def carrying(self, checkpoint: int | None) -> Changes:
         """A new, empty buffer that still has to write ``checkpoint``."""

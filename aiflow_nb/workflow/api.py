@@ -148,11 +148,19 @@ class AiflowApi(Protocol):
         context: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> int:
-        """Append an event and return its offset."""
+        """Append an event to the log and return its offset.
+
+        ``idempotency_key`` is the event's own: the same key sent again later,
+        by anyone, appends nothing and returns the first event's offset.  The
+        rules react in the transaction that appends it.
+        """
         ...
 
     def send_events(self, events: Sequence[Event], idempotency_keys: Sequence[str | None] | None = None) -> list[int]:
-        """Append events in one transaction (all or none) and return their offsets."""
+        """Append events in one transaction (all or none) and return their offsets.
+
+        ``idempotency_keys``: one per event, or None (see :meth:`send_event`).
+        """
         ...
 
     def events(
@@ -163,7 +171,7 @@ class AiflowApi(Protocol):
         namespace: str | None = None,
         sender: str | None = None,
     ) -> list[Event]:
-        """The events after offset ``since``, oldest first, matching the filters."""
+        """The events after offset ``since``, oldest first, at most ``limit``, matching every filter given."""
         ...
 
     def stream(self, since: int = 0, stop: threading.Event | None = None) -> Iterator[Event]:
