@@ -36,6 +36,7 @@ from aiflow_nb.scheduler.registry import Registry
 from aiflow_nb.scheduler.state import tick_event
 from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
+from aiflow_nb.workflow.records import TaskExecution
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
@@ -252,7 +253,7 @@ class Draft(Commands):
     def _fire_timers(self, now: datetime, wall: datetime | None = None) -> None:
         """Retries and interval ticks due at ``now`` (elapsed time); a cron schedule's at ``wall``."""
         for te in list(self.timed.values()):
-            if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now):
+            if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now, self._retry_delay(te)):
                 te = self._te(te)
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
                 te.retry_at = None
@@ -265,14 +266,20 @@ class Draft(Commands):
                 continue
             for task, schedule in schedules(self.registry, key):
                 tick_key = (*key, task)
-                due = self.next_due.get(tick_key) or timers.first_due(
-                    schedule, self.last_ticks.get(tick_key), info.create_time
-                )
                 at = wall if wall is not None and schedule.cron is not None else now
+                due = self.next_due.get(tick_key) or timers.first_due(
+                    schedule, self.last_ticks.get(tick_key), info.create_time, at
+                )
                 ticks, self.next_due[tick_key] = timers.due_ticks(schedule, due, at)
                 for tick in ticks:
                     self.emit(*tick_event(key[0], key[1], task, tick.isoformat(), False))
                     self.last_ticks[tick_key] = self.changes.ticks[tick_key] = tick
+
+    def _retry_delay(self, te: TaskExecution) -> float | None:
+        """The retry delay of ``te``'s task (None if its version no longer has it)."""
+        ex = self._record(te.execution_id)
+        task = self.compiled((ex.namespace, ex.workflow, ex.version)).workflow.tasks.get(te.task)
+        return task.retry_delay if task is not None else None
 
     def _tick(self, event: Event) -> None:
         value = event.value if isinstance(event.value, dict) else {}

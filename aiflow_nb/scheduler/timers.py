@@ -18,9 +18,18 @@ MAX_BACKFILL = 100_000
 MAX_COLLAPSE = 100_000
 
 
-def first_due(schedule: Schedule, last_tick: datetime | None, since: datetime) -> datetime:
-    """The next due time after the last tick sent, or after ``since`` (the workflow's submit) if none was."""
-    return schedule.next_after(last_tick or since)
+def first_due(schedule: Schedule, last_tick: datetime | None, since: datetime, now: datetime | None = None) -> datetime:
+    """The next due time after the last tick sent, or after ``since`` (the workflow's submit) if none was.
+
+    An interval schedule whose last tick lies ahead of ``now`` (the clock was
+    stepped back while the service was down) counts from ``now``: its next
+    tick is one interval away, not the length of the step.  A cron schedule
+    keeps its last tick, so no due time of the wall clock ticks twice.
+    """
+    base = last_tick or since
+    if now is not None and schedule.interval is not None and base > now:
+        base = now
+    return schedule.next_after(base)
 
 
 def due_ticks(schedule: Schedule, due: datetime, now: datetime) -> tuple[list[datetime], datetime]:
@@ -79,5 +88,15 @@ def retry_time(now: datetime, retry_delay: float) -> datetime:
     return now + timedelta(seconds=retry_delay)
 
 
-def retry_due(retry_at: datetime | None, now: datetime) -> bool:
-    return retry_at is not None and retry_at <= now
+def retry_due(retry_at: datetime | None, now: datetime, retry_delay: float | None = None) -> bool:
+    """A retry is due at ``retry_at``, or at once if that lies more than its whole delay ahead of ``now``.
+
+    Only a clock stepped back while the service was down puts it there (a
+    retry is recorded one delay after the failure); waiting out the step
+    would hold the task for as long as the step.
+    """
+    if retry_at is None:
+        return False
+    if retry_at <= now:
+        return True
+    return retry_delay is not None and retry_at - now > timedelta(seconds=retry_delay)

@@ -232,3 +232,45 @@ def run_through_steps(
     assert all(a is not None and b is not None and a <= b for a, b in itertools.pairwise(times)), (
         "event create_time went backwards"
     )
+
+
+def test_a_step_back_while_the_engine_is_down(home: Path, tmp_path: Path) -> None:
+    """Restarted an hour earlier, an interval schedule ticks one interval on and a pending retry runs.
+
+    Both were recorded in the wall time of the first engine; waiting for that
+    time again would hold them for the length of the step.
+    """
+    attempts, marker = tmp_path / "attempts", tmp_path / "failed-once"
+    with Workflow("beat") as beat:
+        BashTask("b", command="true")
+    beat.schedule(interval=timedelta(seconds=INTERVAL))
+    with Workflow("flaky") as flaky:
+        BashTask(
+            "f",
+            command=f"echo x >> {attempts}; test -e {marker} || {{ touch {marker}; exit 1; }}",
+            max_retries=1,
+            retry_delay=RETRY_DELAY,
+        )
+    with Engine(home, stop_grace=2.0) as engine:
+        engine.submit(beat)
+        engine.submit(flaky)
+        flaky_ex = engine.start_execution("flaky")
+        engine.wait_for(lambda: len(ticks(engine, "beat")) >= 2, 60, "two interval ticks")
+        engine.wait_for(
+            lambda: any(t.status is TaskStatus.RETRYING for t in engine.task_executions(flaky_ex)),
+            60,
+            "the flaky task to wait for its retry",
+        )
+        before = len(ticks(engine, "beat"))
+
+    def an_hour_ago() -> datetime:
+        return datetime.now(timezone.utc) - timedelta(hours=1)
+
+    with Engine(home, stop_grace=2.0, clock=SteadyClock(wall=an_hour_ago)) as engine:
+        engine.wait_for(lambda: len(ticks(engine, "beat")) > before, 30, "an interval tick after the restart")
+        [run] = engine.wait_for(
+            lambda: [t for t in engine.task_executions(flaky_ex) if t.status.finished], 30, "the retry to run"
+        )
+        assert run.status is TaskStatus.SUCCESS and run.attempt == 2
+        interval_ticks = ticks(engine, "beat")
+        assert len(set(interval_ticks)) == len(interval_ticks), "an interval due time ticked twice"
