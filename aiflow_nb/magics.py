@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -292,14 +293,14 @@ class AiflowMagics(Magics):
         diff: bool,
         version: int | None,
     ) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from IPython.display import HTML, display
 
         from aiflow_nb.scheduler.dryrun import parse_bound
         from aiflow_nb.widgets import replay_html
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         start, end = parse_bound(since, "--since", now), parse_bound(until, "--until", now)
         if version is None and self.draft.cells(workflow, namespace):
             result = self.client.replay(self.draft.build(workflow, namespace), start, end, outcomes, diff)

@@ -32,7 +32,7 @@ The events are not scoped to the sending execution, so a workflow trigger
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiflow_nb.errors import IdempotencyKeyReusedError, InvalidScheduleError
@@ -40,7 +40,7 @@ from aiflow_nb.errors import IdempotencyKeyReusedError, InvalidScheduleError
 if TYPE_CHECKING:
     from aiflow_nb.workflow.api import AiflowApi
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The sender of a watermark's events.
 SENDER = "aiflow.watermark"
 
@@ -48,7 +48,7 @@ SENDER = "aiflow.watermark"
 def _aware(value: datetime, what: str) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidScheduleError(f"{what} must be a datetime, got {value!r}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class Watermark:

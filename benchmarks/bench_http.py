@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ class StatusFollower:
 
 def to_epoch(when: datetime | None) -> float:
     assert when is not None
-    return when.astimezone(timezone.utc).timestamp()
+    return when.astimezone(UTC).timestamp()
 
 
 def event_to_running(server: ServerInfo, samples: int) -> tuple[list[float], list[float]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,7 @@ def test_submit_list_show_and_delete(api: AiflowApi) -> None:
     ]
     info = api.workflow_info("shape")
     assert info == listed[0]
-    new_year = datetime(datetime.now(timezone.utc).year + 1, 1, 1, tzinfo=timezone.utc)
+    new_year = datetime(datetime.now(UTC).year + 1, 1, 1, tzinfo=UTC)
     assert info.next_runs == {"": new_year} == api.next_runs("shape")
     assert api.workflow("shape") == wf  # the latest version, rebuilt from its spec
     assert api.workflow("shape", version=1).tasks["second"].command == "echo two"
@@ -210,7 +210,7 @@ def test_mistakes_raise_the_same_typed_errors(api: AiflowApi) -> None:
 
 
 def test_a_watermark_sends_through_either_face(api: AiflowApi) -> None:
-    hour = datetime(2026, 11, 27, 10, tzinfo=timezone.utc)
+    hour = datetime(2026, 11, 27, 10, tzinfo=UTC)
     mark = Watermark("shape.hour", timedelta(hours=1), client=api)
     assert mark.advance(hour) == []  # the first time only sets where the watermark is
     assert mark.advance(hour + timedelta(hours=2, minutes=5)) == [

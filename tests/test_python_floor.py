@@ -12,10 +12,10 @@ import ast
 import asyncio
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "aiflow_nb"

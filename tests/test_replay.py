@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -311,11 +311,11 @@ def test_retries_replay_as_they_ran(engine: Engine) -> None:
 
 
 def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home: Path) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from tests.scheduler.test_triggers import FakeClock
 
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     with Workflow("sched") as wf:
         BashTask("t", command="true")
     wf.schedule(interval=timedelta(minutes=1))
@@ -355,22 +355,22 @@ def test_events_sent_from_inside_a_task_replay_into_the_execution_made_by_the_sa
 
 
 def test_a_window_bound_is_an_offset_a_time_ago_or_an_iso_time() -> None:
-    now = datetime(2026, 5, 2, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 5, 2, 12, tzinfo=UTC)
     assert parse_bound(None, "--since", now) is None
     assert parse_bound(" 1234 ", "--since", now) == 1234
     assert parse_bound("30m", "--since", now) == now - timedelta(minutes=30)
     assert parse_bound("24h", "--since", now) == now - timedelta(hours=24)
     assert parse_bound("7d", "--since", now) == now - timedelta(days=7)
-    assert parse_bound("2026-05-01T10:00", "--until", now) == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    assert parse_bound("2026-05-01T10:00", "--until", now) == datetime(2026, 5, 1, 10, tzinfo=UTC)
     zoned = parse_bound("2026-05-01T10:00+02:00", "--until", now)
-    assert zoned == datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+    assert zoned == datetime(2026, 5, 1, 8, tzinfo=UTC)
     with pytest.raises(errors.SpecError, match="--until must be an offset, a time ago like 24h"):
         parse_bound("yesterday", "--until", now)
 
 
 def test_runs_pair_by_the_cause_of_their_execution_and_their_task_and_seq_not_by_ids() -> None:
     events = {5: Event("go", offset=5), 6: Event("go", offset=6), 7: Event("other", offset=7)}
-    start = datetime(2026, 5, 2, tzinfo=timezone.utc)
+    start = datetime(2026, 5, 2, tzinfo=UTC)
 
     def made(ex_id: int, offset: int, runs: list[tuple[str, int, int]]) -> Runs:
         """An execution triggered by the event at ``offset``; its runs (task, seq, event that started it)."""

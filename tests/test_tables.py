@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from aiflow_nb.tables import duration_text, human_duration, task_row, text_table
 from aiflow_nb.workflow.records import TaskExecution
 from aiflow_nb.workflow.status import TaskStatus
 
-START = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

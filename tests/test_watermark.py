@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from aiflow_nb.errors import InvalidScheduleError
 from tests.conftest import RunningService
 from tests.server import wait
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(hour: int, minute: int = 0) -> datetime:

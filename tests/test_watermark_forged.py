@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from aiflow_nb import Watermark
 from aiflow_nb.errors import IdempotencyKeyReusedError
 from tests.conftest import RunningService
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(hour: int, minute: int = 0) -> datetime:

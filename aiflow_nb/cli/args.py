@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiflow_nb import errors
@@ -22,7 +22,7 @@ def bound(raw: str | None, what: str) -> int | datetime | None:
     """A replay window's bound: an offset, a time ago (24h, 30m, 7d) or an ISO 8601 time."""
     from aiflow_nb.scheduler import dryrun  # only a replay needs it
 
-    return dryrun.parse_bound(raw, what, datetime.now(timezone.utc))
+    return dryrun.parse_bound(raw, what, datetime.now(UTC))
 
 
 def time_arg(raw: str, what: str) -> datetime:
@@ -33,7 +33,7 @@ def time_arg(raw: str, what: str) -> datetime:
         raise errors.InvalidScheduleError(
             f"{what} must be an ISO 8601 time like 2026-11-27T10:00, got {raw!r}"
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def number(raw: str, what: str) -> int:

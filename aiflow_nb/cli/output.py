@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiflow_nb.tables import task_row, text_fields, text_table
@@ -22,7 +22,7 @@ class Output:
 
     def tasks(self, runs: Sequence[TaskExecution]) -> None:
         """Task executions: JSON keeps the duration in seconds, the table shows it as people read it."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.rows([t.to_dict() if self.json else task_row(t, now) for t in runs], TASK_COLUMNS)
 
     def one(self, data: dict[str, Any], text: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiflow_nb import errors
@@ -33,7 +33,7 @@ def execution_cmd(args: argparse.Namespace, out: Output) -> int:
     elif args.action == "show":
         shown = client.execution(number(args.target, "execution id"))
         runs = client.task_executions(shown.id)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         text = text_fields({k: v for k, v in shown.to_dict().items() if k != "event"})
         table = text_table([task_row(t, now) for t in runs], TASK_COLUMNS)
         out.one({**shown.to_dict(), "task_executions": [t.to_dict() for t in runs]}, text + "\n\n" + table)

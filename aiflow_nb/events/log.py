@@ -8,7 +8,7 @@ The parts: :mod:`.rows` (events as stored and read back), :mod:`.writes`
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class EventLog:
         self._keys.clear()
 
     def _now(self) -> datetime:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         if now < self._last_time:
             now = self._last_time
         self._last_time = now

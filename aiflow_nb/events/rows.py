@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiflow_nb.events.event import EncodedEvents, Event
@@ -21,7 +21,7 @@ ROW_FIELDS = ("key", "value", "namespace", "sender", "context")
 def utc(dt: datetime) -> datetime:
     """Naive UTC, as stored; a naive input is taken to be UTC already."""
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 
@@ -55,7 +55,7 @@ def rows_to_events(rows: list[tuple[Any, ...]]) -> list[Event]:
     for offset, key, value, namespace, sender, context, created in rows:
         when = times.get(created)
         if when is None:
-            when = times[created] = created.replace(tzinfo=timezone.utc)
+            when = times[created] = created.replace(tzinfo=UTC)
         events.append(
             Event(
                 key=key,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from aiflow_nb.errors import SpecError
 
@@ -32,7 +32,7 @@ def parse_bound(raw: str | None, what: str, now: datetime) -> int | datetime | N
         raise SpecError(
             f"{what} must be an offset, a time ago like 24h, 30m or 7d, or an ISO 8601 time, got {raw!r}"
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def check_window(since: int, until: int, latest: int) -> None:

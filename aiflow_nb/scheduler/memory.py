@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiflow_nb.errors import NotFoundError
@@ -25,7 +25,7 @@ from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, Workflo
 from aiflow_nb.workflow.schedule import Schedule
 from aiflow_nb.workflow.tasks import Task
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The alive statuses (``TaskStatus.alive``), as a set to look up.
 _ALIVE = frozenset(s for s in TaskStatus if s.alive)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiflow_nb.events.event import compact_dumps
@@ -70,11 +70,11 @@ ALIVE_SQL = "('QUEUED', 'RUNNING', 'STOPPING', 'RETRYING')"
 def to_db_time(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def from_db_time(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None else None
+    return value.replace(tzinfo=UTC) if value is not None else None
 
 
 # json.dumps(value, separators=(",", ":")) without building an encoder per call.

@@ -233,7 +233,7 @@ class Service:
             return
         try:
             await asyncio.wait_for(self._new_events.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiflow_nb.tables import duration_text
@@ -21,7 +21,7 @@ def when(value: datetime | None) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:

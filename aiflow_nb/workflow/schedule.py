@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -46,23 +46,23 @@ class Schedule:
             raise InvalidScheduleError(f"catchup must be true or false, got {self.catchup!r}")
         if self.cron is not None:
             try:
-                self.next_after(datetime(2026, 1, 1, tzinfo=timezone.utc))
+                self.next_after(datetime(2026, 1, 1, tzinfo=UTC))
             except Exception:
                 raise InvalidScheduleError(f"cron expression {self.cron!r} never fires") from None
 
     def next_after(self, after: datetime) -> datetime:
         """The first due time strictly after ``after`` (aware, in UTC)."""
-        after = after.astimezone(timezone.utc)
+        after = after.astimezone(UTC)
         if self.interval is not None:
             # Intervals are anchored at the Unix epoch so every process
             # agrees on the due times, whenever it started.
-            epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
             steps = (after - epoch) // self.interval + 1
             return epoch + steps * self.interval
         assert self.cron is not None
         local = after.astimezone(ZoneInfo(self.timezone))
         due: datetime = croniter(self.cron, local).get_next(datetime)
-        return due.astimezone(timezone.utc)
+        return due.astimezone(UTC)
 
     def to_spec(self) -> dict[str, Any]:
         return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,9 +39,9 @@ def stored(log: EventLog) -> list[tuple[int, str, object]]:
 
 def wait_past(moment: datetime) -> None:
     """Return once the wall clock has moved past ``moment`` (a condition, not a fixed sleep)."""
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=5)
-    while datetime.now(timezone.utc) <= moment:
-        assert datetime.now(timezone.utc) < deadline, "the clock did not move"
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while datetime.now(UTC) <= moment:
+        assert datetime.now(UTC) < deadline, "the clock did not move"
 
 
 # -- offsets -----------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_empty_log(log: EventLog) -> None:
     assert log.latest_offset() == 0
     assert log.count() == 0
     assert log.read() == []
-    assert log.offset_at(datetime.now(timezone.utc)) == 0
+    assert log.offset_at(datetime.now(UTC)) == 0
 
 
 def test_append_returns_increasing_offsets_from_one(log: EventLog) -> None:
@@ -396,11 +396,11 @@ def test_read_pages_through_the_log(mixed: EventLog) -> None:
 
 
 def test_create_time_is_utc_aware_and_non_decreasing(log: EventLog) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     for i in range(20):
         log.append(Event("k", i))
     log.append_many([Event("k", i) for i in range(20, 40)])
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     times = [e.create_time for e in log.read()]
     assert all(t is not None and t.tzinfo is not None and t.utcoffset() == timedelta(0) for t in times)
     assert times == sorted(times)  # type: ignore[type-var]
@@ -435,7 +435,7 @@ def test_offset_at(log: EventLog) -> None:
     assert log.offset_at(t1 + timedelta(microseconds=1)) == 2
     assert log.offset_at(t2) == 2
     assert log.offset_at(t2 + timedelta(microseconds=1)) == 4
-    assert log.offset_at(datetime.now(timezone.utc) + timedelta(days=1)) == 4
+    assert log.offset_at(datetime.now(UTC) + timedelta(days=1)) == 4
     # read(since=offset_at(t)) is "the events from t on"
     assert [e.key for e in log.read(since=log.offset_at(t2))] == ["c", "d"]
     assert [e.key for e in log.read(since=log.offset_at(t1))] == ["a", "b", "c", "d"]

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def test_clock_steps_under_an_engine(home: Path, tmp_path: Path) -> None:
     hours = {"-1h": timedelta(hours=-1), "+0": timedelta(0), "+1h": timedelta(hours=1)}
 
     def stepped_wall() -> datetime:
-        return datetime.now(timezone.utc) + shift[0]
+        return datetime.now(UTC) + shift[0]
 
     def step(to: str) -> None:
         shift[0] = hours[to]
@@ -180,7 +180,7 @@ def run_through_steps(
         """Step, wait for ``count`` interval ticks, and return the (real) time just after the step."""
         before = len(ticks(client, "beat"))
         set_offset(to)
-        stepped_at = datetime.now(timezone.utc)
+        stepped_at = datetime.now(UTC)
         wait(lambda: len(ticks(client, "beat")) >= before + count, f"{count} interval ticks after the step to {to}")
         return stepped_at
 
@@ -203,7 +203,7 @@ def run_through_steps(
 
     step("+0")  # forward an hour
     step("+1h")  # and another: the cron schedule's missed minutes collapse into one tick
-    now = datetime.now(timezone.utc) + timedelta(hours=1)
+    now = datetime.now(UTC) + timedelta(hours=1)
     wait(
         lambda: any(t >= now - timedelta(seconds=61) for t in ticks(client, "minutely")),
         "the cron schedule's tick after the step forward",
@@ -264,7 +264,7 @@ def test_a_step_back_while_the_engine_is_down(home: Path, tmp_path: Path) -> Non
         before = len(ticks(engine, "beat"))
 
     def an_hour_ago() -> datetime:
-        return datetime.now(timezone.utc) - timedelta(hours=1)
+        return datetime.now(UTC) - timedelta(hours=1)
 
     with Engine(home, stop_grace=2.0, clock=SteadyClock(wall=an_hour_ago)) as engine:
         engine.wait_for(lambda: len(ticks(engine, "beat")) > before, 30, "an interval tick after the restart")

@@ -14,7 +14,7 @@ import itertools
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -159,7 +159,7 @@ def test_streaming_watermark(service: RunningService, tmp_path: Path, monkeypatc
     client = service.client()
 
     # One hour_complete per simulated hour, in order, never twice (also across the restart).
-    hours = [datetime(2026, 11, 27, h, tzinfo=timezone.utc) for h in range(3)]
+    hours = [datetime(2026, 11, 27, h, tzinfo=UTC) for h in range(3)]
     windows = [{"start": h.isoformat(), "end": (h + timedelta(hours=1)).isoformat()} for h in hours]
     assert [e.value for e in client.events(key="hour_complete")] == windows
 
@@ -208,7 +208,7 @@ def test_schedules(service: RunningService, tmp_path: Path, monkeypatch: pytest.
 
     # The nightly workflow runs next at 03:00 Berlin time, and the notebook showed it.
     due = client.next_runs("nightly")[""].astimezone(ZoneInfo("Europe/Berlin"))
-    assert (due.hour, due.minute) == (3, 0) and due > datetime.now(timezone.utc)
+    assert (due.hour, due.minute) == (3, 0) and due > datetime.now(UTC)
     assert f"next run: {due}" in ran.text()
 
     # The backfilled nights ran once each, with their scheduled time.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,7 @@ def test_random_workloads_leave_a_state_verify_finds_consistent(
     tmp_path_factory: pytest.TempPathFactory, made: list[Workflow], ops: list[tuple[str, int, int]]
 ) -> None:
     home = Path(tmp_path_factory.mktemp("home"))
-    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
     with Engine(home, max_parallel=0, clock=clock) as engine:
         run_workload(engine, clock, made, ops)
         check_invariants(engine)

@@ -12,7 +12,7 @@ what a reload from its database gives.
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def test_deciding_leaves_the_state_as_it_was_and_applying_gives_what_the_engine_
     tmp_path_factory: pytest.TempPathFactory, made: list[Workflow], ops: list[tuple[str, int, int]]
 ) -> None:
     home = Path(tmp_path_factory.mktemp("home"))
-    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
     with Engine(home, max_parallel=0, clock=clock) as engine:
         run_workload(engine, clock, made, ops)
         scheduler = engine.scheduler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiflow_nb import BashTask, Engine, Workflow
@@ -29,7 +29,7 @@ def report(engine: Engine, te: TaskExecution, status: TaskStatus) -> None:
 
 
 def test_a_retry_after_a_timeout_that_then_succeeds_is_a_success(home: Path) -> None:
-    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
     with Engine(home, max_parallel=0, clock=clock) as engine:
         with Workflow("w") as wf:
             BashTask("slow", command="true", timeout=10.0, max_retries=1, retry_delay=5)

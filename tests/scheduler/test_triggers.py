@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -89,7 +89,7 @@ def ticks(engine: Engine) -> list[str]:
 
 
 def test_a_workflow_schedule_starts_one_execution_per_due_time_on_an_injected_clock(home: Path) -> None:
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     engine = Engine(home, stop_grace=2.0, clock=clock)
     try:
         with Workflow("w") as wf:
@@ -102,7 +102,7 @@ def test_a_workflow_schedule_starts_one_execution_per_due_time_on_an_injected_cl
 
         expected = []
         for minute in (1, 2, 3):
-            clock.now = datetime(2026, 1, 1, 12, minute, tzinfo=timezone.utc)
+            clock.now = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
             expected.append(clock.now.isoformat())
             engine.wait_for(lambda: len(engine.executions(workflow="w")) == len(expected), 30, "a scheduled execution")
             # Time stands still: the same due time never fires twice.
@@ -126,7 +126,7 @@ def test_a_workflow_schedule_starts_one_execution_per_due_time_on_an_injected_cl
 
 
 def test_a_paused_workflow_schedule_does_not_fire(home: Path) -> None:
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     engine = Engine(home, stop_grace=2.0, clock=clock)
     try:
         with Workflow("w") as wf:
@@ -150,7 +150,7 @@ def test_a_paused_workflow_schedule_does_not_fire(home: Path) -> None:
 
 
 def test_a_task_schedule_starts_the_task_in_running_executions_whose_version_schedules_it(home: Path) -> None:
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     engine = Engine(home, stop_grace=2.0, clock=clock)
     try:
         with Workflow("w") as v1:
@@ -166,7 +166,7 @@ def test_a_task_schedule_starts_the_task_in_running_executions_whose_version_sch
         assert engine.task_executions(new) == []  # a scheduled task waits for its schedule
 
         for seq, minute in ((1, 1), (2, 2)):
-            clock.now = datetime(2026, 1, 1, 12, minute, tzinfo=timezone.utc)
+            clock.now = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
             run = wait_run(engine, new, "sched", TaskStatus.SUCCESS, seq=seq)
             assert run.event["key"] == "aiflow.schedule.tick"
             assert run.event["value"] == {
@@ -184,7 +184,7 @@ def test_a_task_schedule_starts_the_task_in_running_executions_whose_version_sch
 
 
 def test_a_due_time_fires_once_also_across_reopening_the_engine(home: Path) -> None:
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     engine = Engine(home, stop_grace=2.0, clock=clock)
     try:
         with Workflow("w") as wf:

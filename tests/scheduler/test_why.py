@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -99,7 +99,7 @@ def test_a_schedule_tick_is_a_root(engine: Engine) -> None:
         BashTask("t", command="true")
     wf.schedule(cron="0 0 1 1 *")
     engine.submit(wf)
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     assert engine.backfill("w", start, start) == 1
     wait_execution(engine, 1, WorkflowStatus.SUCCESS)
     [te] = engine.task_executions(1)

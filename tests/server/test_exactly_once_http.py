@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -160,7 +160,7 @@ def test_every_acknowledged_event_runs_its_task_exactly_once_across_two_sigkills
             wait_until(lambda s=current: not s.alive, producer, 120, f"the service to reach {armed[n]}")
             assert current.returncode == -signal.SIGKILL, f"the service armed with {armed[n]} ended otherwise"
             with producer.lock:
-                inflight_at_kill.append((set(producer.inflight), datetime.now(timezone.utc)))
+                inflight_at_kill.append((set(producer.inflight), datetime.now(UTC)))
             at_kill.append((len(producer.acked), line_count(out)))
             # Mid-stream: the producer had more to send.
             assert len(producer.acked) < TOTAL, at_kill

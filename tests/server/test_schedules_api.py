@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from aiflow_nb import BashTask, Workflow
 from aiflow_nb.events import keys
@@ -27,7 +27,7 @@ def test_backfill_and_next_run_through_the_cli(service: RunningService) -> None:
 
     shown = json.loads(cli(service.home, "workflow", "show", "nightly", "-o", "json").stdout)
     due = datetime.fromisoformat(shown["next_runs"]["(workflow)"])
-    assert due > datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert due > datetime.now(UTC) - timedelta(minutes=1)
     assert due.astimezone(timezone(timedelta(hours=1))).hour in (2, 3)  # 03:00 Berlin, CET or CEST
     table = cli(service.home, "workflow", "show", "nightly")
     assert "next run (workflow):" in table.stdout
