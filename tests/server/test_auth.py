@@ -202,3 +202,17 @@ def test_a_body_is_not_read_without_the_token_nor_over_the_limit(service: Runnin
     # Nothing was stored, and the service goes on.
     assert service.client().events() == []
     assert call(url, "POST", PREFIX + "/events", {"key": "after"}, token=token).status == 200
+
+
+def test_a_request_refused_before_its_body_says_its_connection_closes(service: RunningService) -> None:
+    """A client retrying with another token opens a new connection rather than reuse the one dropped."""
+    import httpx
+
+    url, token = service.info.url, service.info.token
+    with httpx.Client(trust_env=False) as client:
+        refused = client.post(
+            url + PREFIX + "/workflows", content=b'{"name": "w"}', headers={"Authorization": "token wrong"}
+        )
+        assert refused.status_code == 401 and refused.headers.get("connection") == "close"
+        served = client.get(url + PREFIX + "/workflows", headers={"Authorization": f"token {token}"})
+        assert served.status_code == 200 and served.headers.get("connection") != "close"

@@ -179,6 +179,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
+        self._prepared = False
         if not self.public and not authorized(
             self.service,
             self.request.headers.get("Authorization"),
@@ -189,6 +190,7 @@ class BaseHandler(tornado.web.RequestHandler):
         check_declared_size(self.request.headers.get("Content-Length"))
         # A chunked body without a length: the connection is closed once it grows past the limit.
         self.request.connection.set_max_body_size(MAX_BODY_BYTES)  # type: ignore[union-attr]
+        self._prepared = True
 
     def data_received(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -227,6 +229,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        if not getattr(self, "_prepared", False):
+            # Refused before its body was read: tornado drops the connection after this answer, so
+            # the client is told not to send its next request (a retry with a new token) on it.
+            self.set_header("Connection", "close")
         self.finish(encode_json(error_body(status_code, exc, self._reason)))
 
     def _request_summary(self) -> str:
