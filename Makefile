@@ -12,6 +12,8 @@ LABEXT_SOURCES := $(wildcard $(LABEXT)/src/*.ts) $(LABEXT)/style/index.css $(LAB
 # Debian 13 (trixie) carries the fixed source. Its upstream tarball comes from the Debian archive this machine's
 # apt already uses, through a private source list (the machine's own apt sources stay as they are), and is built
 # under the venv.
+# Built without its pthread wrappers (-UFAKE_PTHREAD): monotonic time is not faked, and those wrappers made
+# Python's GIL wait abort now and then ("take_gil: PyCOND_WAIT failed").
 FAKETIME_SUITE := trixie
 FAKETIME_DIR := $(VENV)/faketime
 FAKETIME_LIB := $(FAKETIME_DIR)/libfaketimeMT.so.1
@@ -49,7 +51,7 @@ $(FAKETIME_LIB):
 	apt="-o Dir::Etc::SourceList=$(abspath $(FAKETIME_DIR))/build/sources.list -o Dir::Etc::SourceParts=/nonexistent \
 	     -o Dir::State::Lists=$(abspath $(FAKETIME_DIR))/build/lists -o Dir::Cache=$(abspath $(FAKETIME_DIR))/build/cache" && \
 	apt-get -q $$apt update && apt-get -q $$apt source --tar-only faketime && \
-	tar -xf faketime_*.orig.tar.* && make -C faketime-*/src libfaketimeMT.so.1
+	tar -xf faketime_*.orig.tar.* && make -C faketime-*/src libfaketimeMT.so.1 FAKETIME_COMPILE_CFLAGS=-UFAKE_PTHREAD
 	cp $(FAKETIME_DIR)/build/src/faketime-*/src/libfaketimeMT.so.1 $(FAKETIME_DIR)/libfaketimeMT.so.1.new
 	mv $(FAKETIME_DIR)/libfaketimeMT.so.1.new $(FAKETIME_LIB)
 	rm -rf $(FAKETIME_DIR)/build
