@@ -14,6 +14,11 @@ from aiflow_nb.cli.workflows import workflow_cmd
 from aiflow_nb.server.options import add_engine_arguments
 
 
+def add_parameter_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-p NAME=VALUE`` (repeatable), typed as papermill's ``-p``."""
+    parser.add_argument("-p", "--parameter", dest="param", action="append", default=[], metavar="NAME=VALUE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     def options(suppress: bool) -> argparse.ArgumentParser:
         # Subcommands take the options too, without resetting what came before them.
@@ -70,15 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("target", nargs="?", help="workflow name (start, list) or execution id (stop, show)")
     ex.add_argument("--namespace", default=None, help="start: default 'default'; list: filter")
     ex.add_argument("--status", default=None)
-    ex.add_argument(
-        "-p",
-        "--parameter",
-        dest="param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="start: override a task parameter for this execution (repeatable; typed as papermill's -p)",
-    )
+    add_parameter_option(ex, "start: override a task parameter for this execution (repeatable)")
     ex.set_defaults(run=execution_cmd, needs_target=("start", "stop", "show"))
 
     task = sub.add_parser("task", parents=[common], help="task executions of an execution")
@@ -92,15 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("task", nargs="?", help="task name (start, stop, restart)")
     task.add_argument("--namespace", default=None, help="list WORKFLOW: default 'default'")
     task.add_argument("--out", dest="output_file", help="notebook: write it here")
-    task.add_argument(
-        "-p",
-        "--parameter",
-        dest="param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="start: override a parameter of the task for this run (repeatable)",
-    )
+    add_parameter_option(task, "start: override a parameter of the task for this run (repeatable)")
     task.set_defaults(run=task_cmd, needs_target=("list", "start", "stop", "restart", "log", "notebook", "why"))
 
     ev = sub.add_parser("event", parents=[common], help="send, list and follow events")

@@ -48,6 +48,13 @@ class _AuthorHandler(APIHandler):
         root = getattr(self.contents_manager, "root_dir", None)
         return str(Path(root) / path) if isinstance(root, str) else None
 
+    def service(self) -> Any:
+        """The running service, or None after answering 503 (the caller returns)."""
+        server = target.running()
+        if server is None:
+            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
+        return server
+
     def refuse(self, exc: draft.FieldError) -> None:
         self.set_status(400)
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -77,9 +84,8 @@ class SubmitHandler(_AuthorHandler):
         if not isinstance(body, dict):
             self.refuse(draft.FieldError("form", "send the dialog's draft as a JSON object"))
             return
-        server = target.running()
+        server = self.service()
         if server is None:
-            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
             return
         try:
             text = await self.notebook_text(str(body.get("path") or ""))
@@ -141,9 +147,8 @@ class RunHandler(_AuthorHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        server = target.running()
+        server = self.service()
         if server is None:
-            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
             return
         namespace = self.get_query_argument("namespace", "default")
         spec = await self._spec(server, namespace, self.get_query_argument("name", ""))
@@ -159,9 +164,8 @@ class RunHandler(_AuthorHandler):
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             self.refuse(draft.FieldError("form", "send {namespace, name, values, [execution, task]} as JSON"))
             return
-        server = target.running()
+        server = self.service()
         if server is None:
-            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
             return
         namespace, name, task = str(body.get("namespace") or "default"), body["name"], body.get("task")
         spec = await self._spec(server, namespace, name)
@@ -197,9 +201,8 @@ class EditHandler(RunHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        server = target.running()
+        server = self.service()
         if server is None:
-            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
             return
         namespace = self.get_query_argument("namespace", "default")
         spec = await self._spec(server, namespace, self.get_query_argument("name", ""))
@@ -222,9 +225,8 @@ class EditHandler(RunHandler):
         if not isinstance(body, dict) or body.get("action") not in ("remove", "rule"):
             self.refuse(draft.FieldError("form", 'send {namespace, name, task, action: "remove" or "rule", ...}'))
             return
-        server = target.running()
+        server = self.service()
         if server is None:
-            errors.write(self, 503, "service_unavailable", errors.NOT_RUNNING)
             return
         namespace, name = str(body.get("namespace") or "default"), str(body.get("name") or "")
         spec = await self._spec(server, namespace, name)
