@@ -8,33 +8,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
 
 from aiflow_nb import BashTask, Workflow
 from aiflow_nb.cli.workflows import load_workflows
+from tests.cli_runner import cli, cli_json, mistake
 from tests.conftest import RunningService
 from tests.server import wait_execution, wait_for_file, wait_task, write_notebook
-
-
-def cli(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run ``aiflow-nb --home HOME ARGS`` and check its exit code."""
-    done = subprocess.run(
-        [sys.executable, "-m", "aiflow_nb.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == code, (args, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
-
-
-def cli_json(home: Path, *args: str) -> Any:
-    return json.loads(cli(home, *args, "-o", "json").stdout)
 
 
 def header(table: str) -> list[str]:
@@ -214,15 +196,6 @@ def test_event_commands(service: RunningService, home: Path) -> None:
         for stream in (tail.stdout, tail.stderr):
             if stream is not None:
                 stream.close()
-
-
-def mistake(home: Path, *args: str, code: int = 1) -> str:
-    done = cli(home, *args, code=code)
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    if code == 1:
-        assert len(lines) == 1 and lines[0].startswith("aiflow-nb: "), done.stderr
-    return lines[-1]
 
 
 def test_user_mistakes_exit_non_zero_with_one_line(service: RunningService, home: Path, tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from aiflow_nb import magics as aiflow_magics
 from aiflow_nb.client import Client
 from aiflow_nb.executors import process
 from aiflow_nb.server import control, info
+from tests.cli_runner import cli
 from tests.home_modes import kinds, not_owner_only
 from tests.server import wait_execution, write_notebook
 from tests.test_magics import new_shell
@@ -47,18 +46,6 @@ def stop_service(home: Path) -> Iterator[None]:
             os.kill(server.pid, 9)
 
 
-def cli(home: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "aiflow_nb.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
-
-
 def run_tasks_that_write(client: Client, tmp_path: Path) -> None:
     """A notebook task and a shell task run and write output; an event goes into the log (and its WAL)."""
     notebook = write_notebook(tmp_path / "out.ipynb", "print('output of the notebook')")
@@ -82,7 +69,7 @@ def check_home(home: Path) -> None:
 def test_cli_server_start_makes_an_owner_only_home(
     home: Path, tmp_path: Path, usual_umask: None, stop_service: None
 ) -> None:
-    assert "aiflow-nb started" in cli(home, "server", "start")
+    assert "aiflow-nb started" in cli(home, "server", "start").stdout
     with Client(home=home) as client:
         run_tasks_that_write(client, tmp_path)
     check_home(home)

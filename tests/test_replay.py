@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from aiflow_nb.events import Event
 from aiflow_nb.scheduler.dryrun_diff import Runs, differences
 from aiflow_nb.scheduler.dryrun_window import parse_bound
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
+from tests.cli_runner import cli
 from tests.conftest import InsideRun
 from tests.scheduler.tasks import settle, wait_execution, wait_run
 
@@ -174,23 +174,22 @@ def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_pa
         flow = tmp_path / "flow.py"
         flow.write_text(FLOW.format(key="other_data"))
 
-        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", str(flow), *argv, "--home", str(home)]
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        def replay(*argv: str) -> subprocess.CompletedProcess[str]:
+            return cli(home, "workflow", "replay", str(flow), *argv, code=None)
 
-        shown = cli("--diff", "-o", "json")
+        shown = replay("--diff", "-o", "json")
         assert shown.returncode == 0, shown.stderr
         data = json.loads(shown.stdout)
         assert data["summary"] == {"executions": 0, "runs": {}, "unmatched_events": 0}
         assert [(r["task"], r["seq"]) for r in data["diff"]["only_real"]] == [("t", 1)]
-        text = cli("--diff")
+        text = replay("--diff")
         assert "only in reality: t #1" in text.stdout
 
         for argv, words in (
             (("--since", "5", "--until", "2"), "is after --until"),
             (("--outcomes", "maybe"), "unknown outcome mode"),
         ):
-            bad = cli(*argv)
+            bad = replay(*argv)
             assert bad.returncode != 0
             assert len(bad.stderr.strip().splitlines()) == 1 and words in bad.stderr
 
@@ -203,8 +202,7 @@ def test_the_cli_and_the_rest_api_replay_and_refuse_bad_input(home: Path, tmp_pa
 
         # The submitted version, by its name: no FILE.
         def named(*argv: str) -> subprocess.CompletedProcess[str]:
-            cmd = [sys.executable, "-m", "aiflow_nb.cli", "workflow", "replay", *argv, "--home", str(home)]
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            return cli(home, "workflow", "replay", *argv, code=None)
 
         itself = named("--name", "trig", "--diff")
         assert itself.returncode == 0, itself.stderr
@@ -313,7 +311,7 @@ def test_retries_replay_as_they_ran(engine: Engine) -> None:
 def test_schedule_ticks_replay_as_they_ran_also_from_the_middle_of_the_log(home: Path) -> None:
     from datetime import datetime, timedelta
 
-    from tests.scheduler.test_triggers import FakeClock
+    from tests.scheduler.fake_clock import FakeClock
 
     clock = FakeClock(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     with Workflow("sched") as wf:

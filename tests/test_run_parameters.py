@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.errors import InvalidParameterError, UnknownParameterError
 from aiflow_nb.notebooks import write_code_notebook
+from tests.cli_runner import cli
 from tests.conftest import RunningService
 from tests.scheduler.tasks import REPO_ROOT, wait_execution, wait_run
 from tests.server import call, stored_state, wait, wait_task
@@ -151,19 +150,6 @@ def test_rest_cli_and_magic(service: RunningService, home: Path, tmp_path: Path)
     again = wait_task(client, started, "report", "SUCCESS", seq=2, timeout=120)
     assert "day=2026-01-01 n=9" in outputs(client.task_notebook(again.id))  # the task's over the execution's
     client.stop_execution(started)
-
-
-def cli(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "aiflow_nb.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == code, (args, done.stdout[-2000:], done.stderr[-2000:])
-    assert "Traceback" not in done.stderr
-    return done
 
 
 def test_the_magic_starts_with_parameters(

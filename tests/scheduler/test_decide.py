@@ -1,6 +1,6 @@
 """The decision core decides without changing the state it is given, the same way each time.
 
-Random workloads (the workflows and inputs of :mod:`.test_core_properties`)
+Random workloads (the workflows and inputs of :mod:`.workloads`)
 run on a real engine; then the engine's log is replayed through a core that,
 for every event and recorded input, snapshots its state, decides twice,
 checks that the state is as it was and both decisions are equal, and only
@@ -12,20 +12,19 @@ what a reload from its database gives.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from aiflow_nb import Engine, Event
+from aiflow_nb import Event
 from aiflow_nb.scheduler import inputs, rerun, rows
 from aiflow_nb.scheduler.core import Core, decide
 from aiflow_nb.scheduler.decisions import Decisions
 from aiflow_nb.workflow import Workflow
-from tests.scheduler.test_core_properties import OPS, run_workload, workflows
-from tests.scheduler.test_triggers import FakeClock
+from tests.scheduler.workloads import OPS, engine_after, workflows
 
 
 def snapshot(core: Core, with_time: bool = True) -> dict[str, Any]:
@@ -89,10 +88,7 @@ class CheckedCore(Core):
 def test_deciding_leaves_the_state_as_it_was_and_applying_gives_what_the_engine_stored(
     tmp_path_factory: pytest.TempPathFactory, made: list[Workflow], ops: list[tuple[str, int, int]]
 ) -> None:
-    home = Path(tmp_path_factory.mktemp("home"))
-    clock = FakeClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
-    with Engine(home, max_parallel=0, clock=clock) as engine:
-        run_workload(engine, clock, made, ops)
+    with engine_after(Path(tmp_path_factory.mktemp("home")), made, ops) as engine:
         scheduler = engine.scheduler
         with engine.db.lock:
             in_memory = snapshot(scheduler, with_time=False)

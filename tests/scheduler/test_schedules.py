@@ -11,8 +11,8 @@ import pytest
 from aiflow_nb import BashTask, Engine, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.errors import InvalidScheduleError, SpecError
 from aiflow_nb.events import keys
+from tests.scheduler.fake_clock import FakeClock
 from tests.scheduler.tasks import settle, wait_run
-from tests.scheduler.test_triggers import FakeClock
 
 UTC = UTC
 BERLIN = ZoneInfo("Europe/Berlin")

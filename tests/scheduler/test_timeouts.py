@@ -8,7 +8,7 @@ from pathlib import Path
 from aiflow_nb import BashTask, Engine, Workflow
 from aiflow_nb.workflow import TaskStatus
 from aiflow_nb.workflow.records import Outcome, TaskExecution
-from tests.scheduler.test_triggers import FakeClock
+from tests.scheduler.fake_clock import FakeClock
 
 
 def only_run(engine: Engine, execution_id: int) -> TaskExecution:

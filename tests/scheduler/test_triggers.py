@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiflow_nb import BashTask, Engine, PythonTask, TaskStatus, Workflow, WorkflowStatus
+from tests.scheduler.fake_clock import FakeClock
 from tests.scheduler.tasks import REPO_ROOT, runs, settle, wait_execution, wait_run
 
 
@@ -18,19 +19,6 @@ def importable_tasks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Task processes import ``tests.scheduler.tasks`` from the repository."""
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     yield
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 def triggered_workflow(key: str = "new_data") -> Workflow:

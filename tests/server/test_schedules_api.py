@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 from aiflow_nb import BashTask, Workflow
 from aiflow_nb.events import keys
+from tests.cli_runner import cli
 from tests.conftest import RunningService
-
-
-def cli(home: object, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aiflow_nb.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def test_backfill_and_next_run_through_the_cli(service: RunningService) -> None:
@@ -35,7 +28,6 @@ def test_backfill_and_next_run_through_the_cli(service: RunningService) -> None:
     done = cli(
         service.home, "workflow", "backfill", "nightly", "--start", "2026-01-01T00:00", "--end", "2026-01-03T23:00"
     )
-    assert done.returncode == 0, done.stderr
     assert "3 due time(s)" in done.stdout
     sent = [e.value for e in client.events(key=keys.SCHEDULE_TICK)]
     assert [v["scheduled_time"] for v in sent] == [
@@ -57,7 +49,6 @@ def test_a_bad_backfill_is_one_line_and_sends_nothing(service: RunningService) -
         (("--start", "yesterday", "--end", "2026-01-01"), "--start must be an ISO 8601 time"),
         (("--start", "2026-01-01"), "needs --start and --end"),
     ):
-        done = cli(service.home, "workflow", "backfill", "nightly", *args)
-        assert done.returncode == 1
+        done = cli(service.home, "workflow", "backfill", "nightly", *args, code=1)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert client.health()["latest_offset"] == before
