@@ -36,6 +36,7 @@ from aiflow_nb.scheduler.registry import Registry
 from aiflow_nb.scheduler.state import tick_event
 from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
+from aiflow_nb.workflow.conditions import EventCondition
 from aiflow_nb.workflow.records import TaskExecution
 
 log = logging.getLogger("aiflow_nb.scheduler")
@@ -60,6 +61,11 @@ def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None)
         draft.process(inp)
         return draft.decisions(None)
     return draft.decisions(draft.take(inp, now if now is not None else state.now))
+
+
+def _in_order(keys: Iterable[Any]) -> Iterable[Any]:
+    """``keys`` in sorted order (one key as it is)."""
+    return keys if len(keys) == 1 else sorted(keys)  # type: ignore[arg-type]
 
 
 def _still_running(owned: dict[int, Any], running: Overlay[int, Any]) -> Mapping[int, Any]:
@@ -186,43 +192,49 @@ class Draft(Commands):
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
-        self.because_rule(event.offset, "schedule")
-        if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
+        offset = event.offset
+        self._why, self._why_rule, self._why_text = None, (offset, "schedule"), None  # because_rule
+        key = event.key
+        if key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
-        scoped = event.execution_id
+        scoped = event.execution_id if event.context else None
         if scoped is not None:
             ex = self.running.get(scoped)
             if ex is None:
                 return
             self._evaluate(ex, event)
-            if event.key == event_keys.TASK_STATUS:
+            if key == event_keys.TASK_STATUS:
                 ex = self._ex(ex)
                 ex.unseen -= 1
                 if ex.record.id in self.running:
                     self._check_done(ex)
             return
         registry = self.registry
-        ref = (event.namespace, event.key)
+        ref = (event.namespace, key)
         versions = registry.index.get(ref)
         if versions:
-            for key in sorted(versions):
-                for ex_id in sorted(self.by_version.get(key, ())):
+            for version in _in_order(versions):
+                for ex_id in _in_order(self.by_version.get(version, ())):
                     ex = self.running.get(ex_id)
                     if ex is not None:
                         self._evaluate(ex, event)
         versions = registry.trigger_index.get(ref)
         if not versions:
             return
-        for key in sorted(versions):
-            info = registry.workflows.get((key[0], key[1]))
+        workflows, compiled = registry.workflows, registry.versions
+        for version in _in_order(versions):
+            info = workflows.get((version[0], version[1]))
             if info is None or info.paused:
                 continue
-            for rule_id, condition in self.compiled(key).trigger_rules.get(ref, ()):
-                if self._met(condition, event, key[0], 0, rule_id):
-                    self.because_rule(event.offset, rule_id)
-                    self.trigger_execution(key[0], key[1], event)
+            found = compiled.get(version) or self.compiled(version)
+            for rule_id, condition in found.trigger_rules.get(ref, ()):
+                if self._met(condition, event, version[0], 0, rule_id):
+                    self._why, self._why_rule, self._why_text = None, (offset, rule_id), None  # because_rule
+                    self.trigger_execution(version[0], version[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
+        if type(condition) is EventCondition:  # it keeps no state
+            return condition.expect_events[0].matches(event, namespace)
         met, changed = rules.evaluate(
             condition, event, namespace, execution_id, rule, self.states.get((execution_id, rule))
         )

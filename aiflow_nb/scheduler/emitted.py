@@ -42,6 +42,8 @@ _DIRECT = frozenset({event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS})
 _LARGE = MAX_VALUE_BYTES // 4
 
 _TASK, _EXECUTION = "task", "execution"
+#: The first item of a task status entry (:meth:`Emitted.append_entry`), followed by its fields.
+TASK_ENTRY = _TASK
 #: (event, idempotency key), or ``_TASK`` or ``_EXECUTION`` followed by a status event's fields, in one
 #: tuple (one object per status event kept until the batch is written).
 Entry = tuple[Any, ...]
@@ -86,6 +88,10 @@ class Emitted:
     def execution_status(self, fields: ExecutionStatusFields) -> None:
         """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
         self._entries.append((_EXECUTION, *fields))
+
+    def append_entry(self, entry: Entry) -> None:
+        """A task status entry made whole by the caller: ``(TASK_ENTRY, *fields)``."""
+        self._entries.append(entry)
 
     def entries(self) -> Sequence[Entry]:
         """Every entry, oldest first, handed over (for :class:`~.decisions.Decisions`: not to be changed)."""
