@@ -12,7 +12,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from aiflow_nb.errors import LimitReachedError, SpecError
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules
@@ -32,7 +31,7 @@ from aiflow_nb.scheduler.state import (
 )
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.scheduler.writes import Changes
-from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
+from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 from aiflow_nb.workflow.status import (
     TASK_TRANSITIONS,
