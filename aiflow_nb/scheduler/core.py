@@ -164,6 +164,7 @@ class Draft(Commands):
         owned = self._owned
         running = self.running
         next_due = self.next_due.upper
+        stops = self.outbox.stops
         decided = Decisions(
             self.now,
             c.executions or _NO_MAP,
@@ -174,14 +175,14 @@ class Draft(Commands):
             c.states or _NO_MAP,
             self.events.entries() or (),
             c.launches or (),
-            tuple(self.outbox.stops),
+            tuple(stops) if stops else (),
             c.ticks or _NO_MAP,
             dict(next_due) if next_due else _NO_MAP,
-            tuple(self.next_due_reset),
+            tuple(self.next_due_reset) if self.next_due_reset else (),
             _still_running(owned, running) if owned else _NO_MAP,
             (self.last_execution_id, self.last_task_id),
-            tuple(self.new_versions),
-            tuple(self.workflow_changes),
+            tuple(self.new_versions) if self.new_versions else (),
+            tuple(self.workflow_changes) if self.workflow_changes else (),
             answer,
         )
         self._hand_over()
@@ -349,6 +350,22 @@ class Core(State):
 
     def apply(self, d: Decisions) -> None:
         """Apply ``d`` to memory, add it to the batch, write its workflows and hand over its launches and stops."""
+        if d.versions or d.workflows:
+            self._write_workflows(d)
+        if d.ticks:
+            faults.point("schedule.tick")
+        super().apply(d)
+        self.changes.add(d)
+        if d.events:
+            self.events.extend(d.events)
+        if d.launches:
+            self.outbox.queue_launches(d.launches)
+        if d.stops:
+            outbox = self.outbox
+            for te_id, reason in d.stops:
+                outbox.queue_stop(te_id, reason)
+
+    def _write_workflows(self, d: Decisions) -> None:
         store = self.store
         for version in d.versions:
             store.add_version(
@@ -360,16 +377,6 @@ class Core(State):
                 store.delete_workflow(*key)
             else:
                 store.put_workflow(info)
-        if d.ticks:
-            faults.point("schedule.tick")
-        super().apply(d)
-        self.changes.add(d)
-        self.events.extend(d.events)
-        outbox = self.outbox
-        if d.launches:
-            outbox.queue_launches(d.launches)
-        for te_id, reason in d.stops:
-            outbox.queue_stop(te_id, reason)
 
     def backfill(self, namespace: str, name: str, start: datetime, end: datetime) -> int:
         """Send the workflow schedule's ticks due in [start, end]; returns how many."""
