@@ -150,7 +150,7 @@ class Draft(Commands):
         if c.ticks:
             c.ticks = {}
         if self.events:
-            self.events = Emitted()
+            self.events.clear()  # not handed over: the input was refused
         if self.outbox.stops:
             self.outbox = Orders()
         if self._owned:
@@ -173,7 +173,7 @@ class Draft(Commands):
             c.new_tasks or _NO_SET,
             c.causes or _NO_MAP,
             c.states or _NO_MAP,
-            self.events.entries() or (),
+            self.events.hand_over(),
             c.launches or (),
             tuple(stops) if stops else (),
             c.ticks or _NO_MAP,
@@ -229,7 +229,11 @@ class Draft(Commands):
                 continue
             found = compiled.get(version) or self.compiled(version)
             for rule_id, condition in found.trigger_rules.get(ref, ()):
-                if self._met(condition, event, version[0], 0, rule_id):
+                if type(condition) is EventCondition:  # it keeps no state
+                    met = condition.expect_events[0].matches(event, version[0])
+                else:
+                    met = self._met(condition, event, version[0], 0, rule_id)
+                if met:
                     self._why, self._why_rule, self._why_text = None, (offset, rule_id), None  # because_rule
                     self.trigger_execution(version[0], version[1], event)
 

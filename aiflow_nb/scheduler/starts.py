@@ -16,7 +16,7 @@ from aiflow_nb.events import Event
 from aiflow_nb.scheduler import rules
 from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
-from aiflow_nb.scheduler.emitted import TASK_ENTRY
+from aiflow_nb.scheduler.emitted import EXECUTION_ENTRY, TASK_ENTRY
 from aiflow_nb.scheduler.state import ExecutionState, event_dict
 from aiflow_nb.workflow import TaskStatus, WorkflowStatus, overrides
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution, WorkflowInfo
@@ -25,6 +25,7 @@ log = logging.getLogger("aiflow_nb.scheduler")
 
 _QUEUED = TaskStatus.QUEUED
 _QUEUED_TEXT = TaskStatus.QUEUED.value
+_RUNNING_TEXT = WorkflowStatus.RUNNING.value
 
 
 class Starts(Actions):
@@ -113,12 +114,17 @@ class Starts(Actions):
         changes.new_executions.add(ex_id)
         changes.causes[("execution", ex_id)] = why
         events = self.events
-        events.execution_status((namespace, name, ex_id, version, "RUNNING"))
+        events.append_entry((EXECUTION_ENTRY, namespace, name, ex_id, version, _RUNNING_TEXT))
         latest: dict[str, TaskExecution] = {}
         state = ExecutionState(record, latest, 0)
         self._owned[ex_id] = state
         self.running.upper[ex_id] = state  # a new id: the state underneath has none
-        self.by_version.add((namespace, name, version), ex_id)
+        added = self.by_version.added
+        pinned = added.get((namespace, name, version))
+        if pinned is None:
+            added[(namespace, name, version)] = {ex_id}  # a new id: none underneath, none removed
+        else:
+            pinned.add(ex_id)
         if not compiled.initial:
             return ex_id
         alive, tasks, new_tasks, causes, launches = (
