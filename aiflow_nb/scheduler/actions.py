@@ -239,7 +239,6 @@ class Actions(Reads):
         changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
         changes.tasks[te.id] = te
-        changes.new_tasks.add(te.id)
         self._queue_launch(te)
         self._emit_status(ex, te)
 

@@ -27,7 +27,7 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
-from aiflow_nb.scheduler.decisions import Decisions, Orders, TickKey
+from aiflow_nb.scheduler.decisions import Decisions, Orders, TickKey, made_ids
 from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.memory import State, schedules
 from aiflow_nb.scheduler.outbox import Launch, Outbox
@@ -43,7 +43,6 @@ log = logging.getLogger("aiflow_nb.scheduler")
 
 #: What a decision holds where it changed nothing (shared, read-only).
 _NO_MAP: Mapping[Any, Any] = MappingProxyType({})
-_NO_SET: frozenset[Any] = frozenset()
 
 
 def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None) -> Decisions:
@@ -110,6 +109,7 @@ class Draft(Commands):
         self.now = state.now
         self.checkpoint = state.checkpoint
         self.last_execution_id, self.last_task_id = state.last_execution_id, state.last_task_id
+        self._first_execution_id, self._first_task_id = state.last_execution_id + 1, state.last_task_id + 1
         if self._state is not state:
             self._state = state
             self._point(state)
@@ -138,9 +138,9 @@ class Draft(Commands):
             index.added, index.removed = {}, {}
         c = self.changes
         if c.executions:
-            c.executions, c.new_executions = {}, set()
+            c.executions = {}
         if c.tasks:
-            c.tasks, c.new_tasks = {}, set()
+            c.tasks = {}
         if c.causes:
             c.causes = {}
         if c.states:
@@ -168,9 +168,9 @@ class Draft(Commands):
         decided = Decisions(
             self.now,
             c.executions or _NO_MAP,
-            c.new_executions or _NO_SET,
+            made_ids(self._first_execution_id, self.last_execution_id),
             c.tasks or _NO_MAP,
-            c.new_tasks or _NO_SET,
+            made_ids(self._first_task_id, self.last_task_id),
             c.causes or _NO_MAP,
             c.states or _NO_MAP,
             self.events.hand_over(),
@@ -371,10 +371,8 @@ class Core(State):
 
     def _write_workflows(self, d: Decisions) -> None:
         store = self.store
-        for version in d.versions:
-            store.add_version(
-                version.namespace, version.name, version.version, version.spec, version.digest, version.time
-            )
+        for v in d.versions:
+            store.add_version(v.namespace, v.name, v.version, v.spec, v.digest, v.time)
             faults.point("submit.half")
         for key, info in d.workflows:
             if info is None:

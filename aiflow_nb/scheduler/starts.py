@@ -111,7 +111,6 @@ class Starts(Actions):
         why = self.cause
         changes = self.changes
         changes.executions[ex_id] = record
-        changes.new_executions.add(ex_id)
         changes.causes[("execution", ex_id)] = why
         events = self.events
         events.append_entry((EXECUTION_ENTRY, namespace, name, ex_id, version, _RUNNING_TEXT))
@@ -127,10 +126,9 @@ class Starts(Actions):
             pinned.add(ex_id)
         if not compiled.initial:
             return ex_id
-        alive, tasks, new_tasks, causes, launches = (
+        alive, tasks, causes, launches = (
             self.alive.upper,
             changes.tasks,
-            changes.new_tasks,
             changes.causes,
             changes.launches,
         )
@@ -141,7 +139,6 @@ class Starts(Actions):
             # error, event).
             te = TaskExecution(te_id, ex_id, task, 1, _QUEUED, 1, now, None, None, None, data)
             latest[task] = alive[te_id] = tasks[te_id] = te  # a new id: none underneath
-            new_tasks.add(te_id)
             causes[("task", te_id)] = why
             launches.append((te_id, 1))
             events.append_entry((TASK_ENTRY, namespace, name, ex_id, task, 1, 1, te_id, _QUEUED_TEXT, None))
