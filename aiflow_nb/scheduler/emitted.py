@@ -93,10 +93,6 @@ class Emitted:
         """A status entry made whole by the caller: ``(TASK_ENTRY, *fields)`` or ``(EXECUTION_ENTRY, *fields)``."""
         self._entries.append(entry)
 
-    def entries(self) -> Sequence[Entry]:
-        """Every entry, oldest first, handed over (for :class:`~.decisions.Decisions`: not to be changed)."""
-        return self._entries
-
     def hand_over(self) -> Sequence[Entry]:
         """Every entry, oldest first, for :class:`~.decisions.Decisions` (never changed again); then none."""
         entries = self._entries
