@@ -197,7 +197,7 @@ class Commands(Starts):
     def _stop_late(self, now: datetime) -> None:
         """Stop every run past its timeout; it will end FAILED (or retry)."""
         late = []
-        for te in self.timed.values():
+        for te in sorted(self.timed.values(), key=lambda te: te.id):  # in id order, however ``timed`` was filled
             if te.status is TaskStatus.RUNNING:
                 task = self._task_of(te)
                 if task is not None and timers.is_late(te.start_time, task.timeout, now):

@@ -269,7 +269,8 @@ class Draft(Commands):
 
     def _fire_timers(self, now: datetime, wall: datetime | None = None) -> None:
         """Retries and interval ticks due at ``now`` (elapsed time); a cron schedule's at ``wall``."""
-        for te in list(self.timed.values()):
+        # In id order: a reload refills ``timed`` in another order than the inputs filled it.
+        for te in sorted(self.timed.values(), key=lambda te: te.id):
             if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now, self._retry_delay(te)):
                 te = self._te(te)
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
@@ -277,7 +278,7 @@ class Draft(Commands):
                 te.stop_reason = None  # the new attempt was not asked to stop (a timeout was the last one's)
                 self._set_status(te, TaskStatus.QUEUED)
                 self._queue_launch(te)
-        for key in self.registry.scheduled:
+        for key in sorted(self.registry.scheduled):  # a set: its order is the process's
             info = self.workflows[key]
             if info.paused:
                 continue
