@@ -22,6 +22,10 @@ of the pre-filled database, registers the workflows, and then times:
   Each such event makes the scheduler append two status events (execution
   RUNNING, task QUEUED), which it consumes too; the time covers them.
 
+The child runs with the collector settings of the service's process
+(:func:`aiflow_nb.scheduler.collector.settle`), applied once the workflows
+are submitted.
+
 Peak RSS is the child's VmHWM (the whole process: Python, DuckDB, the
 scheduler's memory).  The temporary folder is removed at the end.
 """
@@ -124,6 +128,7 @@ def _timed_rounds(engine: Any, keys: list[str], rounds: int, profile: bool, titl
 
 def child_measure(home: Path, workflows: int, no_match: int, match: int, profile: bool, out: Path) -> None:
     from aiflow_nb import BashTask, Engine, Workflow
+    from aiflow_nb.scheduler.collector import settle
 
     result: dict[str, Any] = {}
     start = time.perf_counter()
@@ -140,6 +145,7 @@ def child_measure(home: Path, workflows: int, no_match: int, match: int, profile
             engine.submit(wf)
         result["submit_seconds"] = time.perf_counter() - start
         _drain(engine)  # the submits' own events, if any
+        settle()  # the collector settings the service's main applies once its engine is open
         result["rss_ready_mb"] = rss_mb()
 
         label = f"{workflows} workflows, {history:,} events in the log"

@@ -10,7 +10,11 @@
   alone over the same state; per wall and per CPU second, and the share of
   the time Python's cyclic garbage collector took (the running executions
   pile up in memory; the batch to write is dropped every 1,000 events, as
-  the engine's commit does once it is written: nothing is written here);
+  the engine's commit does once it is written: nothing is written here).
+  It runs with the collector settings of the service's process
+  (:func:`aiflow_nb.scheduler.collector.settle`: what start-up made frozen
+  out of the collector's sight, young collections every 5,000 allocations),
+  applied once the engine is open, as the service applies them;
 * verify: a home whose log holds ``--events`` events, ``--runs`` of them
   starting an execution whose task then succeeds; ``Engine.verify()`` on the
   open engine, and ``aiflow-nb verify`` on the closed home (read-only open
@@ -45,6 +49,7 @@ def core_alone(home: Path, events: int) -> dict[str, float]:
     of the wall time); ``decide_cpu_rate``: decide alone over the same state, per CPU second.
     """
     from aiflow_nb import BashTask, Engine, Event, Workflow
+    from aiflow_nb.scheduler.collector import settle
     from aiflow_nb.scheduler.core import decide
     from aiflow_nb.scheduler.emitted import Emitted
     from aiflow_nb.scheduler.writes import Changes
@@ -64,6 +69,7 @@ def core_alone(home: Path, events: int) -> dict[str, float]:
         engine.submit(wf)
         batch = [Event("core.go", i) for i in range(events)]
         scheduler = engine.scheduler
+        settle()  # what the service's main does once its engine is open
         with engine.db.lock:
             cpu = time.process_time()
             for event in batch:

@@ -107,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # verify: the stored state against the log's replay (exit 0 consistent, 1 differences, 2 cannot verify).
     def verify_cmd(args: argparse.Namespace, out: Output) -> int:
+        from aiflow_nb.scheduler import collector
         from aiflow_nb.verify import main as verify_main
 
+        collector.settle()  # this process folds the whole log: the service's settings
         return verify_main(args.home)
 
     check = sub.add_parser("verify", parents=[common], help="check the stored state is what the event log implies")

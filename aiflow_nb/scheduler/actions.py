@@ -10,9 +10,8 @@ comes from ``now``, the time of the input being applied.
 import json
 import logging
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from aiflow_nb.errors import LimitReachedError, SpecError
 from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import rules
@@ -32,7 +31,7 @@ from aiflow_nb.scheduler.state import (
 )
 from aiflow_nb.scheduler.transitions import ACTIONS, Effect, execution_verdict, stop_status
 from aiflow_nb.scheduler.writes import Changes
-from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus, overrides
+from aiflow_nb.workflow import TaskAction, TaskStatus, WorkflowStatus
 from aiflow_nb.workflow.records import TaskExecution, WorkflowExecution
 from aiflow_nb.workflow.status import (
     TASK_TRANSITIONS,
@@ -45,16 +44,6 @@ log = logging.getLogger("aiflow_nb.scheduler")
 
 #: The unscoped event a run's end also makes, if it ended so.
 _ENDED = {TaskStatus.FAILED: event_keys.TASK_FAILED, TaskStatus.STOPPED: event_keys.TASK_STOPPED}
-
-
-R = TypeVar("R", TaskExecution, WorkflowExecution)
-
-
-def _copy(record: R) -> R:
-    """A shallow copy of a record (its fields, not what they hold)."""
-    mine = object.__new__(type(record))
-    mine.__dict__.update(record.__dict__)
-    return mine
 
 
 class Actions(Reads):
@@ -139,7 +128,7 @@ class Actions(Reads):
         mine = self.changes.tasks.get(te.id)
         if mine is not None:
             return mine
-        mine = _copy(te)
+        mine = te.copy()
         self.changes.tasks[te.id] = mine
         if te.id in self.alive:
             self.alive[te.id] = mine
@@ -156,7 +145,7 @@ class Actions(Reads):
         mine = self.changes.executions.get(record.id)
         if mine is not None:
             return mine
-        mine = self.changes.executions[record.id] = _copy(record)
+        mine = self.changes.executions[record.id] = record.copy()
         ex = self.running.get(record.id)
         if ex is not None:
             self._ex(ex).record = mine
@@ -250,7 +239,6 @@ class Actions(Reads):
         changes.causes[("task", te.id)] = why or self.cause
         self.alive[te.id] = te
         changes.tasks[te.id] = te
-        changes.new_tasks.add(te.id)
         self._queue_launch(te)
         self._emit_status(ex, te)
 
@@ -339,81 +327,6 @@ class Actions(Reads):
         self._untrack(ex)
         self._start_waiting(ex.record.namespace, ex.record.workflow)
 
-    # -- max_active_executions -------------------------------------------------------
-
-    def active_executions(self, namespace: str, name: str) -> int:
-        return self.by_version.count(namespace, name)
-
-    def _waiting(self, namespace: str, name: str) -> dict[str, Any]:
-        """The workflow's queue of waiting triggers, the draft's own copy (to change)."""
-        key = rules.waiting_key(namespace, name)
-        state = self.changes.states.get(key)
-        if state is None:
-            before = self.states.get(key)
-            state = {**before, "events": list(before["events"])} if before else {"events": []}
-            self._set_state(key, state)
-        return state
-
-    def trigger_execution(self, namespace: str, name: str, event: Event) -> None:
-        """Start an execution for a trigger or tick, unless the workflow is at its limit."""
-        limit = self.registry.limit(namespace, name)
-        if limit is None or self.active_executions(namespace, name) < limit:
-            self.new_execution(namespace, name, event)
-            return
-        if self.registry.latest((namespace, name)).workflow.on_max_active == "skip":
-            log.info("%s/%s runs %s executions (the limit): event %s skipped", namespace, name, limit, event.offset)
-            return
-        self._waiting(namespace, name)["events"].append(event_dict(event))
-
     def _start_waiting(self, namespace: str, name: str) -> None:
-        state = self.states.get(rules.waiting_key(namespace, name))
-        if not state or not state["events"]:
-            return
-        limit = self.registry.limit(namespace, name)
-        waiting = self._waiting(namespace, name)["events"]
-        while waiting and (limit is None or self.active_executions(namespace, name) < limit):
-            event = Event.from_dict(waiting.pop(0))
-            self.because(event=event.offset, queued=True)
-            self.new_execution(namespace, name, event)
-
-    def new_execution(
-        self, namespace: str, name: str, event: Event | None = None, parameters: dict[str, Any] | None = None
-    ) -> int:
-        """Start an execution of the latest version; ``parameters`` override its tasks' (a user's command)."""
-        info = self.registry.info(namespace, name)
-        key = (namespace, name, info.version)
-        compiled = self.compiled(key)
-        if parameters:
-            specs = [t.to_spec() for t in compiled.workflow.tasks.values()]
-            overrides.check_declared(parameters, specs, f"workflow {namespace}/{name}")
-        if not compiled.initial and not compiled.waits_on_events:
-            raise SpecError(f"workflow {namespace}/{name}: no task can ever start")
-        limit = compiled.workflow.max_active_executions
-        if limit is not None and self.active_executions(namespace, name) >= limit:
-            raise LimitReachedError(
-                f"workflow {namespace}/{name} already runs {limit} execution(s), its max_active_executions"
-            )
-        self.last_execution_id += 1
-        data = event_dict(event)
-        # Positional (id, namespace, workflow, version, status, start_time, end_time, event).
-        record = WorkflowExecution(
-            self.last_execution_id,
-            namespace,
-            name,
-            info.version,
-            WorkflowStatus.INIT,
-            self.now,
-            None,
-            data,
-            parameters=parameters or None,
-        )
-        changes = self.changes
-        changes.executions[record.id] = record
-        changes.new_executions.add(record.id)
-        changes.causes[("execution", record.id)] = self.cause
-        state = ExecutionState(record)
-        self._set_execution_status(record, WorkflowStatus.RUNNING)
-        self._track(state)  # its version is compiled already
-        for task in compiled.initial:
-            self._new_task_execution(state, task, data)
-        return record.id
+        """Implemented with the executions started (:class:`.starts.Starts`)."""
+        raise NotImplementedError

@@ -14,9 +14,9 @@ from typing import Any
 from aiflow_nb.errors import IllegalTransitionError, NotFoundError
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, timers
-from aiflow_nb.scheduler.actions import Actions
 from aiflow_nb.scheduler.compiled import CompiledWorkflow
 from aiflow_nb.scheduler.decisions import NewVersion
+from aiflow_nb.scheduler.starts import Starts
 from aiflow_nb.scheduler.state import (
     ExecutionState,
     failure_event,
@@ -32,7 +32,7 @@ WorkflowKey = tuple[str, str]
 log = logging.getLogger("aiflow_nb.scheduler")
 
 
-class Commands(Actions):
+class Commands(Starts):
     """What users and the executor ask of the scheduler (the base of :class:`.core.Draft`)."""
 
     #: Versions added, workflows put or deleted, schedules forgotten: the registry's part of the decisions.
@@ -197,7 +197,7 @@ class Commands(Actions):
     def _stop_late(self, now: datetime) -> None:
         """Stop every run past its timeout; it will end FAILED (or retry)."""
         late = []
-        for te in self.timed.values():
+        for te in sorted(self.timed.values(), key=lambda te: te.id):  # in id order, however ``timed`` was filled
             if te.status is TaskStatus.RUNNING:
                 task = self._task_of(te)
                 if task is not None and timers.is_late(te.start_time, task.timeout, now):

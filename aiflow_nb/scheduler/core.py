@@ -27,7 +27,7 @@ from aiflow_nb.events import Event
 from aiflow_nb.events import keys as event_keys
 from aiflow_nb.scheduler import inputs, rules, timers
 from aiflow_nb.scheduler.commands import Commands
-from aiflow_nb.scheduler.decisions import Decisions, Orders, TickKey
+from aiflow_nb.scheduler.decisions import Decisions, Orders, TickKey, made_ids
 from aiflow_nb.scheduler.emitted import Emitted
 from aiflow_nb.scheduler.memory import State, schedules
 from aiflow_nb.scheduler.outbox import Launch, Outbox
@@ -36,13 +36,13 @@ from aiflow_nb.scheduler.registry import Registry
 from aiflow_nb.scheduler.state import tick_event
 from aiflow_nb.scheduler.writes import Changes
 from aiflow_nb.workflow import TaskAction, TaskStatus
+from aiflow_nb.workflow.conditions import EventCondition
 from aiflow_nb.workflow.records import TaskExecution
 
 log = logging.getLogger("aiflow_nb.scheduler")
 
 #: What a decision holds where it changed nothing (shared, read-only).
 _NO_MAP: Mapping[Any, Any] = MappingProxyType({})
-_NO_SET: frozenset[Any] = frozenset()
 
 
 def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None) -> Decisions:
@@ -60,6 +60,11 @@ def decide(state: State, inp: Event | inputs.Input, now: datetime | None = None)
         draft.process(inp)
         return draft.decisions(None)
     return draft.decisions(draft.take(inp, now if now is not None else state.now))
+
+
+def _in_order(keys: Iterable[Any]) -> Iterable[Any]:
+    """``keys`` in sorted order (one key as it is)."""
+    return keys if len(keys) == 1 else sorted(keys)  # type: ignore[arg-type]
 
 
 def _still_running(owned: dict[int, Any], running: Overlay[int, Any]) -> Mapping[int, Any]:
@@ -104,6 +109,7 @@ class Draft(Commands):
         self.now = state.now
         self.checkpoint = state.checkpoint
         self.last_execution_id, self.last_task_id = state.last_execution_id, state.last_task_id
+        self._first_execution_id, self._first_task_id = state.last_execution_id + 1, state.last_task_id + 1
         if self._state is not state:
             self._state = state
             self._point(state)
@@ -132,9 +138,9 @@ class Draft(Commands):
             index.added, index.removed = {}, {}
         c = self.changes
         if c.executions:
-            c.executions, c.new_executions = {}, set()
+            c.executions = {}
         if c.tasks:
-            c.tasks, c.new_tasks = {}, set()
+            c.tasks = {}
         if c.causes:
             c.causes = {}
         if c.states:
@@ -144,7 +150,7 @@ class Draft(Commands):
         if c.ticks:
             c.ticks = {}
         if self.events:
-            self.events = Emitted()
+            self.events.clear()  # not handed over: the input was refused
         if self.outbox.stops:
             self.outbox = Orders()
         if self._owned:
@@ -158,24 +164,25 @@ class Draft(Commands):
         owned = self._owned
         running = self.running
         next_due = self.next_due.upper
+        stops = self.outbox.stops
         decided = Decisions(
             self.now,
             c.executions or _NO_MAP,
-            c.new_executions or _NO_SET,
+            made_ids(self._first_execution_id, self.last_execution_id),
             c.tasks or _NO_MAP,
-            c.new_tasks or _NO_SET,
+            made_ids(self._first_task_id, self.last_task_id),
             c.causes or _NO_MAP,
             c.states or _NO_MAP,
-            self.events.entries() or (),
+            self.events.hand_over(),
             c.launches or (),
-            tuple(self.outbox.stops),
+            tuple(stops) if stops else (),
             c.ticks or _NO_MAP,
             dict(next_due) if next_due else _NO_MAP,
-            tuple(self.next_due_reset),
+            tuple(self.next_due_reset) if self.next_due_reset else (),
             _still_running(owned, running) if owned else _NO_MAP,
             (self.last_execution_id, self.last_task_id),
-            tuple(self.new_versions),
-            tuple(self.workflow_changes),
+            tuple(self.new_versions) if self.new_versions else (),
+            tuple(self.workflow_changes) if self.workflow_changes else (),
             answer,
         )
         self._hand_over()
@@ -186,43 +193,53 @@ class Draft(Commands):
         """Apply the rules to one event of the log (decided at its create_time)."""
         if event.create_time is not None:
             self.now = event.create_time
-        self.because_rule(event.offset, "schedule")
-        if event.key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
+        offset = event.offset
+        self._why, self._why_rule, self._why_text = None, (offset, "schedule"), None  # because_rule
+        key = event.key
+        if key == event_keys.SCHEDULE_TICK and event.sender == "aiflow.schedule":
             self._tick(event)
-        scoped = event.execution_id
+        scoped = event.execution_id if event.context else None
         if scoped is not None:
             ex = self.running.get(scoped)
             if ex is None:
                 return
             self._evaluate(ex, event)
-            if event.key == event_keys.TASK_STATUS:
+            if key == event_keys.TASK_STATUS:
                 ex = self._ex(ex)
                 ex.unseen -= 1
                 if ex.record.id in self.running:
                     self._check_done(ex)
             return
         registry = self.registry
-        ref = (event.namespace, event.key)
+        ref = (event.namespace, key)
         versions = registry.index.get(ref)
         if versions:
-            for key in sorted(versions):
-                for ex_id in sorted(self.by_version.get(key, ())):
+            for version in _in_order(versions):
+                for ex_id in _in_order(self.by_version.get(version, ())):
                     ex = self.running.get(ex_id)
                     if ex is not None:
                         self._evaluate(ex, event)
         versions = registry.trigger_index.get(ref)
         if not versions:
             return
-        for key in sorted(versions):
-            info = registry.workflows.get((key[0], key[1]))
+        workflows, compiled = registry.workflows, registry.versions
+        for version in _in_order(versions):
+            info = workflows.get((version[0], version[1]))
             if info is None or info.paused:
                 continue
-            for rule_id, condition in self.compiled(key).trigger_rules.get(ref, ()):
-                if self._met(condition, event, key[0], 0, rule_id):
-                    self.because_rule(event.offset, rule_id)
-                    self.trigger_execution(key[0], key[1], event)
+            found = compiled.get(version) or self.compiled(version)
+            for rule_id, condition in found.trigger_rules.get(ref, ()):
+                if type(condition) is EventCondition:  # it keeps no state
+                    met = condition.expect_events[0].matches(event, version[0])
+                else:
+                    met = self._met(condition, event, version[0], 0, rule_id)
+                if met:
+                    self._why, self._why_rule, self._why_text = None, (offset, rule_id), None  # because_rule
+                    self.trigger_execution(version[0], version[1], event)
 
     def _met(self, condition: Any, event: Event, namespace: str, execution_id: int, rule: str) -> bool:
+        if type(condition) is EventCondition:  # it keeps no state
+            return condition.expect_events[0].matches(event, namespace)
         met, changed = rules.evaluate(
             condition, event, namespace, execution_id, rule, self.states.get((execution_id, rule))
         )
@@ -252,7 +269,8 @@ class Draft(Commands):
 
     def _fire_timers(self, now: datetime, wall: datetime | None = None) -> None:
         """Retries and interval ticks due at ``now`` (elapsed time); a cron schedule's at ``wall``."""
-        for te in list(self.timed.values()):
+        # In id order: a reload refills ``timed`` in another order than the inputs filled it.
+        for te in sorted(self.timed.values(), key=lambda te: te.id):
             if te.status is TaskStatus.RETRYING and timers.retry_due(te.retry_at, now, self._retry_delay(te)):
                 te = self._te(te)
                 te.attempt += 1  # first, so the QUEUED status event names the new attempt
@@ -260,7 +278,7 @@ class Draft(Commands):
                 te.stop_reason = None  # the new attempt was not asked to stop (a timeout was the last one's)
                 self._set_status(te, TaskStatus.QUEUED)
                 self._queue_launch(te)
-        for key in self.registry.scheduled:
+        for key in sorted(self.registry.scheduled):  # a set: its order is the process's
             info = self.workflows[key]
             if info.paused:
                 continue
@@ -337,27 +355,31 @@ class Core(State):
 
     def apply(self, d: Decisions) -> None:
         """Apply ``d`` to memory, add it to the batch, write its workflows and hand over its launches and stops."""
+        if d.versions or d.workflows:
+            self._write_workflows(d)
+        if d.ticks:
+            faults.point("schedule.tick")
+        super().apply(d)
+        self.changes.add(d)
+        if d.events:
+            self.events.extend(d.events)
+        if d.launches:
+            self.outbox.queue_launches(d.launches)
+        if d.stops:
+            outbox = self.outbox
+            for te_id, reason in d.stops:
+                outbox.queue_stop(te_id, reason)
+
+    def _write_workflows(self, d: Decisions) -> None:
         store = self.store
-        for version in d.versions:
-            store.add_version(
-                version.namespace, version.name, version.version, version.spec, version.digest, version.time
-            )
+        for v in d.versions:
+            store.add_version(v.namespace, v.name, v.version, v.spec, v.digest, v.time)
             faults.point("submit.half")
         for key, info in d.workflows:
             if info is None:
                 store.delete_workflow(*key)
             else:
                 store.put_workflow(info)
-        if d.ticks:
-            faults.point("schedule.tick")
-        super().apply(d)
-        self.changes.add(d)
-        self.events.extend(d.events)
-        outbox = self.outbox
-        if d.launches:
-            outbox.queue_launches(d.launches)
-        for te_id, reason in d.stops:
-            outbox.queue_stop(te_id, reason)
 
     def backfill(self, namespace: str, name: str, start: datetime, end: datetime) -> int:
         """Send the workflow schedule's ticks due in [start, end]; returns how many."""

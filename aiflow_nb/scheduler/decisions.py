@@ -10,7 +10,7 @@ of those it changed), and the state keeps its old ones until it is applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -47,10 +47,10 @@ class Decisions(NamedTuple):
     now: datetime
     #: Executions created or changed, their new values; ``new_executions``: the ids created.
     executions: Mapping[int, WorkflowExecution]
-    new_executions: Set[int]
+    new_executions: Collection[int]
     #: Task executions created or changed, their new values; ``new_tasks``: the ids created.
     tasks: Mapping[int, TaskExecution]
-    new_tasks: Set[int]
+    new_tasks: Collection[int]
     #: ("execution" or "task", id) -> why a new row was made (its ``cause`` column).
     causes: Mapping[tuple[str, int], str]
     #: Condition state set, by (execution id, rule id).
@@ -75,6 +75,11 @@ class Decisions(NamedTuple):
     workflows: tuple[tuple[tuple[str, str], WorkflowInfo | None], ...] = ()
     #: What a command answers (a version, an execution id), else None.
     answer: Any = None
+
+
+def made_ids(first: int, last: int) -> Collection[int]:
+    """The ids one input made: every id from ``first`` to ``last`` (each new id is the next one)."""
+    return range(first, last + 1) if last >= first else frozenset()
 
 
 class Orders:

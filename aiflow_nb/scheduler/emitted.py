@@ -42,6 +42,8 @@ _DIRECT = frozenset({event_keys.TASK_STATUS, event_keys.EXECUTION_STATUS})
 _LARGE = MAX_VALUE_BYTES // 4
 
 _TASK, _EXECUTION = "task", "execution"
+#: The first item of a task or execution status entry (:meth:`Emitted.append_entry`), followed by its fields.
+TASK_ENTRY, EXECUTION_ENTRY = _TASK, _EXECUTION
 #: (event, idempotency key), or ``_TASK`` or ``_EXECUTION`` followed by a status event's fields, in one
 #: tuple (one object per status event kept until the batch is written).
 Entry = tuple[Any, ...]
@@ -87,9 +89,17 @@ class Emitted:
         """An ``aiflow.execution.status`` event (see :func:`.state.execution_status_event_of`)."""
         self._entries.append((_EXECUTION, *fields))
 
-    def entries(self) -> Sequence[Entry]:
-        """Every entry, oldest first, handed over (for :class:`~.decisions.Decisions`: not to be changed)."""
-        return self._entries
+    def append_entry(self, entry: Entry) -> None:
+        """A status entry made whole by the caller: ``(TASK_ENTRY, *fields)`` or ``(EXECUTION_ENTRY, *fields)``."""
+        self._entries.append(entry)
+
+    def hand_over(self) -> Sequence[Entry]:
+        """Every entry, oldest first, for :class:`~.decisions.Decisions` (never changed again); then none."""
+        entries = self._entries
+        if not entries:
+            return ()
+        self._entries = []
+        return entries
 
     def extend(self, entries: Iterable[Entry]) -> None:
         self._entries.extend(entries)

@@ -142,27 +142,10 @@ class State(Reads):
         """Change the memory as ``d`` says (``d`` is kept as it is: its records become the state's)."""
         self.now = d.now
         self.last_execution_id, self.last_task_id = d.last_ids
-        registry = self.registry
-        for version in d.versions:
-            registry.add(version.compiled)
-        for key, info in d.workflows:
-            old = registry.workflows.get(key)
-            if info is None:
-                registry.remove(key)
-                continue
-            if old is None or old.version != info.version:
-                if old is not None:
-                    registry.deactivate_triggers(registry.latest(key))
-                registry.activate(registry.compiled((*key, info.version)), latest=True)
-            registry.put(info)
-        if d.next_due_reset:
-            dropped = set(d.next_due_reset)
-            for due in [k for k in self.next_due if k[:2] in dropped]:
-                del self.next_due[due]
-        if d.next_due:
-            self.next_due.update(d.next_due)
-        if d.ticks:
-            self.last_ticks.update(d.ticks)
+        if d.versions or d.workflows:
+            self._apply_workflows(d)
+        if d.next_due_reset or d.next_due or d.ticks:
+            self._apply_schedules(d)
         if d.states:
             self.states.update(d.states)
         running = self.running
@@ -187,6 +170,31 @@ class State(Reads):
                 alive.pop(te.id, None)
             if status is TaskStatus.RETRYING or status is TaskStatus.RUNNING or te.id in timed:
                 self._watch_time(te)
+
+    def _apply_workflows(self, d: Decisions) -> None:
+        registry = self.registry
+        for version in d.versions:
+            registry.add(version.compiled)
+        for key, info in d.workflows:
+            old = registry.workflows.get(key)
+            if info is None:
+                registry.remove(key)
+                continue
+            if old is None or old.version != info.version:
+                if old is not None:
+                    registry.deactivate_triggers(registry.latest(key))
+                registry.activate(registry.compiled((*key, info.version)), latest=True)
+            registry.put(info)
+
+    def _apply_schedules(self, d: Decisions) -> None:
+        if d.next_due_reset:
+            dropped = set(d.next_due_reset)
+            for due in [k for k in self.next_due if k[:2] in dropped]:
+                del self.next_due[due]
+        if d.next_due:
+            self.next_due.update(d.next_due)
+        if d.ticks:
+            self.last_ticks.update(d.ticks)
 
     # -- reads for the shell ----------------------------------------------------------
 

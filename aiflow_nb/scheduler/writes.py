@@ -41,10 +41,10 @@ class Changes:
         """Add one input's decisions to the batch (a row changed twice is written once, as it is last)."""
         if d.executions:
             self.executions.update(d.executions)
-            self.new_executions |= d.new_executions
+            self.new_executions.update(d.new_executions)
         if d.tasks:
             self.tasks.update(d.tasks)
-            self.new_tasks |= d.new_tasks
+            self.new_tasks.update(d.new_tasks)
         if d.causes:
             self.causes.update(d.causes)
         if d.states:

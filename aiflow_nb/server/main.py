@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import ipaddress
 import logging
 import logging.handlers
@@ -22,6 +21,7 @@ from aiflow_nb.engine import Engine, prepare_home
 from aiflow_nb.errors import AiflowError, no_space
 from aiflow_nb.executors import process
 from aiflow_nb.home import OWNER_ONLY_UMASK, default_home
+from aiflow_nb.scheduler import collector
 from aiflow_nb.server import info, redact, room
 from aiflow_nb.server.app import make_app
 from aiflow_nb.server.connections import BODY_TIMEOUT, CappedHTTPServer, apply_descriptor_limit
@@ -116,8 +116,7 @@ async def serve(
     engine.start()
     # What start-up made (modules, the engine's caches) lives as long as the process: out of the
     # collector's sight, so a full collection no longer walks it amid a batch.
-    gc.collect()
-    gc.freeze()
+    collector.settle()
     info.write(home, info.ServerInfo(url, token, os.getpid(), __version__, process.start_time(os.getpid())))
     loop = asyncio.get_running_loop()
     log.info(

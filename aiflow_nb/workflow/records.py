@@ -69,7 +69,7 @@ class WorkflowInfo:
 WORKFLOW_SCHEDULE = "(workflow)"
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkflowExecution:
     """One run of a workflow, pinned to the version it started with."""
 
@@ -84,6 +84,13 @@ class WorkflowExecution:
     event: dict[str, Any] | None = None
     #: Parameters given when it was started, for its tasks that declare them (this execution only).
     parameters: dict[str, Any] | None = None
+
+    def copy(self) -> WorkflowExecution:
+        """A shallow copy: its own fields, the values they hold shared."""
+        return WorkflowExecution(
+            self.id, self.namespace, self.workflow, self.version, self.status, self.start_time, self.end_time,
+            self.event, self.parameters,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,7 +112,7 @@ class WorkflowExecution:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskExecution:
     """One run of a task in a workflow execution; ``seq`` counts its runs.
 
@@ -128,6 +135,13 @@ class TaskExecution:
     parameters: dict[str, Any] | None = None
     #: Why a stop was asked for ("stop" or "timeout"); not stored.
     stop_reason: str | None = field(default=None, compare=False, repr=False)
+
+    def copy(self) -> TaskExecution:
+        """A shallow copy: its own fields, the values they hold shared."""
+        return TaskExecution(
+            self.id, self.execution_id, self.task, self.seq, self.status, self.attempt, self.create_time,
+            self.start_time, self.end_time, self.error, self.event, self.retry_at, self.parameters, self.stop_reason,
+        )  # fmt: skip
 
     @property
     def duration(self) -> float | None:

@@ -12,6 +12,7 @@ what a reload from its database gives.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,19 @@ from aiflow_nb.workflow import Workflow
 from tests.scheduler.workloads import OPS, engine_after, workflows
 
 
+def fields(record: Any) -> dict[str, Any]:
+    """A record's fields by name (``stop_reason`` included)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
 def snapshot(core: Core, with_time: bool = True) -> dict[str, Any]:
     """Every value of the state, copied (records as their fields, ``stop_reason`` included)."""
     taken = {
         "running": {
-            i: (vars(ex.record), {t: vars(te) for t, te in ex.latest.items()}, ex.unseen)
+            i: (fields(ex.record), {t: fields(te) for t, te in ex.latest.items()}, ex.unseen)
             for i, ex in core.running.items()
         },
-        "alive": {i: vars(te) for i, te in core.alive.items()},
+        "alive": {i: fields(te) for i, te in core.alive.items()},
         "timed": sorted(core.timed),
         # A reload loads the condition state of the triggers and the running executions only.
         "states": {k: v for k, v in core.states.items() if with_time or k[0] == 0 or k[0] in core.running},
