@@ -32,11 +32,23 @@ def database_path(home: Path) -> Path:
 
 
 def make_private_folder(folder: Path) -> None:
-    """Create ``folder`` (and missing parents) if need be, the folder 0700 from the start.
+    """Create ``folder`` and its missing parents if need be, each 0700 from the start, whatever the umask.
 
-    One that exists is left as it is: the service tightens the whole home as it starts (:func:`tighten`).
+    (``Path.mkdir(parents=True)`` gives the parents the umask's mode.)  One that exists is left as it
+    is: the service tightens the whole home as it starts (:func:`tighten`).
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.is_dir():
+        return
+    parent = folder.parent
+    if parent != folder:
+        make_private_folder(parent)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise
+        return  # made meanwhile by another process or thread
+    os.chmod(folder, 0o700)  # mkdir's mode passes through the umask, which may take more than group and other
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:

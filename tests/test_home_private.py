@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from aiflow_nb import BashTask, NotebookTask, Workflow
+from aiflow_nb import BashTask, Engine, NotebookTask, Workflow, WorkflowStatus
 from aiflow_nb import magics as aiflow_magics
 from aiflow_nb.client import Client
 from aiflow_nb.executors import process
 from aiflow_nb.server import control, info
 from tests.cli_runner import cli
 from tests.home_modes import kinds, not_owner_only
+from tests.scheduler.tasks import wait_execution as wait_run_execution
 from tests.server import wait_execution, write_notebook
 from tests.test_magics import new_shell
 
@@ -112,3 +113,26 @@ def test_load_ext_starts_a_service_with_an_owner_only_home(
     finally:
         aiflow_magics.unload_ipython_extension(shell)
         shell.extension_manager.loaded.discard("aiflow_nb")
+
+
+@pytest.mark.parametrize("executor", ["kernel-pool", "local"])
+def test_an_engine_in_the_users_own_process_keeps_the_home_owner_only(
+    home: Path, tmp_path: Path, usual_umask: None, executor: str
+) -> None:
+    # A script or a notebook runs the engine itself: its umask stays the user's (022), so every folder and
+    # file the engine and its executors make must be owner-only by their own mode.
+    notebook = write_notebook(tmp_path / "out.ipynb", "print('output of the notebook')")
+    with Workflow("private") as wf:
+        NotebookTask("nb", notebook=notebook)
+        BashTask("sh", command="echo output of the shell; echo more > written-by-the-task.txt")
+    with Engine(home, executor=executor) as engine:
+        engine.submit(wf)
+        ex = engine.start_execution("private")
+        engine.send_event("a_value", {"secret": "in the log"})
+        wait_run_execution(engine, ex, WorkflowStatus.SUCCESS, timeout=120)
+    found = kinds(home)
+    for expected in ("aiflow.duckdb", "log.txt", "task.json", "output.ipynb", "result.json"):
+        assert expected in found, (expected, sorted(found))
+    wrong = not_owner_only(home)
+    assert wrong == [], "\n".join(wrong)
+    assert os.umask(0o022) == 0o022  # the user's umask was left as it was

@@ -33,7 +33,7 @@ from aiflow_nb.errors import ExecutorError
 from aiflow_nb.executors import dask_worker
 from aiflow_nb.executors.base import Executor, LaunchRequest, run_dir
 from aiflow_nb.executors.run_folder import write_json
-from aiflow_nb.home import home_id
+from aiflow_nb.home import home_id, make_private_folder
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -118,7 +118,7 @@ class DaskExecutor(Executor):
         if watched is not None and watched.attempt == attempt:
             return
         folder = run_dir(self.home, te_id, attempt)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(folder)
         if self._record_of(te_id, attempt):
             return
         write_json(folder / "task.json", request)

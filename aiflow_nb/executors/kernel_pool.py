@@ -49,6 +49,7 @@ from aiflow_nb.executors.base import LaunchRequest, run_dir
 from aiflow_nb.executors.forking.runners import ForkedRunners
 from aiflow_nb.executors.local import LocalExecutor, _configure, _reap, _Run
 from aiflow_nb.executors.runner import SPARE_READY, notebook_kernel, task_environment, write_json
+from aiflow_nb.home import make_private_folder, open_private
 from aiflow_nb.workflow.records import Outcome
 
 log = logging.getLogger("aiflow_nb.executors.kernel_pool")
@@ -101,8 +102,8 @@ class KernelPoolExecutor(LocalExecutor):
         self.kernels = None if kernels is None else list(kernels)
         self.sizes = {PLAIN: pool_size, **dict.fromkeys(self.kernels or (), pool_size)}
         self.spares: dict[str, deque[subprocess.Popen[bytes]]] = {kind: deque() for kind in self.sizes}
-        (home / "logs").mkdir(parents=True, exist_ok=True)
-        (home / SPARE_READY).parent.mkdir(exist_ok=True)
+        make_private_folder(home / "logs")
+        make_private_folder((home / SPARE_READY).parent)
         self._spare_log = home / "logs" / "kernel-pool.log"
         self._last_launch = 0.0
         #: Task executions launched on a spare and not yet ended.
@@ -133,7 +134,7 @@ class KernelPoolExecutor(LocalExecutor):
         if spare is None:
             super().launch(request)
             return
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(folder)
         write_json(folder / "task.json", request)
         assert spare.stdin is not None
         try:
@@ -170,7 +171,7 @@ class KernelPoolExecutor(LocalExecutor):
         if self._forks is None or pool is None:
             return False
         te_id, attempt = request["task_execution_id"], request["attempt"]
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(folder)
         write_json(folder / "task.json", request)
         env = {**self._environment(), **task_environment(request), "AIFLOW_NB_RUN_DIR": str(folder)}
         pid = self._forks.launch(folder, env, pool or None)
@@ -270,7 +271,7 @@ class KernelPoolExecutor(LocalExecutor):
         command = [self.python, "-m", "aiflow_nb.executors.runner", "--warm"]
         if pool != PLAIN:
             command.append(pool)
-        with open(self._spare_log, "ab") as out:
+        with os.fdopen(open_private(self._spare_log), "ab") as out:
             return subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,

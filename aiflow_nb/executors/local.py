@@ -29,6 +29,7 @@ from aiflow_nb.executors.run_folder import (
     write_json,
 )
 from aiflow_nb.executors.runner import start_runner, stops_gently
+from aiflow_nb.home import make_private_folder
 from aiflow_nb.workflow.records import Outcome
 from aiflow_nb.workflow.status import TaskStatus
 
@@ -88,7 +89,7 @@ class _EndedListener:
     """
 
     def __init__(self, path: Path, wake: Callable[[], None]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folder(path.parent)
         if not path.exists():
             os.mkfifo(path, 0o600)
         # Read and write: opening never blocks, and the FIFO never reads EOF.
@@ -139,7 +140,7 @@ class LocalExecutor(Executor):
         if watched is not None and watched.attempt == attempt:
             return  # launched (or re-attached) already: never start it twice
         folder = run_dir(self.home, te_id, attempt)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_folder(folder)
         if (folder / "claim").exists():
             self.recover(te_id, attempt)
             return

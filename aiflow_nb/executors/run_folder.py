@@ -64,8 +64,10 @@ def announce_end(run_dir: Path) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` whole or not at all, the file owner-only (0600) from the start."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
+    with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as out:
+        out.write(json.dumps(data))
     os.replace(tmp, path)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiflow_nb.executors.forking import channel
 from aiflow_nb.executors.forking.channel import failed_marker, starting_marker
+from aiflow_nb.home import make_private_folder, open_private
 
 log = logging.getLogger("aiflow_nb.executors.forking")
 
@@ -144,7 +145,7 @@ class ServerHandle:
     def _claim_start(self) -> bool:
         """Become the one that starts the server (False: another process is starting it)."""
         marker = starting_marker(self.path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_folder(self.path.parent)
         for _ in range(2):
             try:
                 fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -162,7 +163,7 @@ class ServerHandle:
         return False
 
     def _start(self) -> subprocess.Popen[bytes]:
-        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_folder(self.log_path.parent)
         command = [
             self.python,
             "-m",
@@ -181,7 +182,7 @@ class ServerHandle:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
         env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # the server's own log only: a child takes its request's
         log.info("starting the %s fork server %s", self.kind, self.path.name)
-        with open(self.log_path, "ab") as out:
+        with os.fdopen(open_private(self.log_path), "ab") as out:
             return subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
