@@ -92,6 +92,25 @@ def test_a_task_started_with_overrides_gets_them_for_that_run(engine: Engine, tm
     engine.stop_execution(ex)
 
 
+def test_a_restarted_run_keeps_the_values_its_task_was_started_with(engine: Engine, tmp_path: Path) -> None:
+    # A RESTART stops the run and starts it again: the user's values for it go on to the next run.
+    slow = write_code_notebook(
+        tmp_path / "slow.ipynb", "import time\nprint(f'n={n}')\ntime.sleep(pause)", parameters="n = 1\npause = 0"
+    )
+    with Workflow("again") as wf:
+        stream = NotebookTask("stream", slow)
+        stream.action_on_event_received("START", "never")
+        stream.action_on_event_received("RESTART", "model_drift")
+    engine.submit(wf)
+    ex = engine.start_execution("again")
+    engine.start_task(ex, "stream", parameters={"n": 7, "pause": 600})
+    wait_run(engine, ex, "stream", TaskStatus.RUNNING, timeout=120)
+    engine.send_event("model_drift")
+    restarted = wait_run(engine, ex, "stream", TaskStatus.RUNNING, seq=2, timeout=120)
+    assert restarted.parameters == {"n": 7, "pause": 600}
+    engine.stop_execution(ex)
+
+
 def test_bad_overrides_are_refused_and_nothing_is_stored(engine: Engine, tmp_path: Path) -> None:
     engine.submit(report_workflow(tmp_path))
     before = (engine.executions(), engine.events(since=0, limit=1000))

@@ -280,7 +280,8 @@ class Actions(Reads):
                     self._emit_status(ex, te)
                     before = restart.get("cause")
                     why = cause(restart_of=te.id, cause=json.loads(before) if before else None)
-                    self._new_task_execution(ex, te.task, restart.get("event"), why)
+                    # Started again: the values a user started the stopped run with go on to the next one.
+                    self._new_task_execution(ex, te.task, restart.get("event"), why, parameters=te.parameters)
                     return
         self._emit_status(ex, te)
 
