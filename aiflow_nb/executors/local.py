@@ -194,6 +194,8 @@ class LocalExecutor(Executor):
             del self.runs[run.task_execution_id]
             if run.popen is not None and run.popen.poll() is None:  # just killed: reap it when it is gone
                 threading.Thread(target=_reap, args=([run.popen],), name="aiflow-nb-reaper", daemon=True).start()
+            if not (run.dir / "result.json").exists():
+                kill_job(run.dir)  # its runner died: nothing watches an operator's job again once its run ends
             ended.append(self._outcome(run))
         return ended
 

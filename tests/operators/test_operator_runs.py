@@ -321,3 +321,28 @@ def test_a_job_that_ends_right_after_it_is_re_attached_ends_its_run_with_its_sta
         assert "watching the ticker job again" in (run_dir(home, 1, 1) / "log.txt").read_text()
     finally:
         executor.close()
+
+
+@pytest.mark.parametrize("executor", ["local", "kernel-pool"])
+def test_a_job_whose_runner_dies_ends_with_its_failed_run(home: Path, tmp_path: Path, executor: str) -> None:
+    # Nothing watches the job once its runner is gone and its run is FAILED: it must not run on alone.
+    out = tmp_path / "out"
+    with Engine(home, executor=executor) as engine:
+        with Workflow("stream") as wf:
+            TickerTask("t", out=str(out), streaming=True)
+        engine.submit(wf)
+        ex = engine.start_execution("stream")
+        engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
+        pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
+        runner, started = parent_of(pid), process.start_time(pid)
+        try:
+            os.kill(runner, signal.SIGKILL)
+            [te] = engine.wait_for(
+                lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
+            )
+            assert te.status is TaskStatus.FAILED
+            engine.wait_for(lambda: not process.alive(pid, started), timeout=30, what="the job to be gone")
+            engine.wait_for(lambda: not live_in_group(pid), timeout=30, what="the job's process group to empty")
+        finally:
+            if process.alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
