@@ -11,7 +11,8 @@ previous execution has ended (no time for the pool to refill), event to the
 commit holding SUCCESS.  Sustained: runs per second over a longer such
 series.  Forked kernel ready: a kernel manager with the ``aiflow-nb-fork``
 provisioner, from ``start_kernel`` to the first ``kernel_info`` reply, and
-the CPU the kernel process and its manager used by then (under load the
+the CPU the kernel process (from the request: not what the child forked
+ahead used while it waited) and its manager used by then (under load the
 wall time is mostly waiting for a core).  The engine's CPU per run.  The kernel fork server's RSS
 before and after 1,000 forked kernels (each started, answered, shut down).
 Next to them, ``papermill.execute_notebook`` of the same notebook.
@@ -40,6 +41,7 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
 from aiflow_nb import Engine, NotebookTask, Workflow, WorkflowStatus  # noqa: E402
 from aiflow_nb.executors.forking import provisioner  # noqa: E402
+from aiflow_nb.executors.forking.servers import ServerHandle  # noqa: E402
 from aiflow_nb.executors.kernel_pool import KernelPoolExecutor  # noqa: E402
 from aiflow_nb.notebooks import write_code_notebook  # noqa: E402
 
@@ -90,7 +92,10 @@ def back_to_back(home: Path, notebook: Path, count: int) -> tuple[list[float], f
         engine.close()
 
 
-async def _one_kernel(ready: list[float], cpu: list[float], own: list[float]) -> None:
+async def _one_kernel(server: ServerHandle, ready: list[float], cpu: list[float], own: list[float]) -> None:
+    status = server.status()
+    ahead = status.get("ahead") if status else None
+    waited = _cpu_ms(ahead) if ahead else 0.0  # the CPU of the child forked ahead, before the request
     manager = AsyncKernelManager(kernel_name="python3")
     start, own_start = time.perf_counter(), time.process_time()
     await manager.start_kernel()
@@ -103,7 +108,7 @@ async def _one_kernel(ready: list[float], cpu: list[float], own: list[float]) ->
     own.append((time.process_time() - own_start) * 1000)
     pid = getattr(manager.provisioner, "forked", None)
     assert pid is not None, "the kernel was not forked"
-    cpu.append(_cpu_ms(pid))
+    cpu.append(_cpu_ms(pid) - (waited if pid == ahead else 0.0))
     client.stop_channels()
     await manager.shutdown_kernel(now=True)
 
@@ -123,7 +128,7 @@ def forked_kernels(home: Path, count: int) -> tuple[list[float], list[float], li
     own: list[float] = []
     try:
         for _ in range(count):
-            asyncio.run(_one_kernel(ready, cpu, own))
+            asyncio.run(_one_kernel(server, ready, cpu, own))
         after = server.status()
         assert after is not None
         return ready, cpu, own, before, after["rss_kb"] / 1024
@@ -138,7 +143,7 @@ def kernel_rows(home: Path, forks: int) -> list[list[str]]:
     return [
         [f"forked kernel ready (kernel_info answered) p50, {forks}", f"{statistics.median(ready) * 1000:,.0f} ms",
          "<= 50 ms", verdict(statistics.median(ready), TARGETS["ready"], higher_is_better=False)],
-        ["forked kernel: its CPU until ready, p50", f"{statistics.median(cpu):,.0f} ms", "-", ""],
+        ["forked kernel: its CPU from the request until ready, p50", f"{statistics.median(cpu):,.0f} ms", "-", ""],
         ["forked kernel: its manager's CPU until ready, p50", f"{statistics.median(own):,.0f} ms", "-", ""],
         ["kernel fork server RSS, no preloads", f"{rss_before:,.0f} MiB", "<= 150 MiB",
          verdict(rss_before, TARGETS["rss"], higher_is_better=False)],

@@ -15,6 +15,7 @@ taken (zmq tries a refused one again only after its reconnect interval).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import select
@@ -22,7 +23,9 @@ import signal
 import sys
 import threading
 import traceback
+import types
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,6 +68,51 @@ def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoR
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def wait_for_request(conn: Connection, base_path: list[str]) -> NoReturn:
+    """A child forked ahead: get ready, wait for the request on ``conn``, then :func:`become` it.
+
+    It ends when the server closes its end of ``conn`` (the server ended)
+    before a request came.
+    """
+    try:
+        _reset_signals()
+        _close_inherited(keep=conn.fileno())
+        channel.forget()
+        with contextlib.suppress(Exception):
+            touch_shared()
+        message = channel.receive(conn, timeout=None)
+        fds = channel.receive_fds(conn, int(message["fds"])) if message.get("fds") else []
+        conn.close()
+    except BaseException:
+        os._exit(0)  # the server ended (or went wrong) before a request came: nothing was asked of this child
+    become(message, fds, base_path)
+
+
+def touch_shared() -> None:
+    """Take a reference to the objects a child's start takes one to first, so their pages are copied now.
+
+    A forked child shares its server's memory until it writes to a page, and
+    CPython writes to each object it takes a reference to (its count).  A
+    child's start goes over what was imported (ipykernel's kernel lists the
+    file of every loaded module; traitlets walks classes and their traits);
+    a child forked ahead does so while it waits, rather than after the
+    request came: the loaded modules, the values of their namespaces, the
+    attributes of their classes and the code of their functions.
+    """
+    classes: set[int] = set()
+    for module in list(sys.modules.values()):
+        if not isinstance(module, types.ModuleType):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, types.FunctionType):
+                value.__code__  # noqa: B018
+            elif isinstance(value, type) and id(value) not in classes:
+                classes.add(id(value))
+                for attribute in list(vars(value).values()):
+                    if isinstance(attribute, types.FunctionType):
+                        attribute.__code__  # noqa: B018
 
 
 def python_path(env: dict[str, str], base: list[str], cwd: str) -> list[str]:
