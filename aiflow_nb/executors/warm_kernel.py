@@ -56,9 +56,17 @@ class WarmKernel:
         #: The kernel's ``language_info``, read once: papermill asks for it after every run.
         self.language_info: dict[str, Any] = {}
         self._setup: str | None = None
+        #: The first ``kernel_info`` request and the seconds allowed for its answer, until it is answered.
+        self._starting: tuple[str, float] | None = None
 
     @classmethod
-    def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
+    def start(cls, kernel_name: str, timeout: float = 60.0, wait: bool = True) -> WarmKernel:
+        """Start a kernel and connect to it; with ``wait=False``, return once its launch has returned.
+
+        Then the kernel finishes starting while its caller prepares the run:
+        the warm engine waits for it (:meth:`ready`) before the notebook, and
+        runs the notebook on a kernel of its own if this one died first.
+        """
         manager = AsyncKernelManager(kernel_name=kernel_name)
         spec = manager.kernel_spec
         extra = list(IPYKERNEL_ARGUMENTS) if spec is not None and runs_ipykernel(spec.argv) else []
@@ -67,10 +75,12 @@ class WarmKernel:
             client = manager.client()
             client.start_channels()
             kernel = cls(manager, client)
-            info = run_sync(kernel._ready)(timeout)
-            kernel.language_info = dict(info["content"].get("language_info") or {})
-            # The first execution of a kernel pays for lazy set-up: pay it now (silently, so it leaves no trace).
-            kernel.run_silently("pass", timeout=timeout)
+            kernel._starting = (client.kernel_info(), timeout)
+            # The first execution of a kernel pays for lazy set-up: send one now (silently, so it leaves
+            # no trace), not waited for: the kernel pays while the run is prepared.
+            client.execute("pass", silent=True, store_history=False)
+            if wait:
+                run_sync(kernel.ready)()
         except BaseException:
             run_sync(manager.shutdown_kernel)(now=True)
             raise
@@ -81,6 +91,7 @@ class WarmKernel:
 
     def run_silently(self, code: str, timeout: float = 30.0) -> dict[str, Any]:
         """Run ``code`` leaving no trace in the kernel's history or outputs; the reply's content."""
+        run_sync(self.ready)()
         reply = run_sync(self.client.execute_interactive)(code, silent=True, store_history=False, timeout=timeout)
         return dict(reply["content"])
 
@@ -105,7 +116,19 @@ class WarmKernel:
         if content["status"] != "ok":
             raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
 
-    async def _ready(self, timeout: float) -> dict[str, Any]:
+    async def ready(self) -> None:
+        """Wait, once, for the answer to the ``kernel_info`` request sent as the kernel started.
+
+        RuntimeError if the kernel died first, TimeoutError if it did not answer in time.
+        """
+        if self._starting is None:
+            return
+        msg_id, timeout = self._starting
+        info = await self._ready(timeout, msg_id)
+        self._starting = None
+        self.language_info = dict(info["content"].get("language_info") or {})
+
+    async def _ready(self, timeout: float, msg_id: str) -> dict[str, Any]:
         """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
 
         jupyter_client's ``wait_for_ready`` would then wait for the output
@@ -115,7 +138,6 @@ class WarmKernel:
         """
         deadline = time.monotonic() + timeout
         while True:
-            msg_id = self.client.kernel_info()
             reply = None
             while reply is None:
                 try:
@@ -127,6 +149,7 @@ class WarmKernel:
                         raise TimeoutError(f"the kernel did not start within {timeout:g} s") from None
             if await self._seen_on_iopub(msg_id, min(1.0, max(0.0, deadline - time.monotonic()))):
                 return reply
+            msg_id = self.client.kernel_info()
 
     async def _seen_on_iopub(self, msg_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -141,7 +164,7 @@ class WarmKernel:
                 return True
 
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
-        # Replies to other requests (none are expected) are dropped, as nbclient does.
+        # Replies to other requests (the first execution's) are dropped, as nbclient does.
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -300,6 +323,22 @@ class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
         execution_timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
+        try:
+            run_sync(warm_kernel.ready)()
+        except (RuntimeError, TimeoutError) as exc:
+            # Started for this run, it died (or hung) before it answered: the run starts its own kernel.
+            papermill_logger.warning("The kernel started for this run did not answer (%s): starting another", exc)
+            warm_kernel.shut_down()
+            return super().execute_managed_notebook(
+                nb_man,
+                kernel_name,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                start_timeout=start_timeout,
+                execution_timeout=execution_timeout,
+                **kwargs,
+            )
         # As NBClientEngine: these arguments are papermill's, or named differently for nbclient.
         for name in ("input_path", "timeout", "startup_timeout", "km"):
             kwargs.pop(name, None)

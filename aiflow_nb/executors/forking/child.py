@@ -229,7 +229,8 @@ def run_runner(request: dict[str, Any]) -> int:
     if name:
         provisioner.use_by_default(preload=request.get("preload") or ())
         try:
-            kernel = WarmKernel.start(name)
+            # The kernel finishes starting while this runner claims and prepares the run.
+            kernel = WarmKernel.start(name, wait=False)
         except Exception:
             traceback.print_exc()  # the task then starts its own kernel
     try:
