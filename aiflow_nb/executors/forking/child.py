@@ -34,6 +34,10 @@ from aiflow_nb.executors.forking import channel
 #: Exit code of a child that failed before running its target.
 SETUP_FAILED = 70
 
+#: Seconds without a request after which a child forked ahead takes its references
+#: (:func:`touch_shared`): not at once, when the child handed the request before is starting.
+TOUCH_AFTER = 0.02
+
 
 def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoReturn:
     """Turn this freshly forked process into the requested child; exits with its code."""
@@ -71,17 +75,20 @@ def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoR
 
 
 def wait_for_request(conn: Connection, base_path: list[str]) -> NoReturn:
-    """A child forked ahead: get ready, wait for the request on ``conn``, then :func:`become` it.
+    """A child forked ahead: wait for the request on ``conn``, then :func:`become` it.
 
-    It ends when the server closes its end of ``conn`` (the server ended)
-    before a request came.
+    Once no request came for :data:`TOUCH_AFTER` seconds (the child before
+    it is on its way) it takes its references (:func:`touch_shared`) until a
+    request comes.  It ends when the server closes its end of ``conn`` (the
+    server ended) before a request came.
     """
     try:
         _reset_signals()
         _close_inherited(keep=conn.fileno())
         channel.forget()
-        with contextlib.suppress(Exception):
-            touch_shared()
+        if not conn.poll(TOUCH_AFTER):
+            with contextlib.suppress(Exception):
+                touch_shared(stop=lambda: conn.poll(0))
         message = channel.receive(conn, timeout=None)
         fds = channel.receive_fds(conn, int(message["fds"])) if message.get("fds") else []
         conn.close()
@@ -90,7 +97,7 @@ def wait_for_request(conn: Connection, base_path: list[str]) -> NoReturn:
     become(message, fds, base_path)
 
 
-def touch_shared() -> None:
+def touch_shared(stop: Callable[[], bool] = lambda: False) -> None:
     """Take a reference to the objects a child's start takes one to first, so their pages are copied now.
 
     A forked child shares its server's memory until it writes to a page, and
@@ -99,10 +106,13 @@ def touch_shared() -> None:
     file of every loaded module; traitlets walks classes and their traits);
     a child forked ahead does so while it waits, rather than after the
     request came: the loaded modules, the values of their namespaces, the
-    attributes of their classes and the code of their functions.
+    attributes of their classes and the code of their functions.  It stops
+    early once ``stop()`` says so (looked at every few modules).
     """
     classes: set[int] = set()
-    for module in list(sys.modules.values()):
+    for count, module in enumerate(list(sys.modules.values())):
+        if count % 16 == 0 and stop():
+            return
         if not isinstance(module, types.ModuleType):
             continue
         for value in list(vars(module).values()):
