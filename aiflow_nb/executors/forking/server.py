@@ -261,9 +261,15 @@ def preload(modules: list[str]) -> str | None:
 def warm_up(kind: str) -> None:
     """Pay before the first fork what each child would pay on its own first use (no thread, no socket)."""
     if kind == "kernel":
+        import sqlite3
+
         from aiflow_nb.executors.forking import child
 
-        child.kernel_app_class()
+        app_class = child.kernel_app_class()
+        # What each kernel's start reads once: its command-line parser's patterns, and the sqlite
+        # library its in-memory history opens (a throwaway app, no singleton, no socket, no thread).
+        app_class().parse_command_line(["-f", os.devnull, "--HistoryManager.hist_file=:memory:"])
+        sqlite3.connect(":memory:").close()
         return
     from jupyter_client import localinterfaces
 
