@@ -50,39 +50,41 @@ class KernelSetupError(Exception):
 class WarmKernel:
     """A started kernel (an AsyncKernelManager, as nbclient's own) with a connected, ready client."""
 
-    def __init__(self, manager: AsyncKernelManager, client: Any) -> None:
+    def __init__(self, manager: AsyncKernelManager, timeout: float) -> None:
         self.manager = manager
-        self.client = client
+        #: Connected once the kernel listens (None until then).
+        self.client: Any = None
         #: The kernel's ``language_info``, read once: papermill asks for it after every run.
         self.language_info: dict[str, Any] = {}
         self._setup: str | None = None
-        #: The first ``kernel_info`` request and the seconds allowed for its answer, until it is answered.
-        self._starting: tuple[str, float] | None = None
+        #: Code given to :meth:`set_up` before the client was connected.
+        self._setup_code: str | None = None
+        #: The first ``kernel_info`` request, until it is answered.
+        self._first: str | None = None
+        self._timeout = timeout
+        self._ready = False
 
     @classmethod
     def start(cls, kernel_name: str, timeout: float = 60.0, wait: bool = True) -> WarmKernel:
-        """Start a kernel and connect to it; with ``wait=False``, return once its launch has returned.
+        """Start a kernel and connect to it; with ``wait=False``, return once the kernel is asked for.
 
-        Then the kernel finishes starting while its caller prepares the run:
-        the warm engine waits for it (:meth:`ready`) before the notebook, and
-        runs the notebook on a kernel of its own if this one died first.
+        Then the kernel starts while its caller prepares the run: the warm
+        engine waits for it (:meth:`ready`: it connects once the kernel
+        listens) before the notebook, and runs the notebook on a kernel of
+        its own if this one died first.
         """
         manager = AsyncKernelManager(kernel_name=kernel_name)
+        # A forked kernel's launch returns at once; the client connects once it listens (see ready).
+        manager.listening_later = not wait  # type: ignore[attr-defined]
         spec = manager.kernel_spec
         extra = list(IPYKERNEL_ARGUMENTS) if spec is not None and runs_ipykernel(spec.argv) else []
         run_sync(manager.start_kernel)(extra_arguments=extra)
+        kernel = cls(manager, timeout)
         try:
-            client = manager.client()
-            client.start_channels()
-            kernel = cls(manager, client)
-            kernel._starting = (client.kernel_info(), timeout)
-            # The first execution of a kernel pays for lazy set-up: send one now (silently, so it leaves
-            # no trace), not waited for: the kernel pays while the run is prepared.
-            client.execute("pass", silent=True, store_history=False)
             if wait:
                 run_sync(kernel.ready)()
         except BaseException:
-            run_sync(manager.shutdown_kernel)(now=True)
+            kernel.shut_down()
             raise
         return kernel
 
@@ -99,10 +101,14 @@ class WarmKernel:
         """Send ``code`` to run silently before the notebook, without waiting for it.
 
         The kernel runs it while papermill reads and parameterizes the
-        notebook; the warm engine checks its reply before the first cell
-        (:class:`KernelSetupError` if it failed).
+        notebook (or, not connected yet, once connected: first); the warm
+        engine checks its reply before the first cell (:class:`KernelSetupError`
+        if it failed).
         """
-        self._setup = self.client.execute(code, silent=True, store_history=False)
+        if self.client is None:
+            self._setup_code = code
+        else:
+            self._setup = self.client.execute(code, silent=True, store_history=False)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait for the code sent by :meth:`set_up`; raise :class:`KernelSetupError` if it failed."""
@@ -117,18 +123,31 @@ class WarmKernel:
             raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
 
     async def ready(self) -> None:
-        """Wait, once, for the answer to the ``kernel_info`` request sent as the kernel started.
+        """Connect once the kernel listens, and wait, once, for the answer to its first ``kernel_info``.
 
         RuntimeError if the kernel died first, TimeoutError if it did not answer in time.
         """
-        if self._starting is None:
+        if self._ready:
             return
-        msg_id, timeout = self._starting
-        info = await self._ready(timeout, msg_id)
-        self._starting = None
+        if self.client is None:
+            listening = getattr(self.manager.provisioner, "listening", None)
+            if listening is not None:
+                await listening()
+            self.client = self.manager.client()
+            self.client.start_channels()
+            self._first = self.client.kernel_info()
+            # The first execution of a kernel pays for lazy set-up: send one now (silently, so it leaves
+            # no trace), not waited for.
+            self.client.execute("pass", silent=True, store_history=False)
+            if self._setup_code is not None:
+                code, self._setup_code = self._setup_code, None
+                self.set_up(code)
+        assert self._first is not None
+        info = await self._wait_ready(self._timeout, self._first)
+        self._ready = True
         self.language_info = dict(info["content"].get("language_info") or {})
 
-    async def _ready(self, timeout: float, msg_id: str) -> dict[str, Any]:
+    async def _wait_ready(self, timeout: float, msg_id: str) -> dict[str, Any]:
         """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
 
         jupyter_client's ``wait_for_ready`` would then wait for the output
@@ -176,7 +195,8 @@ class WarmKernel:
 
     def shut_down(self) -> None:
         try:
-            self.client.stop_channels()
+            if self.client is not None:
+                self.client.stop_channels()
         finally:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)

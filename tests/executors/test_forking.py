@@ -162,11 +162,16 @@ def test_the_child_forked_ahead_ends_with_its_server(home: Path) -> None:
         server.stop()
 
 
-def test_a_forked_kernel_listens_once_its_launch_has_returned(forking: ServerHandle) -> None:
+@pytest.mark.parametrize("later", [False, True], ids=["launch waits", "listening awaited after the launch"])
+def test_a_forked_kernel_listens_once_its_launch_has_returned(forking: ServerHandle, later: bool) -> None:
     # A client connecting at once is taken, not refused (zmq would try again only after its reconnect interval).
+    # A manager that does something else first gets its launch back at once and awaits listening() itself.
     async def start_and_connect() -> tuple[int | None, list[str]]:
         manager = AsyncKernelManager(kernel_name="python3")
+        manager.listening_later = later  # type: ignore[attr-defined]
         await manager.start_kernel()
+        if later:
+            await manager.provisioner.listening()  # type: ignore[union-attr]
         try:
             info = manager.get_connection_info()
             refused = []
