@@ -263,6 +263,8 @@ def warm_up(kind: str) -> None:
     if kind == "kernel":
         import sqlite3
 
+        from IPython.core.inputtransformer2 import TransformerManager
+
         from aiflow_nb.executors.forking import child
 
         app_class = child.kernel_app_class()
@@ -270,6 +272,8 @@ def warm_up(kind: str) -> None:
         # library its in-memory history opens (a throwaway app, no singleton, no socket, no thread).
         app_class().parse_command_line(["-f", os.devnull, "--HistoryManager.hist_file=:memory:"])
         sqlite3.connect(":memory:").close()
+        # And the patterns IPython reads a cell with (a kernel's first execution compiles them otherwise).
+        TransformerManager().transform_cell("pass\n")
         return
     from jupyter_client import localinterfaces
 
