@@ -113,15 +113,17 @@ def touch_shared(stop: Callable[[], bool] = lambda: False) -> None:
     for count, module in enumerate(list(sys.modules.values())):
         if count % 16 == 0 and stop():
             return
-        if not isinstance(module, types.ModuleType):
+        # Plain modules, functions and classes only: a lazy module or a proxy would run code when looked at.
+        if type(module) is not types.ModuleType:
             continue
-        for value in list(vars(module).values()):
-            if isinstance(value, types.FunctionType):
+        for value in list(module.__dict__.values()):
+            kind = type(value)
+            if kind is types.FunctionType:
                 value.__code__  # noqa: B018
-            elif isinstance(value, type) and id(value) not in classes:
+            elif issubclass(kind, type) and id(value) not in classes:
                 classes.add(id(value))
                 for attribute in list(vars(value).values()):
-                    if isinstance(attribute, types.FunctionType):
+                    if type(attribute) is types.FunctionType:
                         attribute.__code__  # noqa: B018
 
 
