@@ -273,7 +273,7 @@ def warm_up(kind: str) -> None:
         app_class().parse_command_line(["-f", os.devnull, "--HistoryManager.hist_file=:memory:"])
         sqlite3.connect(":memory:").close()
         # And the patterns IPython reads a cell with (a kernel's first execution compiles them otherwise).
-        TransformerManager().transform_cell("pass\n")
+        TransformerManager().transform_cell("pass\n")  # type: ignore[no-untyped-call]
         return
     from jupyter_client import localinterfaces
 
