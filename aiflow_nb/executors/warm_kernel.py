@@ -50,29 +50,41 @@ class KernelSetupError(Exception):
 class WarmKernel:
     """A started kernel (an AsyncKernelManager, as nbclient's own) with a connected, ready client."""
 
-    def __init__(self, manager: AsyncKernelManager, client: Any) -> None:
+    def __init__(self, manager: AsyncKernelManager, timeout: float) -> None:
         self.manager = manager
-        self.client = client
+        #: Connected once the kernel listens (None until then).
+        self.client: Any = None
         #: The kernel's ``language_info``, read once: papermill asks for it after every run.
         self.language_info: dict[str, Any] = {}
         self._setup: str | None = None
+        #: Code given to :meth:`set_up` before the client was connected.
+        self._setup_code: str | None = None
+        #: The first ``kernel_info`` request, until it is answered.
+        self._first: str | None = None
+        self._timeout = timeout
+        self._ready = False
 
     @classmethod
-    def start(cls, kernel_name: str, timeout: float = 60.0) -> WarmKernel:
+    def start(cls, kernel_name: str, timeout: float = 60.0, wait: bool = True) -> WarmKernel:
+        """Start a kernel and connect to it; with ``wait=False``, return once the kernel is asked for.
+
+        Then the kernel starts while its caller prepares the run: the warm
+        engine waits for it (:meth:`ready`: it connects once the kernel
+        listens) before the notebook, and runs the notebook on a kernel of
+        its own if this one died first.
+        """
         manager = AsyncKernelManager(kernel_name=kernel_name)
+        # A forked kernel's launch returns at once; the client connects once it listens (see ready).
+        manager.listening_later = not wait  # type: ignore[attr-defined]
         spec = manager.kernel_spec
         extra = list(IPYKERNEL_ARGUMENTS) if spec is not None and runs_ipykernel(spec.argv) else []
         run_sync(manager.start_kernel)(extra_arguments=extra)
+        kernel = cls(manager, timeout)
         try:
-            client = manager.client()
-            client.start_channels()
-            kernel = cls(manager, client)
-            info = run_sync(kernel._ready)(timeout)
-            kernel.language_info = dict(info["content"].get("language_info") or {})
-            # The first execution of a kernel pays for lazy set-up: pay it now (silently, so it leaves no trace).
-            kernel.run_silently("pass", timeout=timeout)
+            if wait:
+                run_sync(kernel.ready)()
         except BaseException:
-            run_sync(manager.shutdown_kernel)(now=True)
+            kernel.shut_down()
             raise
         return kernel
 
@@ -81,6 +93,7 @@ class WarmKernel:
 
     def run_silently(self, code: str, timeout: float = 30.0) -> dict[str, Any]:
         """Run ``code`` leaving no trace in the kernel's history or outputs; the reply's content."""
+        run_sync(self.ready)()
         reply = run_sync(self.client.execute_interactive)(code, silent=True, store_history=False, timeout=timeout)
         return dict(reply["content"])
 
@@ -88,10 +101,14 @@ class WarmKernel:
         """Send ``code`` to run silently before the notebook, without waiting for it.
 
         The kernel runs it while papermill reads and parameterizes the
-        notebook; the warm engine checks its reply before the first cell
-        (:class:`KernelSetupError` if it failed).
+        notebook (or, not connected yet, once connected: first); the warm
+        engine checks its reply before the first cell (:class:`KernelSetupError`
+        if it failed).
         """
-        self._setup = self.client.execute(code, silent=True, store_history=False)
+        if self.client is None:
+            self._setup_code = code
+        else:
+            self._setup = self.client.execute(code, silent=True, store_history=False)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait for the code sent by :meth:`set_up`; raise :class:`KernelSetupError` if it failed."""
@@ -105,7 +122,32 @@ class WarmKernel:
         if content["status"] != "ok":
             raise KernelSetupError(f"could not prepare the warm kernel: {content.get('evalue')}")
 
-    async def _ready(self, timeout: float) -> dict[str, Any]:
+    async def ready(self) -> None:
+        """Connect once the kernel listens, and wait, once, for the answer to its first ``kernel_info``.
+
+        RuntimeError if the kernel died first, TimeoutError if it did not answer in time.
+        """
+        if self._ready:
+            return
+        if self.client is None:
+            listening = getattr(self.manager.provisioner, "listening", None)
+            if listening is not None:
+                await listening()
+            self.client = self.manager.client()
+            self.client.start_channels()
+            self._first = self.client.kernel_info()
+            # The first execution of a kernel pays for lazy set-up: send one now (silently, so it leaves
+            # no trace), not waited for.
+            self.client.execute("pass", silent=True, store_history=False)
+            if self._setup_code is not None:
+                code, self._setup_code = self._setup_code, None
+                self.set_up(code)
+        assert self._first is not None
+        info = await self._wait_ready(self._timeout, self._first)
+        self._ready = True
+        self.language_info = dict(info["content"].get("language_info") or {})
+
+    async def _wait_ready(self, timeout: float, msg_id: str) -> dict[str, Any]:
         """The kernel's first ``kernel_info`` reply, once its output channel is seen to be connected.
 
         jupyter_client's ``wait_for_ready`` would then wait for the output
@@ -115,7 +157,6 @@ class WarmKernel:
         """
         deadline = time.monotonic() + timeout
         while True:
-            msg_id = self.client.kernel_info()
             reply = None
             while reply is None:
                 try:
@@ -127,6 +168,7 @@ class WarmKernel:
                         raise TimeoutError(f"the kernel did not start within {timeout:g} s") from None
             if await self._seen_on_iopub(msg_id, min(1.0, max(0.0, deadline - time.monotonic()))):
                 return reply
+            msg_id = self.client.kernel_info()
 
     async def _seen_on_iopub(self, msg_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -141,7 +183,7 @@ class WarmKernel:
                 return True
 
     async def _reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
-        # Replies to other requests (none are expected) are dropped, as nbclient does.
+        # Replies to other requests (the first execution's) are dropped, as nbclient does.
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -153,7 +195,8 @@ class WarmKernel:
 
     def shut_down(self) -> None:
         try:
-            self.client.stop_channels()
+            if self.client is not None:
+                self.client.stop_channels()
         finally:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)
@@ -300,6 +343,22 @@ class WarmKernelEngine(NBClientEngine):  # type: ignore[misc]
         execution_timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
+        try:
+            run_sync(warm_kernel.ready)()
+        except (RuntimeError, TimeoutError) as exc:
+            # Started for this run, it died (or hung) before it answered: the run starts its own kernel.
+            papermill_logger.warning("The kernel started for this run did not answer (%s): starting another", exc)
+            warm_kernel.shut_down()
+            return super().execute_managed_notebook(
+                nb_man,
+                kernel_name,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                start_timeout=start_timeout,
+                execution_timeout=execution_timeout,
+                **kwargs,
+            )
         # As NBClientEngine: these arguments are papermill's, or named differently for nbclient.
         for name in ("input_path", "timeout", "startup_timeout", "km"):
             kwargs.pop(name, None)

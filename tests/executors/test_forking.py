@@ -134,11 +134,44 @@ def test_the_server_holds_no_thread_before_or_after_a_fork(forking: ServerHandle
     assert after["forks"] == before["forks"] + 1
 
 
-def test_a_forked_kernel_listens_once_its_launch_has_returned(forking: ServerHandle) -> None:
+def test_a_kernel_is_the_child_forked_ahead_and_a_dead_one_is_replaced(forking: ServerHandle, tmp_path: Path) -> None:
+    probe = "import json, os\njson.dump(os.getpid(), open({out!r}, 'w'))"
+    ahead = wait_for(lambda: (forking.status() or {}).get("ahead"), "a child forked ahead")
+    run(write_code_notebook(tmp_path / "one.ipynb", probe.format(out=str(tmp_path / "one.json"))), tmp_path)
+    assert json.loads((tmp_path / "one.json").read_text()) == ahead
+    # The next one waits already; killed while it waits, the next kernel is forked on the spot.
+    waiting = wait_for(lambda: (forking.status() or {}).get("ahead"), "the next child forked ahead")
+    assert waiting != ahead
+    os.kill(waiting, signal.SIGKILL)
+    wait_gone({waiting})
+    run(write_code_notebook(tmp_path / "two.ipynb", probe.format(out=str(tmp_path / "two.json"))), tmp_path)
+    assert json.loads((tmp_path / "two.json").read_text()) not in (ahead, waiting)
+    status = forking.status()
+    assert status is not None and status["forks"] == 2 and status["ahead"] not in (None, ahead, waiting)
+
+
+def test_the_child_forked_ahead_ends_with_its_server(home: Path) -> None:
+    server = provisioner.server_for(home, "python3", (), owner=os.getpid())
+    try:
+        ahead = wait_for(lambda: (started(server) or {}).get("ahead"), "a child forked ahead")
+        assert server.popen is not None
+        os.kill(server.popen.pid, signal.SIGKILL)
+        server.popen.wait(30)
+        wait_gone({ahead})
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["launch waits", "listening awaited after the launch"])
+def test_a_forked_kernel_listens_once_its_launch_has_returned(forking: ServerHandle, later: bool) -> None:
     # A client connecting at once is taken, not refused (zmq would try again only after its reconnect interval).
+    # A manager that does something else first gets its launch back at once and awaits listening() itself.
     async def start_and_connect() -> tuple[int | None, list[str]]:
         manager = AsyncKernelManager(kernel_name="python3")
+        manager.listening_later = later  # type: ignore[attr-defined]
         await manager.start_kernel()
+        if later:
+            await manager.provisioner.listening()  # type: ignore[union-attr]
         try:
             info = manager.get_connection_info()
             refused = []

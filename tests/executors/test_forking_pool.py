@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +92,46 @@ def test_fork_servers_killed_mid_burst_fail_no_run(engine: Engine, tmp_path: Pat
         assert [(t.status, t.error) for t in engine.task_executions(ex)] == [(TaskStatus.SUCCESS, None)] * 4
     again = servers(engine)  # started again
     assert again[0]["pid"] != runners["pid"] and again[1]["pid"] != kernels["pid"]
+
+
+def test_a_forked_kernel_that_dies_before_it_answers_fails_no_run(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kernel spec whose kernel, in a run's folder, ends after its sockets listen and before it answers,
+    # once per run: the forked runner's own kernel dies so, and the run goes on, on a kernel started for it.
+    dies = (
+        "import os, pathlib; d = os.environ.get('AIFLOW_NB_RUN_DIR'); m = d and pathlib.Path(d, 'kernel-died')\n"
+        "if m and not m.exists(): m.touch(); os._exit(3)"
+    )
+    spec = tmp_path / "jupyter" / "kernels" / "dies-once"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", f"--IPKernelApp.code_to_run={dies}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "dies", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    engine = Engine(home, executor="kernel-pool", executor_options={"kernels": ["dies-once"]})
+    try:
+        executor = engine.executor
+        assert isinstance(executor, KernelPoolExecutor) and executor._forks is not None
+        kernel_server = executor._forks.kernels["dies-once"]
+        assert kernel_server is not None
+        started(executor._forks.runners)
+        started(kernel_server)
+        source = write_code_notebook(tmp_path / "x.ipynb", "x = 1 + 1")
+        with Workflow("two") as wf:
+            for name in ("a", "b"):  # one spare at most: at least one is forked
+                NotebookTask(name, notebook=source, kernel_name="dies-once")
+        engine.submit(wf)
+        ex = engine.start_execution("two")
+        engine.wait_for(lambda: engine.execution(ex).status.finished, 120, "the execution to end")
+        runs = engine.task_executions(ex)
+        assert [(t.status, t.error) for t in runs] == [(TaskStatus.SUCCESS, None)] * 2
+        died = list((home / "runs").glob("*/*/kernel-died"))
+        assert died  # a forked run's kernel did die first
+        assert "did not answer" in (died[0].parent / "log.txt").read_text()
+    finally:
+        spares = spare_pids(engine)
+        engine.close()
+        wait_gone(spares)
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def send(conn: Connection, message: dict[str, Any]) -> None:
     conn.send_bytes(msgspec.json.encode(message))
 
 
-def receive(conn: Connection, timeout: float) -> dict[str, Any]:
+def receive(conn: Connection, timeout: float | None) -> dict[str, Any]:
+    """The next message on ``conn``, waiting at most ``timeout`` seconds (None: as long as it takes)."""
     if not conn.poll(timeout):
         raise ChannelError(f"no answer within {timeout:g} s")
     try:

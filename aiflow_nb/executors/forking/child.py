@@ -15,6 +15,7 @@ taken (zmq tries a refused one again only after its reconnect interval).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import select
@@ -22,7 +23,9 @@ import signal
 import sys
 import threading
 import traceback
+import types
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,6 +33,10 @@ from aiflow_nb.executors.forking import channel
 
 #: Exit code of a child that failed before running its target.
 SETUP_FAILED = 70
+
+#: Seconds without a request after which a child forked ahead takes its references
+#: (:func:`touch_shared`): not at once, when the child handed the request before is starting.
+TOUCH_AFTER = 0.02
 
 
 def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoReturn:
@@ -65,6 +72,59 @@ def become(request: dict[str, Any], fds: list[int], base_path: list[str]) -> NoR
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def wait_for_request(conn: Connection, base_path: list[str]) -> NoReturn:
+    """A child forked ahead: wait for the request on ``conn``, then :func:`become` it.
+
+    Once no request came for :data:`TOUCH_AFTER` seconds (the child before
+    it is on its way) it takes its references (:func:`touch_shared`) until a
+    request comes.  It ends when the server closes its end of ``conn`` (the
+    server ended) before a request came.
+    """
+    try:
+        _reset_signals()
+        _close_inherited(keep=conn.fileno())
+        channel.forget()
+        if not conn.poll(TOUCH_AFTER):
+            with contextlib.suppress(Exception):
+                touch_shared(stop=lambda: conn.poll(0))
+        message = channel.receive(conn, timeout=None)
+        fds = channel.receive_fds(conn, int(message["fds"])) if message.get("fds") else []
+        conn.close()
+    except BaseException:
+        os._exit(0)  # the server ended (or went wrong) before a request came: nothing was asked of this child
+    become(message, fds, base_path)
+
+
+def touch_shared(stop: Callable[[], bool] = lambda: False) -> None:
+    """Take a reference to the objects a child's start takes one to first, so their pages are copied now.
+
+    A forked child shares its server's memory until it writes to a page, and
+    CPython writes to each object it takes a reference to (its count).  A
+    child's start goes over what was imported (ipykernel's kernel lists the
+    file of every loaded module; traitlets walks classes and their traits);
+    a child forked ahead does so while it waits, rather than after the
+    request came: the loaded modules, the values of their namespaces, the
+    attributes of their classes and the code of their functions.  It stops
+    early once ``stop()`` says so (looked at every few modules).
+    """
+    classes: set[int] = set()
+    for count, module in enumerate(list(sys.modules.values())):
+        if count % 16 == 0 and stop():
+            return
+        # Plain modules, functions and classes only: a lazy module or a proxy would run code when looked at.
+        if type(module) is not types.ModuleType:
+            continue
+        for value in list(module.__dict__.values()):
+            kind = type(value)
+            if kind is types.FunctionType:
+                value.__code__  # noqa: B018
+            elif issubclass(kind, type) and id(value) not in classes:
+                classes.add(id(value))
+                for attribute in list(vars(value).values()):
+                    if type(attribute) is types.FunctionType:
+                        attribute.__code__  # noqa: B018
 
 
 def python_path(env: dict[str, str], base: list[str], cwd: str) -> list[str]:
@@ -181,7 +241,8 @@ def run_runner(request: dict[str, Any]) -> int:
     if name:
         provisioner.use_by_default(preload=request.get("preload") or ())
         try:
-            kernel = WarmKernel.start(name)
+            # The kernel finishes starting while this runner claims and prepares the run.
+            kernel = WarmKernel.start(name, wait=False)
         except Exception:
             traceback.print_exc()  # the task then starts its own kernel
     try:

@@ -12,7 +12,9 @@ that server is not (yet) up, starts the usual way (``local-provisioner``),
 and the server is started for the next.  The forked kernel leads its own
 process group and ends with the process that manages it.  The launch
 returns once the kernel's sockets listen (it says so on a pipe), so the
-client's first connection is taken.
+client's first connection is taken; for a manager whose
+``listening_later`` attribute is true it returns at once, and the manager
+awaits :meth:`ForkingProvisioner.listening` before it connects.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
     #: The forked kernel (None: none, or started the usual way).
     forked: int | None = None
     _forked_start: str | None = None
+    #: The pipe the kernel says it listens on, while a launch that returned at once has not awaited it.
+    _listening: int | None = None
 
     @property
     def has_process(self) -> bool:
@@ -118,10 +122,29 @@ class ForkingProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.forked = self.pid = self.pgid = pid
             self._forked_start = process.start_time(pid)
             self.cwd = kwargs.get("cwd") or os.getcwd()
-            await _readable(ready, READY_TIMEOUT)
+            if getattr(self.parent, "listening_later", False):
+                self._listening, ready = ready, -1
+            else:
+                await _readable(ready, READY_TIMEOUT)
             return self.connection_info
         finally:
-            os.close(ready)
+            if ready >= 0:
+                os.close(ready)
+
+    async def listening(self) -> None:
+        """Wait until the kernel's sockets listen, if its launch returned before (at once otherwise)."""
+        fd, self._listening = self._listening, None
+        if fd is not None:
+            try:
+                await _readable(fd, READY_TIMEOUT)
+            finally:
+                os.close(fd)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        fd, self._listening = self._listening, None
+        if fd is not None:
+            os.close(fd)
+        await super().cleanup(restart)
 
     def _fork(self, cmd: list[str], kwargs: dict[str, Any], says_ready: int) -> int | None:
         args = forkable_args(cmd, str(self.kernel_spec.language or ""))

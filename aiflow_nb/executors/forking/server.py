@@ -7,6 +7,12 @@ a child (:mod:`.child`) and answers with its pid.  It starts no thread and
 opens no socket but its listener, so a child begins as a clean
 single-threaded copy; the child closes the listener first.
 
+It keeps one child forked ahead: a child that waits on a pipe of its own
+for the next request (while it waits it pays what every child pays first,
+:func:`.child.wait_for_request`), so a request is handed to it, and the
+next one is forked once the requester has its answer.  A child serves one
+request; one that died while waiting is replaced by a fork on the spot.
+
 A preload that does not import: one line on stderr and in ``PATH.failed``
 naming the module and why, exit code :data:`PRELOAD_FAILED`; its users start
 kernels the usual way.  The server ends when ``--owner`` has, when it was
@@ -24,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection, Listener
+from multiprocessing.connection import Connection, Listener, Pipe
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +94,8 @@ class ForkServer:
         self.last_request = time.monotonic()
         self.base_path = list(sys.path)
         self.inode: int | None = None
+        #: The child forked ahead (its pid, and this end of its pipe), waiting for a request.
+        self.ahead: tuple[int, Connection] | None = None
 
     def serve(self) -> int:
         listener = Listener(channel.address(self.path), family="AF_UNIX")
@@ -100,6 +108,7 @@ class ForkServer:
         print(f"aiflow-nb fork server ({self.kind}) pid {self.pid} listening on {self.path}", flush=True)
         try:
             while True:
+                self._fork_ahead()
                 conn = listener.accept()
                 try:
                     self._answer(conn)
@@ -120,6 +129,7 @@ class ForkServer:
             "kind": self.kind,
             "preloaded": self.preloaded,
             "forks": self.forks,
+            "ahead": None if self.ahead is None else self.ahead[0],
             "threads": threading.active_count(),
             "os_threads": len(os.listdir("/proc/self/task")),
             "rss_kb": _rss_kb(),
@@ -149,12 +159,46 @@ class ForkServer:
 
         if message.get("kind") != self.kind:
             raise ValueError(f"a {self.kind} server cannot fork a {message.get('kind')!r}")
+        pid = self._hand_off(message, fds)
+        if pid is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                child.become(message, fds, self.base_path)  # never returns
+        self.forks += 1
+        return pid
+
+    def _fork_ahead(self) -> None:
+        """Fork the child that waits for the next request, unless one waits already."""
+        from aiflow_nb.executors.forking import child
+
+        if self.ahead is not None:
+            return
+        ours, theirs = Pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            child.become(message, fds, self.base_path)  # never returns
-        self.forks += 1
+            ours.close()
+            child.wait_for_request(theirs, self.base_path)  # never returns
+        theirs.close()
+        self.ahead = (pid, ours)
+
+    def _hand_off(self, message: dict[str, Any], fds: list[int]) -> int | None:
+        """Give the request to the child forked ahead; its pid, or None if there is none (or it died)."""
+        if self.ahead is None:
+            return None
+        (pid, conn), self.ahead = self.ahead, None
+        try:
+            channel.send(conn, {**message, "fds": len(fds)})
+            if fds:
+                channel.send_fds(conn, fds)
+        except OSError as exc:
+            print(f"aiflow-nb fork server: the child forked ahead is gone ({exc}): forking one", file=sys.stderr)
+            return None
+        finally:
+            conn.close()
         return pid
 
     def _owns_socket(self) -> bool:
@@ -217,9 +261,19 @@ def preload(modules: list[str]) -> str | None:
 def warm_up(kind: str) -> None:
     """Pay before the first fork what each child would pay on its own first use (no thread, no socket)."""
     if kind == "kernel":
+        import sqlite3
+
+        from IPython.core.inputtransformer2 import TransformerManager
+
         from aiflow_nb.executors.forking import child
 
-        child.kernel_app_class()
+        app_class = child.kernel_app_class()
+        # What each kernel's start reads once: its command-line parser's patterns, and the sqlite
+        # library its in-memory history opens (a throwaway app, no singleton, no socket, no thread).
+        app_class().parse_command_line(["-f", os.devnull, "--HistoryManager.hist_file=:memory:"])
+        sqlite3.connect(":memory:").close()
+        # And the patterns IPython reads a cell with (a kernel's first execution compiles them otherwise).
+        TransformerManager().transform_cell("pass\n")  # type: ignore[no-untyped-call]
         return
     from jupyter_client import localinterfaces
 
