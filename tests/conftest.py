@@ -41,6 +41,30 @@ def kill_runs(home: Path) -> None:
                 pass
 
 
+def kill_fork_servers(home: Path) -> None:
+    """Kill, by pid, the fork servers of ``home`` a test left behind, and what they forked.
+
+    A kernel started the usual way after its fork server died may start a server of its own (the
+    provisioner's), which no engine owns: it would wait out its idle time.  A fork shares its
+    server's command line, so the children forked ahead and the runs go with it.
+    """
+    sockets = str(home / "fork") + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"aiflow_nb.executors.forking.server" in argv and any(
+            a.decode(errors="replace").startswith(sockets) for a in argv
+        ):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh aiflow-nb home; HOME points at a temp folder too (Jupyter writes there)."""
@@ -51,6 +75,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AIFLOW_NB_HOME", str(home))
     yield home
     kill_runs(home)
+    kill_fork_servers(home)
 
 
 @pytest.fixture
