@@ -143,9 +143,10 @@ export class AiflowApi {
     return (await this.post<{ offset: number }>('api/v1/events', event)).offset;
   }
 
-  /** A workflow with the spec of its latest version. */
-  workflow(namespace: string, name: string): Promise<IWorkflow & { spec: IWorkflowSpec }> {
-    return this.json(`api/v1/workflows/${q(namespace)}/${q(name)}`);
+  /** A workflow with the spec of its latest version, or of ``version``. */
+  workflow(namespace: string, name: string, version?: number): Promise<IWorkflow & { spec: IWorkflowSpec }> {
+    const which = version === undefined ? '' : `?version=${version}`;
+    return this.json(`api/v1/workflows/${q(namespace)}/${q(name)}${which}`);
   }
 
   deleteWorkflow(namespace: string, name: string): Promise<unknown> {

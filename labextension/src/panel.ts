@@ -450,14 +450,18 @@ export class AiflowPanel extends Widget {
     await this._fetchWhy();
   }
 
-  /** Each task's operator, from the spec of the selected workflow's latest version (once per version). */
+  /**
+   * Each task's operator, from the spec of the version the shown execution runs (the latest version's
+   * when none is shown): a newer version may give a task another kind. Asked once per version.
+   */
   private async _fetchKinds(): Promise<void> {
     const wf = this.selectedWorkflow;
-    const key = wf ? `${workflowId(wf)}@${wf.version}` : '';
+    const version = this.selectedExecution?.version ?? wf?.version;
+    const key = wf ? `${workflowId(wf)}@${version}` : '';
     if (!wf || key === this._kindsOf) {
       return;
     }
-    const { spec } = await this.api.workflow(wf.namespace, wf.name);
+    const { spec } = await this.api.workflow(wf.namespace, wf.name, version);
     this._kinds = new Map(spec.tasks.map(t => [t.name, t.kind]));
     this._kindsOf = key;
   }

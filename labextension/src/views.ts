@@ -65,7 +65,7 @@ export interface IDetailState {
   selectedTask: number | null;
   /** Each run's cause (by task execution id): in a few words, and the whole chain. */
   why: ReadonlyMap<number, IRunWhy>;
-  /** Each task's operator (kind), from the spec of the workflow's latest version. */
+  /** Each task's operator (kind), from the spec of the version the shown execution runs. */
   kinds: ReadonlyMap<string, string>;
   dryRun: IDryRunState;
 }

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from playwright.sync_api import Locator, Page, expect
 
-from aiflow_nb import BashTask, TaskAction, Workflow
+from aiflow_nb import BashTask, PythonTask, TaskAction, Workflow
 from tests.browser.conftest import Shots
 from tests.jupyter.conftest import SharedService
 
 RUN_TIMEOUT = 120_000
 
 
-def because(key: str) -> Workflow:
-    """``first`` starts with the execution, ``on_go`` on the event ``key``."""
+def because(key: str, python: bool = False) -> Workflow:
+    """``first`` starts with the execution, ``on_go`` (bash, or a python task) on the event ``key``."""
     with Workflow("because") as wf:
         BashTask("first", command="true")
-        BashTask("on_go", command="true").action_on_event_received(TaskAction.START, key)
+        on_go = PythonTask("on_go", callable="os:getcwd") if python else BashTask("on_go", command="true")
+        on_go.action_on_event_received(TaskAction.START, key)
     return wf
 
 
@@ -65,7 +66,8 @@ def test_each_run_says_why_and_the_dry_run_shows_the_differences(
     shots.take(page, "dry-run-no-difference")
 
     # A new version on another key would not have started on_go: the dry run over the whole log says so.
-    client.submit(because("other"))
+    # It makes on_go a python task; the execution shown runs version 1, whose on_go is still bash.
+    client.submit(because("other", python=True))
     expect(panel.locator(".jp-AiflowPanel-title")).to_have_text("default/because v2")
     panel.locator(".jp-AiflowPanel-dryRunWindow").select_option("all")
     panel.locator(".jp-AiflowPanel-dryRun").click()
@@ -77,3 +79,10 @@ def test_each_run_says_why_and_the_dry_run_shows_the_differences(
     expect(result).to_have_count(0)
     # Nothing ran for the dry runs.
     assert [e.id for e in client.executions(workflow="because")] == [ex.id]
+
+    # Shown afresh, the execution (of version 1) shows version 1's operators, not the latest version's.
+    page.reload()
+    page.locator('.jp-SideBar [data-id="aiflow-nb-panel"]').click()
+    panel.locator('tr[data-workflow="default/because"]').click()
+    expect(task_row(panel, "on_go").locator(".jp-AiflowPanel-status")).to_have_text("SUCCESS", timeout=RUN_TIMEOUT)
+    expect(task_row(panel, "on_go").locator(".jp-AiflowPanel-taskKind")).to_have_text("bash")
