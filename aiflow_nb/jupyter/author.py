@@ -145,13 +145,17 @@ class RunHandler(_AuthorHandler):
         spec: dict[str, Any] = shown.json()["spec"]
         return spec
 
-    @web.authenticated
-    async def get(self) -> None:
+    async def _requested_spec(self) -> dict[str, Any] | None:
+        """The spec of the workflow the query names (None: an answer was already sent)."""
         server = self.service()
         if server is None:
-            return
+            return None
         namespace = self.get_query_argument("namespace", "default")
-        spec = await self._spec(server, namespace, self.get_query_argument("name", ""))
+        return await self._spec(server, namespace, self.get_query_argument("name", ""))
+
+    @web.authenticated
+    async def get(self) -> None:
+        spec = await self._requested_spec()
         if spec is not None:
             self.finish({"parameters": run.run_parameters(spec, self.get_query_argument("task", None))})
 
@@ -201,13 +205,10 @@ class EditHandler(RunHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        server = self.service()
-        if server is None:
-            return
-        namespace = self.get_query_argument("namespace", "default")
-        spec = await self._spec(server, namespace, self.get_query_argument("name", ""))
+        spec = await self._requested_spec()
         if spec is None:
             return
+        namespace = self.get_query_argument("namespace", "default")
         task = self.get_query_argument("task", "")
         tasks = [str(t.get("name")) for t in spec.get("tasks") or []]
         found = next((t for t in spec.get("tasks") or [] if t.get("name") == task), None)

@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, TaskStatus, Workflow, WorkflowStatus
+from aiflow_nb import BashTask, Engine, NotebookTask, PythonTask, Task, TaskStatus, Workflow, WorkflowStatus
 from aiflow_nb.errors import ExecutorError
 from aiflow_nb.events import keys
 from aiflow_nb.executors import local, process
@@ -378,6 +378,11 @@ def test_max_parallel_bounds_how_many_tasks_run_at_once(home: Path) -> None:
 
 def launch_request(tmp_path: Path, te_id: int = 1) -> dict[str, Any]:
     task = BashTask("append", command=f"echo $AIFLOW_NB_TASK_EXECUTION_ID >> {tmp_path / 'ran.txt'}")
+    return request_for(task, te_id)
+
+
+def request_for(task: Task, te_id: int = 1) -> dict[str, Any]:
+    """The launch request of ``task``'s first run (task execution ``te_id``) in execution 1 of workflow w."""
     return {
         "task_execution_id": te_id,
         "attempt": 1,

@@ -114,6 +114,8 @@ def test_edits_from_the_workflow_view_submit_new_versions_and_refuse_mistakes(
     }  # fmt: skip
     status, body = call(jupyter, "GET", "/aiflow/author/edit?namespace=default&name=edited&task=b")
     assert body["when"] == "after" and body["after"] == ["a"] and body["after_status"] == "SUCCESS"
+    status, body = call(jupyter, "GET", "/aiflow/author/edit?namespace=default&name=edited&task=zzz")
+    assert status == 400 and body["error"]["message"] == "workflow default/edited has no task 'zzz'", body
 
     # Mistakes: at their field, nothing submitted.
     base = {"name": "edited", "task": "a", "action": "rule"}

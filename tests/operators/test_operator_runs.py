@@ -18,7 +18,7 @@ from aiflow_nb.executors.base import run_dir
 from aiflow_nb.executors.local import LocalExecutor
 from aiflow_nb.executors.runner import HANDLE_FILE
 from tests.conftest import RunningService
-from tests.executors.test_local import claimed_pid, drain, group_members, status_history
+from tests.executors.test_local import claimed_pid, drain, group_members, request_for, status_history
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -219,6 +219,24 @@ def live_in_group(pgid: int) -> list[int]:
     return [pid for pid in group_members(pgid) if process.alive(pid, None)]
 
 
+def ticking_stream(engine: Engine, out: Path) -> tuple[int, int, int, str | None]:
+    """A streaming ticker run until its first tick: (execution, job pid, its runner's pid, the job's start time)."""
+    with Workflow("stream") as wf:
+        TickerTask("t", out=str(out), streaming=True)
+    engine.submit(wf)
+    ex = engine.start_execution("stream")
+    engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
+    pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
+    return ex, pid, parent_of(pid), process.start_time(pid)
+
+
+def ended_run(engine: Engine, ex: int) -> Any:
+    [te] = engine.wait_for(
+        lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
+    )
+    return te
+
+
 @pytest.fixture(params=["local", "dask"])
 def impatient(request: pytest.FixtureRequest, home: Path) -> Iterator[Engine]:
     """An engine whose stops give a job 3 s: less than its stop command takes with a frozen runner."""
@@ -235,13 +253,7 @@ def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
     impatient: Engine, tmp_path: Path, runner_dies: bool
 ) -> None:
     engine, out = impatient, tmp_path / "out"
-    with Workflow("stream") as wf:
-        TickerTask("t", out=str(out), streaming=True)
-    engine.submit(wf)
-    ex = engine.start_execution("stream")
-    engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
-    pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
-    runner, started = parent_of(pid), process.start_time(pid)
+    ex, pid, runner, started = ticking_stream(engine, out)
     folder = Path(os.readlink(f"/proc/{runner}/cwd"))  # the run folder, on the worker too
     try:
         os.kill(runner, signal.SIGSTOP)  # the runner cannot run the job's stop command in time
@@ -249,10 +261,7 @@ def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
         if runner_dies:  # once the stop reached the run: the job is left to the executor
             engine.wait_for((folder / "stop").exists, timeout=30, what="the stop to reach the run")
             os.kill(runner, signal.SIGKILL)
-        [te] = engine.wait_for(
-            lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
-        )
-        assert te.status is TaskStatus.STOPPED
+        assert ended_run(engine, ex).status is TaskStatus.STOPPED
         engine.wait_for(lambda: not process.alive(pid, started), timeout=30, what="the job to be gone")
         engine.wait_for(lambda: not live_in_group(pid), timeout=30, what="the job's process group to empty")
         assert "stopped" not in lines(out)  # killed after the grace, not stopped by its command
@@ -265,17 +274,7 @@ def test_a_job_that_outlasts_the_stop_grace_is_killed_as_a_group(
 
 def ticker_request(out: Path, ticks: int, te_id: int = 1) -> dict[str, Any]:
     task = TickerTask("t", out=str(out), ticks=ticks, interval=0.05, streaming=ticks == 0)
-    return {
-        "task_execution_id": te_id,
-        "attempt": 1,
-        "execution_id": 1,
-        "workflow": "w",
-        "namespace": "default",
-        "version": 1,
-        "task": task.to_spec(),
-        "seq": 1,
-        "event": None,
-    }
+    return request_for(task, te_id)
 
 
 def orphaned_job(home: Path, out: Path, ticks: int) -> tuple[int, str | None]:
@@ -328,19 +327,10 @@ def test_a_job_whose_runner_dies_ends_with_its_failed_run(home: Path, tmp_path: 
     # Nothing watches the job once its runner is gone and its run is FAILED: it must not run on alone.
     out = tmp_path / "out"
     with Engine(home, executor=executor) as engine:
-        with Workflow("stream") as wf:
-            TickerTask("t", out=str(out), streaming=True)
-        engine.submit(wf)
-        ex = engine.start_execution("stream")
-        engine.wait_for(lambda: "tick 1" in lines(out), timeout=120, what="a tick")
-        pid = int(lines(out)[0].split()[1])  # "start <pid>": the job, in a session of its own
-        runner, started = parent_of(pid), process.start_time(pid)
+        ex, pid, runner, started = ticking_stream(engine, out)
         try:
             os.kill(runner, signal.SIGKILL)
-            [te] = engine.wait_for(
-                lambda: [t for t in engine.task_executions(ex) if t.status.finished], timeout=60, what="the run to end"
-            )
-            assert te.status is TaskStatus.FAILED
+            assert ended_run(engine, ex).status is TaskStatus.FAILED
             engine.wait_for(lambda: not process.alive(pid, started), timeout=30, what="the job to be gone")
             engine.wait_for(lambda: not live_in_group(pid), timeout=30, what="the job's process group to empty")
         finally:
